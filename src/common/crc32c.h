@@ -1,0 +1,21 @@
+// CRC32C (Castagnoli), the checksum on every checkpoint chunk, manifest and
+// persisted file. Backed by ISA-L (runtime-selected SSE4.2/PCLMUL/AVX-512
+// code). Standard CRC32C: Crc32c("123456789") == 0xE3069283.
+// All functions are pure and thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gemini {
+
+// CRC32C of [data, data+len), continuing from `crc` (the value a previous call
+// returned; 0 to start).
+uint32_t Crc32c(const void* data, size_t len, uint32_t crc = 0);
+
+// Copies len bytes from src to dst and returns the CRC32C of them, continuing
+// from `crc`. The copy goes in cache-sized pieces, each checksummed right
+// after it lands, so the bytes are read from memory once.
+uint32_t CopyWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc = 0);
+
+}  // namespace gemini

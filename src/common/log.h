@@ -1,0 +1,36 @@
+// Levelled logging to stderr: GEMINI_LOG(INFO) << "rank " << r << ...;
+// Level from the GEMINI_LOG_LEVEL environment variable (DEBUG, INFO, WARN,
+// ERROR; default WARN so the library is quiet). Thread-safe: each line is
+// written with one write(2). Lines name their object: "[agent] rank 3 ...".
+#pragma once
+
+#include <sstream>
+
+namespace gemini {
+
+enum class LogLevel { DEBUG = 0, INFO = 1, WARN = 2, ERROR = 3 };
+
+LogLevel CurrentLogLevel();
+void SetLogLevel(LogLevel level);
+
+class LogLine {
+ public:
+  explicit LogLine(LogLevel level) : level_(level) {}
+  ~LogLine();
+  template <typename T>
+  LogLine& operator<<(const T& v) {
+    os_ << v;
+    return *this;
+  }
+
+ private:
+  LogLevel level_;
+  std::ostringstream os_;
+};
+
+}  // namespace gemini
+
+#define GEMINI_LOG(level)                                        \
+  if (::gemini::LogLevel::level < ::gemini::CurrentLogLevel()) { \
+  } else                                                         \
+    ::gemini::LogLine(::gemini::LogLevel::level)
