@@ -17,6 +17,7 @@ class LogLine {
  public:
   explicit LogLine(LogLevel level) : level_(level) {}
   ~LogLine();
+  LogLine& self() { return *this; }
   template <typename T>
   LogLine& operator<<(const T& v) {
     os_ << v;
@@ -30,7 +31,14 @@ class LogLine {
 
 }  // namespace gemini
 
-#define GEMINI_LOG(level)                                        \
-  if (::gemini::LogLevel::level < ::gemini::CurrentLogLevel()) { \
-  } else                                                         \
-    ::gemini::LogLine(::gemini::LogLevel::level)
+namespace gemini {
+// Makes `cond ? (void)0 : LogVoidify() & line << ...` well-typed.
+struct LogVoidify {
+  void operator&(LogLine&) {}
+};
+}  // namespace gemini
+
+#define GEMINI_LOG(level)                                   \
+  (::gemini::LogLevel::level < ::gemini::CurrentLogLevel()) \
+      ? (void)0                                             \
+      : ::gemini::LogVoidify() & ::gemini::LogLine(::gemini::LogLevel::level)

@@ -1,0 +1,213 @@
+#include "agent/agent_server.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/unix_socket.h"
+#include "common/wire.h"
+#include "store/protocol.h"
+
+namespace gemini {
+namespace {
+
+constexpr auto kFrameDeadline = std::chrono::seconds(10);
+constexpr std::chrono::milliseconds kMaxBeginWait{10 * 60 * 1000};
+
+Status Malformed(uint32_t type) {
+  return InvalidArgument("malformed request of type " + std::to_string(type));
+}
+
+}  // namespace
+
+AgentServer::AgentServer(Store* store, std::string socket_path)
+    : store_(store), socket_path_(std::move(socket_path)) {}
+
+AgentServer::~AgentServer() { Stop(); }
+
+Status AgentServer::Start() {
+  GEMINI_ASSIGN_OR_RETURN(listen_fd_, UnixListen(socket_path_));
+  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  return Status::Ok();
+}
+
+void AgentServer::Stop() {
+  if (stopping_.exchange(true)) return;
+  if (listen_fd_ >= 0) shutdown(listen_fd_, SHUT_RDWR);
+  if (accept_thread_.joinable()) accept_thread_.join();
+  if (listen_fd_ >= 0) {
+    close(listen_fd_);
+    unlink(socket_path_.c_str());
+  }
+  std::list<std::unique_ptr<Conn>> conns;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    conns.swap(conns_);
+  }
+  for (auto& c : conns) shutdown(c->fd, SHUT_RDWR);
+  for (auto& c : conns) c->thread.join();
+}
+
+void AgentServer::ReapFinished() {
+  std::list<std::unique_ptr<Conn>> finished;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      auto next = std::next(it);
+      if ((*it)->done) finished.splice(finished.end(), conns_, it);
+      it = next;
+    }
+  }
+  for (auto& c : finished) c->thread.join();
+}
+
+void AgentServer::AcceptLoop() {
+  while (!stopping_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 500) <= 0) {
+      ReapFinished();
+      continue;
+    }
+    auto fd = UnixAccept(listen_fd_);
+    if (!fd.ok()) {
+      if (!stopping_) GEMINI_LOG(WARN) << "[agent] accept: " << fd.status().ToString();
+      continue;
+    }
+    auto conn = std::make_unique<Conn>();
+    conn->fd = *fd;
+    Conn* raw = conn.get();
+    std::lock_guard<std::mutex> lock(mu_);
+    conn->id = next_id_++;
+    conns_.push_back(std::move(conn));
+    raw->thread = std::thread([this, raw] { Serve(raw); });
+  }
+}
+
+void AgentServer::Serve(Conn* conn) {
+  while (!stopping_) {
+    pollfd p{conn->fd, POLLIN, 0};
+    int r = poll(&p, 1, 500);
+    if (r == 0) continue;
+    if (r < 0 && errno == EINTR) continue;
+    auto frame = RecvFrame(conn->fd, DeadlineIn(kFrameDeadline));
+    if (!frame.ok()) {
+      if (frame.status().code() != Code::kUnavailable)
+        GEMINI_LOG(WARN) << "[agent] connection " << conn->id
+                         << " dropped: " << frame.status().ToString();
+      break;
+    }
+    if (frame->fd >= 0) close(frame->fd);  // Trainers never send fds.
+    if (!Handle(conn, frame->type, frame->payload)) break;
+  }
+  store_->AbortWriter(conn->id);
+  close(conn->fd);
+  conn->done = true;
+}
+
+bool AgentServer::Handle(Conn* conn, uint32_t type, const std::string& payload) {
+  Reader r(payload);
+  Status st;
+  std::string body;
+  int pass_fd = -1;
+  switch (type) {
+    case kBegin: {
+      std::string manifest_bytes;
+      uint32_t wait_ms = 0;
+      if (!r.GetString(&manifest_bytes, kMaxFrame) || !r.GetU32(&wait_ms) || !r.done()) {
+        st = Malformed(type);
+        break;
+      }
+      auto m = Manifest::Decode(manifest_bytes);
+      if (!m.ok()) {
+        st = m.status();
+        break;
+      }
+      auto wait = std::min(std::chrono::milliseconds(wait_ms), kMaxBeginWait);
+      auto grant = store_->Begin(conn->id, *m, wait);
+      if (!grant.ok()) {
+        st = grant.status();
+        break;
+      }
+      Writer w;
+      w.PutU32(grant->slot_index);
+      w.PutString(grant->segment_name);
+      w.PutU64(grant->segment_size);
+      body = w.Take();
+      pass_fd = grant->fd;
+      break;
+    }
+    case kCommit: {
+      std::string job;
+      uint32_t rank = 0;
+      int64_t iteration = 0;
+      std::vector<uint32_t> crcs;
+      if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) ||
+          !GetCrcs(r, &crcs) || !r.done()) {
+        st = Malformed(type);
+        break;
+      }
+      st = store_->Commit(conn->id, job, rank, iteration, std::move(crcs));
+      break;
+    }
+    case kOpen: {
+      std::string job;
+      uint32_t rank = 0;
+      int64_t iteration = 0;
+      if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.done()) {
+        st = Malformed(type);
+        break;
+      }
+      auto shard = store_->Open(job, rank, iteration);
+      if (!shard.ok()) {
+        st = shard.status();
+        break;
+      }
+      Writer w;
+      w.PutString(shard->manifest.Encode());
+      PutCrcs(w, shard->crcs);
+      w.PutU32(shard->slot.slot_index);
+      w.PutString(shard->slot.segment_name);
+      w.PutU64(shard->slot.segment_size);
+      body = w.Take();
+      pass_fd = shard->slot.fd;
+      break;
+    }
+    case kQuery: {
+      std::string job;
+      if (!r.GetString(&job, 256) || !r.done()) {
+        st = Malformed(type);
+        break;
+      }
+      Writer w;
+      w.PutI64(store_->CompleteIteration(job));
+      body = w.Take();
+      break;
+    }
+    case kStatus:
+      body = store_->StatusJson();
+      break;
+    case kDrop: {
+      std::string job;
+      if (!r.GetString(&job, 256) || !r.done()) {
+        st = Malformed(type);
+        break;
+      }
+      st = store_->DropJob(job);
+      break;
+    }
+    default:
+      st = InvalidArgument("unknown request type " + std::to_string(type));
+  }
+  Status sent = SendFrame(conn->fd, kReply, EncodeReply(st, body), pass_fd);
+  if (pass_fd >= 0) close(pass_fd);
+  bool malformed =
+      !st.ok() && st.code() == Code::kInvalidArgument && st.message().rfind("malformed", 0) == 0;
+  bool unknown = !st.ok() && st.message().rfind("unknown request type", 0) == 0;
+  if (malformed || unknown)
+    GEMINI_LOG(WARN) << "[agent] connection " << conn->id << ": " << st.ToString()
+                     << "; closing it";
+  return sent.ok() && !malformed && !unknown;
+}
+
+}  // namespace gemini

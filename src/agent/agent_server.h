@@ -1,0 +1,59 @@
+// AgentServer: serves the trainer <-> agent protocol (store/protocol.h) on a
+// Unix socket (mode 0600) in front of a Store.
+//
+// One thread accepts; each connection gets its own thread that reads
+// requests, calls the store and replies. A connection that sends anything
+// malformed (unknown type, oversized or truncated frame, undecodable body)
+// gets an error reply where possible and is closed; nothing else is
+// affected. When a connection closes, the store drops whatever it was
+// writing (its committed slots stay). Stop() closes the listener and every
+// connection and joins all threads; it is called by the destructor too.
+// Public methods are thread-safe.
+#pragma once
+
+#include <atomic>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "store/store.h"
+
+namespace gemini {
+
+class AgentServer {
+ public:
+  AgentServer(Store* store, std::string socket_path);
+  ~AgentServer();
+
+  Status Start();
+  void Stop();
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  struct Conn {
+    int fd;
+    uint64_t id;
+    std::thread thread;
+    std::atomic<bool> done{false};
+  };
+
+  void AcceptLoop();
+  void Serve(Conn* conn);
+  // Handles one request; returns false when the connection must close.
+  bool Handle(Conn* conn, uint32_t type, const std::string& payload);
+  void ReapFinished();
+
+  Store* store_;
+  const std::string socket_path_;
+  int listen_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::thread accept_thread_;
+  std::mutex mu_;
+  std::list<std::unique_ptr<Conn>> conns_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace gemini

@@ -1,0 +1,126 @@
+#include "agent/agent_server.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "common/unix_socket.h"
+#include "store/client.h"
+
+namespace gemini {
+namespace {
+
+class AgentServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = "/tmp/gemini-test-" + std::to_string(getpid()) + ".sock";
+    store_ =
+        std::make_unique<Store>(StoreOptions{256 << 20, "gemini-t" + std::to_string(getpid())});
+    server_ = std::make_unique<AgentServer>(store_.get(), path_);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override { server_->Stop(); }
+
+  std::unique_ptr<AgentClient> Client() {
+    auto c = AgentClient::Connect(path_);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    return std::move(c).value();
+  }
+
+  std::string path_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<AgentServer> server_;
+};
+
+std::vector<float> Pattern(size_t n, int seed) {
+  std::vector<float> v(n);
+  std::mt19937 g(seed);
+  for (auto& x : v) x = static_cast<float>(g()) / 1e6f;
+  return v;
+}
+
+TEST_F(AgentServerTest, SaveLoadRoundTripIsBitIdentical) {
+  auto c = Client();
+  auto a = Pattern(300000, 1), b = Pattern(1001, 2);
+  std::vector<TensorSource> src{{"a", Dtype::kFloat32, {300000}, a.data(), a.size() * 4, 0},
+                                {"b", Dtype::kFloat32, {1001}, b.data(), b.size() * 4, 0}};
+  SaveOptions opts;
+  opts.chunk_size = 64 << 10;
+  opts.copy_threads = 2;
+  ASSERT_TRUE(c->Save("job", 0, 1, 3, src, opts).ok());
+  EXPECT_EQ(*c->CompleteIteration("job"), 3);
+  auto fresh = Client();  // A restarted trainer.
+  auto shard = fresh->Open("job", 0, -1);
+  ASSERT_TRUE(shard.ok()) << shard.status().ToString();
+  ASSERT_EQ(shard->manifest.entries.size(), 2u);
+  std::vector<uint8_t> out(shard->manifest.data_bytes);
+  ASSERT_TRUE(AgentClient::ReadInto(*shard, out.data(), 2).ok());
+  const auto& eb = shard->manifest.entries[1];
+  EXPECT_EQ(std::memcmp(out.data(), a.data(), a.size() * 4), 0);
+  EXPECT_EQ(std::memcmp(out.data() + eb.offset, b.data(), b.size() * 4), 0);
+}
+
+TEST_F(AgentServerTest, CorruptedSlotIsRefusedOnLoad) {
+  auto c = Client();
+  auto a = Pattern(100000, 3);
+  ASSERT_TRUE(
+      c->Save("job", 0, 1, 1, {{"a", Dtype::kFloat32, {100000}, a.data(), 400000, 0}}).ok());
+  auto shard = c->Open("job", 0, 1);
+  ASSERT_TRUE(shard.ok());
+  const_cast<uint8_t*>(shard->data)[12345] ^= 0x01;  // A bit flip in memory.
+  std::vector<uint8_t> out(shard->manifest.data_bytes);
+  Status s = AgentClient::ReadInto(*shard, out.data());
+  EXPECT_EQ(s.code(), Code::kDataLoss) << s.ToString();
+}
+
+TEST_F(AgentServerTest, GarbageOnTheSocketDoesNotHurtOthers) {
+  auto good = Client();
+  auto a = Pattern(1000, 4);
+  ASSERT_TRUE(good->Save("job", 0, 1, 1, {{"a", Dtype::kFloat32, {1000}, a.data(), 4000, 0}}).ok());
+  std::mt19937 g(5);
+  for (int round = 0; round < 20; ++round) {
+    auto fd = UnixConnect(path_);
+    ASSERT_TRUE(fd.ok());
+    std::string junk(1 + g() % 4096, '\0');
+    for (auto& ch : junk) ch = static_cast<char>(g());
+    if (round % 4 == 0) junk = std::string("\x01\0\0\0\xff\xff\xff\xff", 8);  // Oversized length.
+    if (round % 4 == 1) junk = std::string("\x01\0\0\0\x10\0\0\0abc", 11);    // Truncated frame.
+    ssize_t w = write(*fd, junk.data(), junk.size());
+    (void)w;
+    if (round % 2 == 0) close(*fd);  // Sometimes leave it half-open.
+  }
+  // Unknown type with a well-formed frame: a clear error reply.
+  auto fd = UnixConnect(path_);
+  ASSERT_TRUE(SendFrame(*fd, 77, "hello").ok());
+  auto reply = RecvFrame(*fd, DeadlineIn(std::chrono::seconds(5)));
+  ASSERT_TRUE(reply.ok());
+  EXPECT_NE(reply->payload.find("unknown request type"), std::string::npos);
+  close(*fd);
+  // The committed checkpoint is intact and the agent keeps serving.
+  auto shard = good->Open("job", 0, -1);
+  ASSERT_TRUE(shard.ok());
+  std::vector<uint8_t> out(shard->manifest.data_bytes);
+  EXPECT_TRUE(AgentClient::ReadInto(*shard, out.data()).ok());
+  EXPECT_EQ(std::memcmp(out.data(), a.data(), 4000), 0);
+  ASSERT_TRUE(good->Save("job", 0, 1, 2, {{"a", Dtype::kFloat32, {1000}, a.data(), 4000, 0}}).ok());
+}
+
+TEST_F(AgentServerTest, BadManifestFromTrainerIsAClearError) {
+  auto c = Client();
+  std::vector<uint8_t> x(10);
+  Status s = c->Save("", 0, 1, 1, {{"x", Dtype::kUint8, {10}, x.data(), 10, 0}});
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+  s = c->Save("job", 5, 2, 1, {{"x", Dtype::kUint8, {10}, x.data(), 10, 0}});
+  EXPECT_EQ(s.code(), Code::kInvalidArgument);
+}
+
+TEST_F(AgentServerTest, MissingAgentIsUnavailable) {
+  auto c = AgentClient::Connect("/tmp/gemini-no-such-agent.sock");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace gemini

@@ -1,0 +1,67 @@
+// `gemini status [--json]`: what the machine's agent holds.
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "common/paths.h"
+#include "common/units.h"
+#include "store/client.h"
+
+namespace gemini::cli {
+namespace {
+
+void PrintHuman(const nlohmann::json& s) {
+  std::cout << "memory: " << FormatBytes(s["used_bytes"]) << " used of "
+            << FormatBytes(s["budget_bytes"]) << " budget\n";
+  if (s["jobs"].empty()) std::cout << "no checkpoints held\n";
+  for (const auto& j : s["jobs"]) {
+    std::cout << "job " << j["job"].get<std::string>() << ": world " << j["world_size"]
+              << ", newest complete iteration " << j["complete_iteration"] << "\n";
+    for (const auto& r : j["ranks"]) {
+      std::cout << "  rank " << r["rank"] << ":";
+      for (const auto& sl : r["slots"]) {
+        std::cout << "  [" << sl["state"].get<std::string>();
+        if (sl.contains("iteration"))
+          std::cout << " it " << sl["iteration"] << ", " << FormatBytes(sl["data_bytes"]) << ", "
+                    << sl["tensors"] << " tensors";
+        std::cout << "]";
+      }
+      std::cout << "\n";
+    }
+  }
+}
+
+int RunStatus(const std::string& socket, bool json) {
+  auto client = AgentClient::Connect(socket);
+  if (!client.ok()) {
+    std::cerr << "gemini status: " << client.status().message() << "\n";
+    return 1;
+  }
+  auto text = (*client)->StatusJson();
+  if (!text.ok()) {
+    std::cerr << "gemini status: " << text.status().ToString() << "\n";
+    return 1;
+  }
+  auto s = nlohmann::json::parse(*text);
+  s["socket"] = socket;
+  if (json) {
+    std::cout << s.dump(2) << "\n";
+  } else {
+    PrintHuman(s);
+  }
+  return 0;
+}
+
+void AddStatus(CLI::App& app) {
+  auto socket = std::make_shared<std::string>(DefaultSocketPath());
+  auto json = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("status", "Show what the agent holds: jobs, ranks, iterations");
+  cmd->add_option("--socket", *socket, "The agent's Unix socket")->capture_default_str();
+  cmd->add_flag("--json", *json, "Machine-readable output");
+  cmd->callback([socket, json] { SetExitCode(RunStatus(*socket, *json)); });
+}
+
+}  // namespace
+}  // namespace gemini::cli
+
+GEMINI_REGISTER_COMMAND(status, gemini::cli::AddStatus);

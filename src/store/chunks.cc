@@ -1,0 +1,87 @@
+#include "store/chunks.h"
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "common/crc32c.h"
+
+namespace gemini {
+namespace {
+
+// Copies and checksums chunks [first, last) of the region. `piece` is the
+// index of the first piece that may overlap chunk `first`.
+void CaptureRange(uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,
+                  const std::vector<Piece>& pieces, uint64_t first, uint64_t last, uint32_t* crcs) {
+  auto it =
+      std::upper_bound(pieces.begin(), pieces.end(), first * chunk_size,
+                       [](uint64_t off, const Piece& p) { return off < p.offset + p.length; });
+  for (uint64_t c = first; c < last; ++c) {
+    uint64_t pos = c * chunk_size;
+    uint64_t end = std::min(data_bytes, pos + chunk_size);
+    uint32_t crc = 0;
+    while (pos < end) {
+      if (it == pieces.end() || it->offset >= end) {  // Padding up to the chunk's end.
+        std::memset(region + pos, 0, end - pos);
+        crc = Crc32c(region + pos, end - pos, crc);
+        pos = end;
+      } else if (it->offset > pos) {  // Padding up to the next piece.
+        std::memset(region + pos, 0, it->offset - pos);
+        crc = Crc32c(region + pos, it->offset - pos, crc);
+        pos = it->offset;
+      } else {
+        uint64_t n = std::min(end, it->offset + it->length) - pos;
+        const auto* src = static_cast<const uint8_t*>(it->src) + (pos - it->offset);
+        crc = CopyWithCrc32c(region + pos, src, n, crc);
+        pos += n;
+        if (pos == it->offset + it->length) ++it;
+      }
+    }
+    crcs[c] = crc;
+  }
+}
+
+template <typename Fn>
+void SplitChunks(uint64_t chunks, int threads, Fn fn) {
+  threads = std::max(1, std::min<int>(threads, static_cast<int>(std::min<uint64_t>(chunks, 64))));
+  if (threads == 1) return fn(0, chunks, 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back(fn, chunks * t / threads, chunks * (t + 1) / threads, t);
+  for (auto& th : pool) th.join();
+}
+
+}  // namespace
+
+std::vector<uint32_t> CaptureInto(uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,
+                                  const std::vector<Piece>& pieces, int threads) {
+  uint64_t chunks = (data_bytes + chunk_size - 1) / chunk_size;
+  std::vector<uint32_t> crcs(chunks);
+  SplitChunks(chunks, threads, [&](uint64_t first, uint64_t last, int) {
+    CaptureRange(region, data_bytes, chunk_size, pieces, first, last, crcs.data());
+  });
+  return crcs;
+}
+
+Status CopyOutVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
+                       uint64_t chunk_size, const std::vector<uint32_t>& crcs, int threads) {
+  uint64_t chunks = (data_bytes + chunk_size - 1) / chunk_size;
+  if (crcs.size() != chunks)
+    return DataLoss("shard has " + std::to_string(crcs.size()) + " CRCs for " +
+                    std::to_string(chunks) + " chunks");
+  std::vector<int64_t> bad(std::max(1, threads), -1);
+  SplitChunks(chunks, threads, [&](uint64_t first, uint64_t last, int t) {
+    for (uint64_t c = first; c < last; ++c) {
+      uint64_t pos = c * chunk_size, n = std::min(chunk_size, data_bytes - pos);
+      if (CopyWithCrc32c(dst + pos, region + pos, n) != crcs[c] && bad[t] < 0)
+        bad[t] = static_cast<int64_t>(c);
+    }
+  });
+  for (int64_t c : bad)
+    if (c >= 0)
+      return DataLoss("CRC32C mismatch in chunk " + std::to_string(c) + " (bytes " +
+                      std::to_string(c * chunk_size) + "..): the checkpoint is corrupted");
+  return Status::Ok();
+}
+
+}  // namespace gemini

@@ -1,0 +1,169 @@
+#include "store/client.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "common/unix_socket.h"
+#include "common/wire.h"
+#include "store/chunks.h"
+#include "store/protocol.h"
+
+namespace gemini {
+namespace {
+
+constexpr std::chrono::milliseconds kCallTimeout{30000};
+
+struct Grant {
+  uint32_t slot = 0;
+  std::string segment;
+  uint64_t size = 0;
+};
+
+bool GetGrant(Reader& r, Grant* g) {
+  return r.GetU32(&g->slot) && r.GetString(&g->segment, 255) && r.GetU64(&g->size);
+}
+
+Result<Manifest> BuildManifest(const std::string& job, uint32_t rank, uint32_t world_size,
+                               int64_t iteration, const std::vector<TensorSource>& tensors,
+                               uint64_t chunk_size) {
+  Manifest m;
+  m.job = job;
+  m.rank = rank;
+  m.world_size = world_size;
+  m.iteration = iteration;
+  m.chunk_size = chunk_size;
+  m.entries.reserve(tensors.size());
+  for (const auto& t : tensors)
+    m.entries.push_back({t.name, t.dtype, t.shape, 0, t.length, t.tensor_offset});
+  m.AssignOffsets();
+  GEMINI_RETURN_IF_ERROR(m.Validate());
+  return m;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const std::string& socket_path) {
+  GEMINI_ASSIGN_OR_RETURN(int fd, UnixConnect(socket_path));
+  return std::unique_ptr<AgentClient>(new AgentClient(fd));
+}
+
+AgentClient::~AgentClient() { close(fd_); }
+
+Result<std::string> AgentClient::Call(uint32_t type, const std::string& payload, int* fd,
+                                      std::chrono::milliseconds timeout) {
+  std::lock_guard<std::mutex> lock(call_mu_);
+  GEMINI_RETURN_IF_ERROR(SendFrame(fd_, type, payload));
+  GEMINI_ASSIGN_OR_RETURN(Frame reply, RecvFrame(fd_, DeadlineIn(timeout)));
+  if (fd != nullptr) {
+    *fd = reply.fd;
+  } else if (reply.fd >= 0) {
+    close(reply.fd);
+  }
+  std::string body;
+  Status st = reply.type == kReply ? DecodeReply(reply.payload, &body)
+                                   : Internal("unexpected frame type from the agent");
+  if (!st.ok()) {
+    if (fd != nullptr && *fd >= 0) close(*fd);
+    if (fd != nullptr) *fd = -1;
+    return st;
+  }
+  return body;
+}
+
+Result<uint8_t*> AgentClient::MapSlot(const std::string& job, uint32_t rank, uint32_t slot,
+                                      const std::string& segment, uint64_t size, int fd) {
+  struct CloseFd {
+    int fd;
+    ~CloseFd() { close(fd); }
+  } closer{fd};
+  std::lock_guard<std::mutex> lock(map_mu_);
+  CachedMap& c = maps_[{job, rank, slot}];
+  if (c.segment != segment || !c.mapping || c.mapping->size() != size) {
+    c.mapping.reset();  // Drop the old mapping first: its memory may be freed.
+    GEMINI_ASSIGN_OR_RETURN(c.mapping, Mapping::Map(fd, size, /*writable=*/true));
+    c.segment = segment;
+  }
+  return c.mapping->data();
+}
+
+Status AgentClient::Save(const std::string& job, uint32_t rank, uint32_t world_size,
+                         int64_t iteration, const std::vector<TensorSource>& tensors,
+                         const SaveOptions& options) {
+  GEMINI_ASSIGN_OR_RETURN(
+      Manifest m, BuildManifest(job, rank, world_size, iteration, tensors, options.chunk_size));
+  Writer w;
+  w.PutString(m.Encode());
+  w.PutU32(static_cast<uint32_t>(options.wait.count()));
+  int fd = -1;
+  GEMINI_ASSIGN_OR_RETURN(std::string body,
+                          Call(kBegin, w.Take(), &fd, options.wait + kCallTimeout));
+  Reader r(body);
+  Grant g;
+  if (!GetGrant(r, &g) || fd < 0 || g.size < m.data_bytes) {
+    if (fd >= 0) close(fd);
+    return Internal("malformed begin reply from the agent");
+  }
+  GEMINI_ASSIGN_OR_RETURN(uint8_t * region, MapSlot(job, rank, g.slot, g.segment, g.size, fd));
+  std::vector<Piece> pieces;
+  pieces.reserve(tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i)
+    pieces.push_back({tensors[i].data, m.entries[i].offset, m.entries[i].length});
+  std::vector<uint32_t> crcs =
+      CaptureInto(region, m.data_bytes, m.chunk_size, pieces, options.copy_threads);
+  Writer c;
+  c.PutString(job);
+  c.PutU32(rank);
+  c.PutI64(iteration);
+  PutCrcs(c, crcs);
+  return Call(kCommit, c.Take(), nullptr, kCallTimeout).status();
+}
+
+Result<OpenShard> AgentClient::Open(const std::string& job, uint32_t rank, int64_t iteration) {
+  Writer w;
+  w.PutString(job);
+  w.PutU32(rank);
+  w.PutI64(iteration);
+  int fd = -1;
+  GEMINI_ASSIGN_OR_RETURN(std::string body, Call(kOpen, w.Take(), &fd, kCallTimeout));
+  Reader r(body);
+  std::string manifest_bytes;
+  OpenShard shard;
+  Grant g;
+  bool ok = r.GetString(&manifest_bytes, kMaxFrame) && GetCrcs(r, &shard.crcs) && GetGrant(r, &g) &&
+            fd >= 0;
+  auto m = ok ? Manifest::Decode(manifest_bytes) : Result<Manifest>(Internal("malformed reply"));
+  if (!m.ok() || g.size < m->data_bytes) {
+    if (fd >= 0) close(fd);
+    return m.ok() ? Internal("slot smaller than its shard") : m.status();
+  }
+  shard.manifest = std::move(*m);
+  GEMINI_ASSIGN_OR_RETURN(uint8_t * region, MapSlot(job, rank, g.slot, g.segment, g.size, fd));
+  shard.data = region;
+  return shard;
+}
+
+Status AgentClient::ReadInto(const OpenShard& shard, uint8_t* dst, int threads) {
+  return CopyOutVerified(dst, shard.data, shard.manifest.data_bytes, shard.manifest.chunk_size,
+                         shard.crcs, threads);
+}
+
+Result<int64_t> AgentClient::CompleteIteration(const std::string& job) {
+  Writer w;
+  w.PutString(job);
+  GEMINI_ASSIGN_OR_RETURN(std::string body, Call(kQuery, w.Take(), nullptr, kCallTimeout));
+  Reader r(body);
+  int64_t it = -1;
+  if (!r.GetI64(&it)) return Internal("malformed query reply");
+  return it;
+}
+
+Result<std::string> AgentClient::StatusJson() { return Call(kStatus, "", nullptr, kCallTimeout); }
+
+Status AgentClient::DropJob(const std::string& job) {
+  Writer w;
+  w.PutString(job);
+  return Call(kDrop, w.Take(), nullptr, kCallTimeout).status();
+}
+
+}  // namespace gemini

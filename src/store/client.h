@@ -1,0 +1,94 @@
+// AgentClient: the trainer's side of the store.
+//
+// Connects to the machine's agent over its Unix socket. Save() asks the agent
+// for the in-progress slot, copies each tensor piece straight into the shared
+// memory (one copy, CRC32C computed on the way) and commits. Open() + ReadInto()
+// load a committed shard: every chunk's CRC is checked while copying out, and
+// a mismatch is a DataLoss error, never wrong bytes.
+//
+// Mapped segments are cached per (job, rank, slot) so that steady-state saves
+// do not re-map memory. One request is in flight at a time (an internal lock
+// serializes callers); the data copies run outside that lock.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "common/status.h"
+#include "store/manifest.h"
+#include "store/shm_segment.h"
+
+namespace gemini {
+
+// One tensor piece to save: `length` bytes at `data`, which are bytes
+// [tensor_offset, tensor_offset + length) of a tensor of `dtype` and `shape`.
+struct TensorSource {
+  std::string name;
+  Dtype dtype = Dtype::kUint8;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  uint64_t length = 0;
+  uint64_t tensor_offset = 0;
+};
+
+struct SaveOptions {
+  int copy_threads = 1;  // Threads copying into the slot.
+  uint64_t chunk_size = Manifest::kDefaultChunkSize;
+  // How long Begin may wait for slower ranks before failing.
+  std::chrono::milliseconds wait{std::chrono::minutes(2)};
+};
+
+// A committed shard opened for reading; valid until the next call on the client
+// that maps the same slot.
+struct OpenShard {
+  Manifest manifest;
+  std::vector<uint32_t> crcs;
+  const uint8_t* data = nullptr;
+};
+
+class AgentClient {
+ public:
+  static Result<std::unique_ptr<AgentClient>> Connect(const std::string& socket_path);
+  ~AgentClient();
+  AgentClient(const AgentClient&) = delete;
+  AgentClient& operator=(const AgentClient&) = delete;
+
+  Status Save(const std::string& job, uint32_t rank, uint32_t world_size, int64_t iteration,
+              const std::vector<TensorSource>& tensors, const SaveOptions& options = {});
+  // iteration -1: the rank's newest committed.
+  Result<OpenShard> Open(const std::string& job, uint32_t rank, int64_t iteration);
+  // Copies the shard's whole data region into dst (manifest.data_bytes bytes),
+  // verifying every chunk.
+  static Status ReadInto(const OpenShard& shard, uint8_t* dst, int threads = 1);
+  // Newest iteration every rank of the job has committed, or -1.
+  Result<int64_t> CompleteIteration(const std::string& job);
+  Result<std::string> StatusJson();
+  Status DropJob(const std::string& job);
+
+ private:
+  explicit AgentClient(int fd) : fd_(fd) {}
+  // Sends a request and waits for the reply; returns the body (and fd).
+  Result<std::string> Call(uint32_t type, const std::string& payload, int* fd,
+                           std::chrono::milliseconds timeout);
+  // Mapping of a granted slot, from the cache or freshly mapped from fd.
+  Result<uint8_t*> MapSlot(const std::string& job, uint32_t rank, uint32_t slot,
+                           const std::string& segment, uint64_t size, int fd);
+
+  struct CachedMap {
+    std::string segment;
+    std::unique_ptr<Mapping> mapping;
+  };
+
+  int fd_;
+  std::mutex call_mu_;
+  std::mutex map_mu_;
+  std::map<std::tuple<std::string, uint32_t, uint32_t>, CachedMap> maps_;
+};
+
+}  // namespace gemini

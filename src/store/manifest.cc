@@ -1,0 +1,170 @@
+#include "store/manifest.h"
+
+#include <algorithm>
+
+#include "common/crc32c.h"
+#include "common/wire.h"
+
+namespace gemini {
+namespace {
+
+constexpr uint32_t kMagic = 0x4D4E4D47;  // "GMNM"
+constexpr uint8_t kVersion = 1;
+
+struct DtypeInfo {
+  const char* name;
+  size_t size;
+};
+constexpr DtypeInfo kDtypes[] = {
+    {"uint8", 1},   {"int8", 1},     {"int16", 2},   {"int32", 4},   {"int64", 8},
+    {"float16", 2}, {"bfloat16", 2}, {"float32", 4}, {"float64", 8}, {"bool", 1},
+};
+static_assert(sizeof(kDtypes) / sizeof(kDtypes[0]) == static_cast<size_t>(Dtype::kCount));
+
+uint64_t AlignUp(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+Status ValidateEntry(const TensorEntry& e, uint64_t data_bytes) {
+  if (e.name.empty() || e.name.size() > Manifest::kMaxNameBytes)
+    return InvalidArgument("tensor name empty or longer than 4096 bytes");
+  if (DtypeSize(e.dtype) == 0) return InvalidArgument("tensor '" + e.name + "': unknown dtype");
+  if (e.shape.size() > Manifest::kMaxRank)
+    return InvalidArgument("tensor '" + e.name + "': more than 8 dimensions");
+  for (int64_t d : e.shape)
+    if (d < 0 || d > (int64_t{1} << 48))
+      return InvalidArgument("tensor '" + e.name + "': bad dimension " + std::to_string(d));
+  uint64_t whole = e.TensorBytes();
+  if (whole == UINT64_MAX) return InvalidArgument("tensor '" + e.name + "': size overflows");
+  if (e.tensor_offset > whole || e.length > whole - e.tensor_offset)
+    return InvalidArgument("tensor '" + e.name + "': piece [" + std::to_string(e.tensor_offset) +
+                           ", +" + std::to_string(e.length) + ") outside its " +
+                           std::to_string(whole) + "-byte tensor");
+  if (e.offset > data_bytes || e.length > data_bytes - e.offset)
+    return InvalidArgument("tensor '" + e.name + "': offset " + std::to_string(e.offset) +
+                           " + length " + std::to_string(e.length) + " beyond data region of " +
+                           std::to_string(data_bytes) + " bytes");
+  return Status::Ok();
+}
+
+}  // namespace
+
+size_t DtypeSize(Dtype d) {
+  auto i = static_cast<size_t>(d);
+  return i < static_cast<size_t>(Dtype::kCount) ? kDtypes[i].size : 0;
+}
+
+const char* DtypeName(Dtype d) {
+  auto i = static_cast<size_t>(d);
+  return i < static_cast<size_t>(Dtype::kCount) ? kDtypes[i].name : "unknown";
+}
+
+Result<Dtype> DtypeFromName(std::string_view name) {
+  for (size_t i = 0; i < static_cast<size_t>(Dtype::kCount); ++i)
+    if (name == kDtypes[i].name) return static_cast<Dtype>(i);
+  return InvalidArgument("unknown dtype '" + std::string(name) + "'");
+}
+
+uint64_t TensorEntry::TensorBytes() const {
+  uint64_t n = DtypeSize(dtype);
+  for (int64_t d : shape) {
+    if (d != 0 && n > UINT64_MAX / static_cast<uint64_t>(d)) return UINT64_MAX;
+    n *= static_cast<uint64_t>(d);
+  }
+  return n;
+}
+
+void Manifest::AssignOffsets() {
+  uint64_t off = 0;
+  for (auto& e : entries) {
+    off = AlignUp(off, kAlignment);
+    e.offset = off;
+    off += e.length;
+  }
+  data_bytes = off;
+}
+
+Status Manifest::Validate() const {
+  if (job.empty() || job.size() > 256) return InvalidArgument("job name empty or over 256 bytes");
+  if (world_size == 0 || rank >= world_size)
+    return InvalidArgument("rank " + std::to_string(rank) + " not in world of " +
+                           std::to_string(world_size));
+  if (iteration < 0) return InvalidArgument("negative iteration");
+  if (chunk_size < 4096 || chunk_size > (1u << 30))
+    return InvalidArgument("chunk size must be in [4 KiB, 1 GiB]");
+  if (entries.size() > kMaxEntries) return InvalidArgument("too many tensors");
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  spans.reserve(entries.size());
+  for (const auto& e : entries) {
+    GEMINI_RETURN_IF_ERROR(ValidateEntry(e, data_bytes));
+    if (e.length > 0) spans.emplace_back(e.offset, e.offset + e.length);
+  }
+  std::sort(spans.begin(), spans.end());
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].first < spans[i - 1].second) return InvalidArgument("tensor pieces overlap");
+  return Status::Ok();
+}
+
+std::string Manifest::Encode() const {
+  Writer w;
+  w.PutU32(kMagic);
+  w.PutU8(kVersion);
+  w.PutString(job);
+  w.PutI64(iteration);
+  w.PutU32(rank);
+  w.PutU32(world_size);
+  w.PutU64(chunk_size);
+  w.PutU64(data_bytes);
+  w.PutU32(static_cast<uint32_t>(entries.size()));
+  for (const auto& e : entries) {
+    w.PutString(e.name);
+    w.PutU8(static_cast<uint8_t>(e.dtype));
+    w.PutU8(static_cast<uint8_t>(e.shape.size()));
+    for (int64_t d : e.shape) w.PutI64(d);
+    w.PutU64(e.offset);
+    w.PutU64(e.length);
+    w.PutU64(e.tensor_offset);
+  }
+  w.PutU32(Crc32c(w.str().data(), w.str().size()));
+  return w.Take();
+}
+
+Result<Manifest> Manifest::Decode(std::string_view bytes) {
+  if (bytes.size() < 4 + 1 + 4) return InvalidArgument("manifest truncated");
+  Reader crc_reader(bytes.substr(bytes.size() - 4));
+  uint32_t want = 0;
+  crc_reader.GetU32(&want);
+  if (Crc32c(bytes.data(), bytes.size() - 4) != want) return DataLoss("manifest CRC32C mismatch");
+  Reader r(bytes.substr(0, bytes.size() - 4));
+  uint32_t magic = 0, count = 0;
+  uint8_t version = 0;
+  Manifest m;
+  if (!r.GetU32(&magic) || magic != kMagic) return InvalidArgument("not a manifest (bad magic)");
+  if (!r.GetU8(&version) || version != kVersion)
+    return InvalidArgument("unsupported manifest version");
+  if (!r.GetString(&m.job, 256) || !r.GetI64(&m.iteration) || !r.GetU32(&m.rank) ||
+      !r.GetU32(&m.world_size) || !r.GetU64(&m.chunk_size) || !r.GetU64(&m.data_bytes) ||
+      !r.GetU32(&count))
+    return InvalidArgument("manifest truncated in header");
+  // Each entry takes at least 4+1+1+24 bytes: reject counts the input cannot hold.
+  if (count > kMaxEntries || count > r.remaining() / 30)
+    return InvalidArgument("manifest claims " + std::to_string(count) + " tensors");
+  m.entries.resize(count);
+  for (auto& e : m.entries) {
+    uint8_t dtype = 0, ndim = 0;
+    if (!r.GetString(&e.name, kMaxNameBytes) || !r.GetU8(&dtype) || !r.GetU8(&ndim))
+      return InvalidArgument("manifest truncated in tensor entry");
+    if (dtype >= static_cast<uint8_t>(Dtype::kCount))
+      return InvalidArgument("tensor '" + e.name + "': unknown dtype " + std::to_string(dtype));
+    if (ndim > kMaxRank) return InvalidArgument("tensor '" + e.name + "': too many dimensions");
+    e.dtype = static_cast<Dtype>(dtype);
+    e.shape.resize(ndim);
+    for (auto& d : e.shape)
+      if (!r.GetI64(&d)) return InvalidArgument("manifest truncated in shape");
+    if (!r.GetU64(&e.offset) || !r.GetU64(&e.length) || !r.GetU64(&e.tensor_offset))
+      return InvalidArgument("manifest truncated in tensor entry");
+  }
+  if (!r.done()) return InvalidArgument("manifest has trailing bytes");
+  GEMINI_RETURN_IF_ERROR(m.Validate());
+  return m;
+}
+
+}  // namespace gemini

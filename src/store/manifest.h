@@ -1,0 +1,84 @@
+// Manifest: what one shard holds.
+//
+// A shard is one owner rank's state at one iteration of one job: a list of
+// named tensor pieces laid out back to back (64-byte aligned) in a data
+// region, checksummed with one CRC32C per `chunk_size` bytes of that region.
+// A piece is a byte range [tensor_offset, tensor_offset + length) of a tensor
+// of the given dtype and shape; a whole tensor is the piece at offset 0 with
+// its full byte size. (Ranks of a data-parallel job split one replicated state
+// into pieces so that each stores 1/world of it.)
+//
+// Encode() writes a versioned binary form ending in a CRC32C of everything
+// before it; Decode() accepts only input that passes every check in
+// Validate() and the CRC, and otherwise returns InvalidArgument / DataLoss
+// naming the problem. Plain values; not thread-safe to mutate concurrently.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace gemini {
+
+enum class Dtype : uint8_t {
+  kUint8 = 0,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kFloat16,
+  kBFloat16,
+  kFloat32,
+  kFloat64,
+  kBool,
+  kCount  // Not a dtype; the number of them.
+};
+
+// Size in bytes of one element, or 0 for an unknown dtype.
+size_t DtypeSize(Dtype d);
+const char* DtypeName(Dtype d);
+// Parses "float32", "bfloat16", ... (the names DtypeName returns).
+Result<Dtype> DtypeFromName(std::string_view name);
+
+struct TensorEntry {
+  std::string name;
+  Dtype dtype = Dtype::kUint8;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;         // Byte offset of the piece in the shard's data region.
+  uint64_t length = 0;         // Byte length of the piece.
+  uint64_t tensor_offset = 0;  // Byte offset of the piece within the whole tensor.
+
+  // Bytes of the whole tensor (product of shape times element size).
+  uint64_t TensorBytes() const;
+};
+
+struct Manifest {
+  std::string job;
+  int64_t iteration = 0;
+  uint32_t rank = 0;
+  uint32_t world_size = 1;
+  uint64_t chunk_size = kDefaultChunkSize;
+  uint64_t data_bytes = 0;  // Size of the data region.
+  std::vector<TensorEntry> entries;
+
+  static constexpr uint64_t kDefaultChunkSize = 4u << 20;
+  static constexpr uint64_t kAlignment = 64;
+  static constexpr size_t kMaxEntries = 1u << 20;
+  static constexpr size_t kMaxRank = 8;  // Max dims of a shape.
+  static constexpr size_t kMaxNameBytes = 4096;
+
+  // Sets each entry's offset (in order, aligned) and data_bytes.
+  void AssignOffsets();
+  uint64_t NumChunks() const { return (data_bytes + chunk_size - 1) / chunk_size; }
+  // Every structural check: names, dtypes, shapes, pieces within their
+  // tensors, pieces within data_bytes and not overlapping, sane chunk size.
+  Status Validate() const;
+
+  std::string Encode() const;
+  static Result<Manifest> Decode(std::string_view bytes);
+};
+
+}  // namespace gemini

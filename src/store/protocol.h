@@ -1,0 +1,45 @@
+// The trainer <-> agent control protocol (Unix socket; data goes through
+// shared memory, never through the socket).
+//
+// Requests and replies are frames (common/unix_socket.h). Every reply is
+// kReply with payload [u32 code][string message][body]; a non-OK code means
+// the body is empty. Begin and Open replies carry the slot's fd.
+//
+//   kBegin   [string manifest][u32 wait_ms]           -> [u32 slot][string seg][u64 size] + fd
+//   kCommit  [string job][u32 rank][i64 iter][u32 n][n x u32 crc] -> (empty)
+//   kOpen    [string job][u32 rank][i64 iter (-1: newest)]
+//            -> [string manifest][u32 n][n x u32 crc][u32 slot][string seg][u64 size] + fd
+//   kQuery   [string job]                             -> [i64 complete iteration]
+//   kStatus  (empty)                                  -> [string json]
+//   kDrop    [string job]                             -> (empty)
+//
+// Decoders bound every count and length by the frame they came in.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/wire.h"
+
+namespace gemini {
+
+enum MsgType : uint32_t {
+  kBegin = 1,
+  kCommit = 2,
+  kOpen = 3,
+  kQuery = 4,
+  kStatus = 5,
+  kDrop = 6,
+  kReply = 100,
+};
+
+std::string EncodeReply(const Status& status, const std::string& body = "");
+// Splits a reply into its status and body.
+Status DecodeReply(const std::string& payload, std::string* body);
+
+void PutCrcs(Writer& w, const std::vector<uint32_t>& crcs);
+bool GetCrcs(Reader& r, std::vector<uint32_t>* crcs);
+
+}  // namespace gemini

@@ -1,0 +1,274 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "common/log.h"
+
+namespace gemini {
+
+enum class SlotState { kEmpty, kWriting, kCommitted };
+
+struct Store::Slot {
+  std::unique_ptr<ShmSegment> segment;
+  SlotState state = SlotState::kEmpty;
+  Manifest manifest;
+  std::vector<uint32_t> crcs;
+  int64_t iteration() const { return manifest.iteration; }
+};
+
+struct Store::RankSlots {
+  Slot slots[2];
+  int newest = -1;      // Index of the newest committed slot, or -1.
+  uint64_t writer = 0;  // Connection writing the other slot, or 0.
+  int64_t NewestIteration() const { return newest < 0 ? -1 : slots[newest].iteration(); }
+};
+
+struct Store::Job {
+  uint32_t world_size = 0;
+  std::map<uint32_t, RankSlots> ranks;
+  int64_t external_complete = -1;
+  int waiters = 0;  // Begin() calls blocked on this job; it cannot be dropped meanwhile.
+};
+
+namespace {
+
+std::string RandomInstance() {
+  std::random_device rd;
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%08x%08x", rd(), rd());
+  return buf;
+}
+
+Result<SlotGrant> GrantFor(const ShmSegment& seg, uint32_t index) {
+  int fd = fcntl(seg.fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return ErrnoStatus("dup of shared-memory fd", errno);
+  return SlotGrant{index, seg.name(), seg.size(), fd};
+}
+
+const char* StateName(SlotState s) {
+  switch (s) {
+    case SlotState::kEmpty:
+      return "empty";
+    case SlotState::kWriting:
+      return "writing";
+    case SlotState::kCommitted:
+      return "committed";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Store::Store(StoreOptions options) : options_(std::move(options)), instance_(RandomInstance()) {}
+Store::~Store() = default;
+
+uint64_t Store::UsedLocked() const {
+  uint64_t used = 0;
+  for (const auto& [name, job] : jobs_)
+    for (const auto& [rank, rs] : job->ranks)
+      for (const auto& slot : rs.slots)
+        if (slot.segment) used += slot.segment->size();
+  return used;
+}
+
+int64_t Store::CompleteLocked(const Job& job) const {
+  if (job.ranks.size() < job.world_size) return job.external_complete;
+  int64_t complete = INT64_MAX;
+  for (const auto& [rank, rs] : job.ranks) complete = std::min(complete, rs.NewestIteration());
+  return std::max(complete, job.external_complete);
+}
+
+Status Store::ReserveLocked(Slot& slot, uint64_t bytes) {
+  uint64_t need = PageAlign(std::max<uint64_t>(bytes, 1));
+  if (slot.segment && slot.segment->size() >= need) return Status::Ok();
+  uint64_t freed = slot.segment ? slot.segment->size() : 0;
+  uint64_t used = UsedLocked() - freed;
+  if (used + need > options_.budget_bytes)
+    return ResourceExhausted("shard of " + std::to_string(bytes) +
+                             " bytes does not fit the memory budget: " + std::to_string(used) +
+                             " of " + std::to_string(options_.budget_bytes) +
+                             " bytes in use (raise --budget)");
+  slot.segment.reset();  // Not committed data: safe to free before creating the new one.
+  std::string name =
+      "/" + options_.shm_prefix + "-" + instance_ + "-" + std::to_string(next_segment_++);
+  GEMINI_ASSIGN_OR_RETURN(slot.segment, ShmSegment::Create(name, need));
+  return Status::Ok();
+}
+
+Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::milliseconds wait) {
+  GEMINI_RETURN_IF_ERROR(m.Validate());
+  std::unique_lock<std::mutex> lock(mu_);
+  auto& job_ptr = jobs_[m.job];
+  if (!job_ptr) job_ptr = std::make_unique<Job>();
+  Job& job = *job_ptr;
+  if (job.world_size != m.world_size) {
+    if (!job.ranks.empty() && CompleteLocked(job) >= 0)
+      return FailedPrecondition("job '" + m.job + "' holds checkpoints of world size " +
+                                std::to_string(job.world_size) + ", not " +
+                                std::to_string(m.world_size) + " (drop the job first)");
+    job.world_size = m.world_size;
+  }
+  RankSlots& rs = job.ranks[m.rank];
+  if (rs.writer != 0 && rs.writer != writer)
+    return Aborted("rank " + std::to_string(m.rank) + " of job '" + m.job +
+                   "' is being written by another connection");
+  // Drop an abandoned timeline: committed iterations at or after the new one.
+  for (int i = 0; i < 2; ++i) {
+    Slot& s = rs.slots[i];
+    if (s.state == SlotState::kCommitted && s.iteration() >= m.iteration)
+      s.state = SlotState::kEmpty;
+  }
+  if (rs.newest >= 0 && rs.slots[rs.newest].state != SlotState::kCommitted)
+    rs.newest = rs.slots[1 - rs.newest].state == SlotState::kCommitted ? 1 - rs.newest : -1;
+  int target = rs.newest < 0 ? 0 : 1 - rs.newest;
+  // Never overwrite the newest complete iteration: wait for slower ranks.
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  struct WaiterCount {
+    int& n;
+    explicit WaiterCount(int& c) : n(c) { ++n; }
+    ~WaiterCount() { --n; }
+  } counted(job.waiters);
+  while (rs.slots[target].state == SlotState::kCommitted &&
+         CompleteLocked(job) < rs.NewestIteration()) {
+    if (committed_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
+        CompleteLocked(job) < rs.NewestIteration())
+      return DeadlineExceeded("rank " + std::to_string(m.rank) + " of job '" + m.job +
+                              "': iteration " + std::to_string(rs.NewestIteration()) +
+                              " is not complete on every rank yet, and writing " +
+                              std::to_string(m.iteration) + " would overwrite iteration " +
+                              std::to_string(rs.slots[target].iteration()));
+    if (rs.writer != 0 && rs.writer != writer) return Aborted("another writer took the rank");
+    target = rs.newest < 0 ? 0 : 1 - rs.newest;
+  }
+  Slot& slot = rs.slots[target];
+  slot.state = SlotState::kEmpty;
+  GEMINI_RETURN_IF_ERROR(ReserveLocked(slot, m.data_bytes));
+  slot.state = SlotState::kWriting;
+  slot.manifest = m;
+  slot.crcs.clear();
+  rs.writer = writer;
+  return GrantFor(*slot.segment, static_cast<uint32_t>(target));
+}
+
+Status Store::Commit(uint64_t writer, const std::string& job_name, uint32_t rank, int64_t iteration,
+                     std::vector<uint32_t> crcs) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_name);
+  if (it == jobs_.end()) return NotFound("no job '" + job_name + "'");
+  auto rit = it->second->ranks.find(rank);
+  if (rit == it->second->ranks.end() || rit->second.writer != writer)
+    return FailedPrecondition("commit without a matching begin (rank " + std::to_string(rank) +
+                              ")");
+  RankSlots& rs = rit->second;
+  int target = rs.newest < 0 ? 0 : 1 - rs.newest;
+  Slot& slot = rs.slots[target];
+  if (slot.state != SlotState::kWriting || slot.iteration() != iteration)
+    return FailedPrecondition("commit of iteration " + std::to_string(iteration) +
+                              " but the slot in progress holds another");
+  if (crcs.size() != slot.manifest.NumChunks())
+    return InvalidArgument("commit carries " + std::to_string(crcs.size()) + " CRCs for " +
+                           std::to_string(slot.manifest.NumChunks()) + " chunks");
+  slot.crcs = std::move(crcs);
+  slot.state = SlotState::kCommitted;
+  rs.newest = target;  // The flip.
+  rs.writer = 0;
+  committed_cv_.notify_all();
+  return Status::Ok();
+}
+
+void Store::AbortWriter(uint64_t writer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [name, job] : jobs_)
+    for (auto& [rank, rs] : job->ranks) {
+      if (rs.writer != writer) continue;
+      Slot& slot = rs.slots[rs.newest < 0 ? 0 : 1 - rs.newest];
+      if (slot.state == SlotState::kWriting) slot.state = SlotState::kEmpty;
+      rs.writer = 0;
+      GEMINI_LOG(INFO) << "[store] job " << name << " rank " << rank
+                       << ": writer went away, in-progress slot dropped";
+    }
+  committed_cv_.notify_all();
+}
+
+Result<CommittedShard> Store::Open(const std::string& job_name, uint32_t rank, int64_t iteration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_name);
+  if (it == jobs_.end()) return NotFound("the agent holds no job '" + job_name + "'");
+  auto rit = it->second->ranks.find(rank);
+  if (rit == it->second->ranks.end())
+    return NotFound("job '" + job_name + "' has no rank " + std::to_string(rank));
+  RankSlots& rs = rit->second;
+  if (iteration < 0) iteration = rs.NewestIteration();
+  for (uint32_t i = 0; i < 2; ++i) {
+    Slot& s = rs.slots[i];
+    if (s.state != SlotState::kCommitted || s.iteration() != iteration) continue;
+    GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, GrantFor(*s.segment, i));
+    return CommittedShard{s.manifest, s.crcs, grant};
+  }
+  return NotFound("job '" + job_name + "' rank " + std::to_string(rank) +
+                  " holds no committed iteration " + std::to_string(iteration));
+}
+
+int64_t Store::CompleteIteration(const std::string& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job);
+  return it == jobs_.end() ? -1 : CompleteLocked(*it->second);
+}
+
+void Store::SetExternalComplete(const std::string& job, int64_t iteration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& j = jobs_[job];
+  if (!j) j = std::make_unique<Job>();
+  j->external_complete = std::max(j->external_complete, iteration);
+  committed_cv_.notify_all();
+}
+
+Status Store::DropJob(const std::string& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return NotFound("no job '" + job + "'");
+  bool busy = it->second->waiters > 0;
+  for (auto& [rank, rs] : it->second->ranks) busy = busy || rs.writer != 0;
+  if (busy) return FailedPrecondition("job '" + job + "' is being written");
+  jobs_.erase(it);
+  return Status::Ok();
+}
+
+std::string Store::StatusJson() {
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json out;
+  out["budget_bytes"] = options_.budget_bytes;
+  out["used_bytes"] = UsedLocked();
+  out["jobs"] = nlohmann::json::array();
+  for (const auto& [name, job] : jobs_) {
+    nlohmann::json j{{"job", name},
+                     {"world_size", job->world_size},
+                     {"complete_iteration", CompleteLocked(*job)},
+                     {"ranks", nlohmann::json::array()}};
+    for (const auto& [rank, rs] : job->ranks) {
+      nlohmann::json r{{"rank", rank}, {"newest_iteration", rs.NewestIteration()}};
+      r["slots"] = nlohmann::json::array();
+      for (const auto& s : rs.slots) {
+        nlohmann::json sj{{"state", StateName(s.state)},
+                          {"bytes", s.segment ? s.segment->size() : 0}};
+        if (s.state != SlotState::kEmpty) {
+          sj["iteration"] = s.iteration();
+          sj["data_bytes"] = s.manifest.data_bytes;
+          sj["tensors"] = s.manifest.entries.size();
+        }
+        r["slots"].push_back(sj);
+      }
+      j["ranks"].push_back(r);
+    }
+    out["jobs"].push_back(j);
+  }
+  return out.dump();
+}
+
+}  // namespace gemini

@@ -1,0 +1,111 @@
+// Store: the agent-side in-memory checkpoint store of one machine.
+//
+// For every (job, owner rank) the store keeps two slots, each a shared-memory
+// segment it owns. A slot is empty, being written (in progress) or committed.
+// Writing iteration t goes into the slot that does not hold the newest
+// committed iteration; Commit() flips which slot is newest in one step under
+// the store's lock, so after a crash at any instant exactly one of t-1 or t is
+// the newest committed iteration of that rank, never a mix.
+//
+// Keeping the newest *complete* iteration. An iteration is complete when every
+// rank of the job has committed it. Ranks run asynchronously, so one rank may
+// reach t+1 while another still writes t. Begin() therefore never overwrites a
+// committed slot unless the job's newest complete iteration is at least the
+// rank's newest committed one: it waits (up to its deadline) for the slower
+// ranks instead. The complete iteration is computed here when all ranks of the
+// job report to this store, or set from outside (SetExternalComplete, for
+// multi-machine jobs coordinated through etcd).
+//
+// Begin(t) also drops committed slots of that rank holding iterations >= t:
+// the job restarted from an earlier iteration and those belong to an
+// abandoned timeline.
+//
+// Budget: the sum of all segment sizes never exceeds budget_bytes. A shard
+// that would exceed it is refused (ResourceExhausted) before anything
+// committed changes.
+//
+// Thread-safe: every public method takes the store's lock; Begin() may block
+// waiting for other ranks (never while holding the lock).
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "store/manifest.h"
+#include "store/shm_segment.h"
+
+namespace gemini {
+
+struct StoreOptions {
+  // Upper bound on the shared memory all slots may use. Default 8 GiB.
+  uint64_t budget_bytes = 8ull << 30;
+  // Prefix of the shared-memory object names (/dev/shm/<prefix>-...).
+  std::string shm_prefix = "gemini";
+};
+
+// Where a trainer writes or reads a shard: a segment and its fd. The fd is
+// a dup owned by the receiver of this struct.
+struct SlotGrant {
+  uint32_t slot_index = 0;
+  std::string segment_name;
+  uint64_t segment_size = 0;
+  int fd = -1;
+};
+
+struct CommittedShard {
+  Manifest manifest;
+  std::vector<uint32_t> crcs;
+  SlotGrant slot;
+};
+
+class Store {
+ public:
+  explicit Store(StoreOptions options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Reserves the in-progress slot of manifest.rank for manifest.iteration.
+  // `writer` identifies the caller (a connection); one writer per rank.
+  Result<SlotGrant> Begin(uint64_t writer, const Manifest& manifest,
+                          std::chrono::milliseconds wait);
+  // Makes the in-progress slot the newest committed one.
+  Status Commit(uint64_t writer, const std::string& job, uint32_t rank, int64_t iteration,
+                std::vector<uint32_t> crcs);
+  // Drops every in-progress slot held by `writer` (its connection closed).
+  void AbortWriter(uint64_t writer);
+  // The committed shard of (job, rank) at `iteration`; -1 means the newest.
+  Result<CommittedShard> Open(const std::string& job, uint32_t rank, int64_t iteration);
+  // Newest complete iteration of the job, or -1 if none.
+  int64_t CompleteIteration(const std::string& job);
+  void SetExternalComplete(const std::string& job, int64_t iteration);
+  // Removes a job and frees its memory.
+  Status DropJob(const std::string& job);
+  // What the store holds, as JSON text (see `gemini status --json`).
+  std::string StatusJson();
+
+ private:
+  struct Slot;
+  struct RankSlots;
+  struct Job;
+
+  int64_t CompleteLocked(const Job& job) const;
+  Status ReserveLocked(Slot& slot, uint64_t bytes);
+  uint64_t UsedLocked() const;
+
+  const StoreOptions options_;
+  const std::string instance_;  // Random; keeps segment names unique across agent restarts.
+  std::mutex mu_;
+  std::condition_variable committed_cv_;
+  std::map<std::string, std::unique_ptr<Job>> jobs_;
+  uint64_t next_segment_ = 0;
+};
+
+}  // namespace gemini
