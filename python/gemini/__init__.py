@@ -1,0 +1,14 @@
+"""Gemini: in-memory checkpoints every iteration, fast failure recovery.
+
+The package talks to the machine's `gemini agent` (see README.md):
+
+- ``gemini.torch.Checkpointer``: save/load a PyTorch model + optimizer
+  (+ LR scheduler, RNG state, any dict of tensors) every iteration.
+- ``gemini.Client`` / ``gemini.AsyncSaver``: the low-level native client,
+  for frameworks other than torch.nn.
+
+The native module ``_gemini`` is built by ``scripts/build`` into this folder.
+"""
+from ._gemini import AsyncSaver, Client, GeminiError, default_socket_path  # noqa: F401
+
+__all__ = ["AsyncSaver", "Client", "GeminiError", "default_socket_path"]

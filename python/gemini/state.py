@@ -1,0 +1,76 @@
+"""Training state <-> named tensors, and splitting replicated state over ranks.
+
+A captured state is a list of ``(name, tensor)`` pairs plus a small picklable
+``meta`` dict for everything that is not a tensor (optimizer hyper-parameters,
+scheduler state, RNG state, the step). Names are prefixed:
+
+- ``s/...`` replicated tensors (identical on every data-parallel rank): each
+  rank stores only its contiguous 1/world byte range of their concatenation.
+- ``r/...`` rank-local tensors, stored whole by their rank.
+"""
+import torch
+
+DTYPE_NAMES = {
+    torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16", torch.int32: "int32",
+    torch.int64: "int64", torch.float16: "float16", torch.bfloat16: "bfloat16",
+    torch.float32: "float32", torch.float64: "float64", torch.bool: "bool",
+}
+DTYPES = {v: k for k, v in DTYPE_NAMES.items()}
+
+
+def as_cpu_contiguous(t):
+    """The tensor itself when it already is a contiguous CPU tensor, else a copy."""
+    t = t.detach()
+    if t.device.type != "cpu":
+        t = t.cpu()
+    return t if t.is_contiguous() else t.contiguous()
+
+
+def nbytes(t):
+    return t.numel() * t.element_size()
+
+
+def entry(name, t, offset=0, length=None):
+    """A native save entry for bytes [offset, offset+length) of tensor t."""
+    length = nbytes(t) - offset if length is None else length
+    return (name, DTYPE_NAMES[t.dtype], list(t.shape), t.data_ptr() + offset, length, offset)
+
+
+def split_entries(named, rank, world):
+    """Entries for rank's 1/world byte range of the concatenated tensors."""
+    total = sum(nbytes(t) for _, t in named)
+    lo, hi = total * rank // world, total * (rank + 1) // world
+    out, pos = [], 0
+    for name, t in named:
+        n = nbytes(t)
+        a, b = max(lo, pos), min(hi, pos + n)
+        if a < b or (n == 0 and rank == 0):
+            out.append(entry(name, t, a - pos if a < b else 0, max(b - a, 0)))
+        pos += n
+    return out
+
+
+def views(buf, entries):
+    """Per-entry (name, dtype, shape, tensor_offset, uint8 view) of a loaded shard."""
+    out = []
+    for name, dtype, shape, offset, length, toff in entries:
+        out.append((name, DTYPES[dtype], tuple(shape), toff, buf[offset:offset + length]))
+    return out
+
+
+def assemble(pieces):
+    """Whole tensors from (name, dtype, shape, tensor_offset, bytes) pieces."""
+    whole = {}
+    for name, dtype, shape, toff, data in pieces:
+        if name not in whole:
+            t = torch.empty(shape, dtype=dtype)
+            whole[name] = (t, t.view(-1).view(torch.uint8) if t.numel() else None, 0)
+        t, flat, got = whole[name]
+        if data.numel():
+            flat[toff:toff + data.numel()].copy_(data)
+        whole[name] = (t, flat, got + data.numel())
+    for name, (t, _, got) in whole.items():
+        if got != nbytes(t):
+            raise RuntimeError(f"checkpoint is missing bytes of tensor {name!r} "
+                               f"({got} of {nbytes(t)})")
+    return {name: t for name, (t, _, _) in whole.items()}

@@ -1,0 +1,241 @@
+"""gemini.torch: checkpoint a PyTorch training job into CPU memory every iteration.
+
+    ckpt = gemini.torch.Checkpointer(model, optimizer, lr_scheduler=sched)
+    start = ckpt.load_latest() or 0          # restored step, or None on a fresh start
+    for step in range(start + 1, steps + 1):
+        loss = model(batch(step)).sum(); loss.backward()
+        optimizer.step(); optimizer.zero_grad()
+        ckpt.save(step)                      # returns once the copy is scheduled
+
+The copy into the agent's shared memory runs on a native thread; the next
+``optimizer.step()`` waits for it only if it has not finished (the
+checkpointer wraps the optimizer's ``step``). Model buffers, optimizer
+hyper-parameters, scheduler and RNG state are captured synchronously (they
+are small); parameters and optimizer tensors asynchronously.
+
+With DistributedDataParallel every rank holds the same state, so ranks split
+it: each stores 1/world of the bytes, and ``load_latest`` reassembles it with
+an all-gather. ``ZeroRedundancyOptimizer`` state is per rank and stored whole
+by its rank. Any dict of tensors can be checkpointed with ``tensors=``.
+"""
+import os
+import pickle
+import random
+import time
+import types
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from . import _gemini
+from .state import as_cpu_contiguous, assemble, entry, split_entries, views
+
+GeminiError = _gemini.GeminiError
+
+
+def _dist_on():
+    return dist.is_available() and dist.is_initialized()
+
+
+def _rng_state():
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": np.random.get_state()}
+
+
+def _set_rng_state(s):
+    torch.set_rng_state(s["torch"])
+    random.setstate(s["python"])
+    np.random.set_state(s["numpy"])
+
+
+class Checkpointer:
+    """Per-iteration in-memory checkpoints of a model, optimizer and friends.
+
+    Args:
+      model: a torch.nn.Module (DDP-wrapped or not), or None.
+      optimizer: a torch.optim.Optimizer (or ZeroRedundancyOptimizer), or None.
+      tensors: a dict name -> tensor of extra state (any framework); restored in place.
+      lr_scheduler: restored with load_state_dict when given.
+      rng: capture and restore torch/python/numpy RNG state (default True).
+      job: job name (default $GEMINI_JOB or "default"); one store namespace per job.
+      socket: the agent's socket (default $GEMINI_SOCKET or /run/gemini/agent.sock).
+      replicated: whether model/optimizer state is the same on every rank (so ranks
+        split it). Default: True when torch.distributed is initialized with world > 1.
+      asynchronous: copy off the training thread (default True).
+      copy_threads: native threads per copy (default 1).
+    """
+
+    def __init__(self, model=None, optimizer=None, *, tensors=None, lr_scheduler=None,
+                 rng=True, job=None, socket=None, replicated=None, asynchronous=True,
+                 copy_threads=1):
+        self.model, self.optimizer, self.lr_scheduler = model, optimizer, lr_scheduler
+        self.tensors = dict(tensors or {})
+        self.rng = rng
+        self.job = job or os.environ.get("GEMINI_JOB", "default")
+        self.rank = dist.get_rank() if _dist_on() else int(os.environ.get("RANK", 0))
+        self.world = dist.get_world_size() if _dist_on() else int(os.environ.get("WORLD_SIZE", 1))
+        if not _dist_on():
+            self.rank, self.world = 0, 1  # Without a process group there is no reassembly.
+        self.replicated = (self.world > 1) if replicated is None else bool(replicated)
+        self.copy_threads = copy_threads
+        self.client = _gemini.Client(socket or _gemini.default_socket_path())
+        self.saver = _gemini.AsyncSaver(self.client) if asynchronous else None
+        self._held = None  # Tensors the in-flight copy reads; kept alive until it ends.
+        self.stats = {"saves": 0, "blocking_ms": [], "copy_s": []}
+        self._zero = optimizer is not None and hasattr(optimizer, "consolidate_state_dict")
+        if optimizer is not None and asynchronous:
+            self._wrap_step(optimizer)
+
+    # ----------------------------------------------------------------- saving
+    def _wrap_step(self, optimizer):
+        inner = optimizer.step
+
+        def step(opt, *args, **kwargs):
+            self.wait()
+            return inner(*args, **kwargs)
+
+        # An LR scheduler built earlier marked its own wrapper; keep the mark so it
+        # does not warn, and stay a bound method so a scheduler built later can wrap us.
+        if getattr(inner, "_with_counter", False):
+            step._with_counter = True
+        optimizer.step = types.MethodType(step, optimizer)
+
+    def _local_optimizer(self):
+        return self.optimizer.optim if self._zero else self.optimizer
+
+    def _collect(self, step):
+        """(replicated, rank-local) named tensors and the picklable meta."""
+        shared, local, meta = [], [], {"step": step}
+        if self.model is not None:
+            buffers = {b.data_ptr() for b in self.model.buffers()}
+            for k, v in self.model.state_dict().items():
+                # Buffers may change in the next forward pass: snapshot them now.
+                t = v.detach().clone() if v.data_ptr() in buffers else v
+                shared.append(("model." + k, as_cpu_contiguous(t)))
+        if self.optimizer is not None:
+            sd = self._local_optimizer().state_dict()
+            plain = {}
+            for pid, st in sd["state"].items():
+                for k, v in st.items():
+                    if torch.is_tensor(v):
+                        (local if self._zero else shared).append(
+                            (f"optim.{pid}.{k}", as_cpu_contiguous(v)))
+                    else:
+                        plain[(pid, k)] = v
+            meta["optim"] = {"param_groups": sd["param_groups"], "plain": plain,
+                             "pids": list(sd["state"].keys())}
+        for k, v in self.tensors.items():
+            local.append(("tensor." + k, as_cpu_contiguous(v)))
+        if self.lr_scheduler is not None:
+            meta["lr_scheduler"] = self.lr_scheduler.state_dict()
+        if self.rng:
+            meta["rng"] = _rng_state()
+        if not self.replicated:
+            local, shared = shared + local, []
+        return shared, local, meta
+
+    def save(self, step):
+        """Checkpoint the state after `step` (call it after optimizer.step())."""
+        t0 = time.perf_counter()
+        shared, local, meta = self._collect(int(step))
+        blob = torch.frombuffer(bytearray(pickle.dumps(meta)), dtype=torch.uint8)
+        local.append(("meta", blob))
+        entries = split_entries([("s/" + n, t) for n, t in shared], self.rank, self.world)
+        entries += [entry("r/" + n, t) for n, t in local]
+        args = (self.job, self.rank, self.world, int(step), entries, self.copy_threads)
+        if self.saver is None:
+            self.client.save(*args)
+        else:
+            self.wait()
+            self._held = (shared, local)
+            self.saver.submit(*args)
+        self.stats["saves"] += 1
+        self.stats["blocking_ms"].append((time.perf_counter() - t0) * 1e3)
+
+    def wait(self):
+        """Block until the in-flight copy (if any) is committed; raises its error."""
+        if self.saver is None or self._held is None:
+            return
+        try:
+            self.saver.wait()
+        finally:
+            self._held = None
+        self.stats["copy_s"].append(self.saver.last_stats()["copy_s"])
+
+    # ---------------------------------------------------------------- loading
+    def _agree(self, value, op):
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.int64)
+        dist.all_reduce(t, op=op)
+        return int(t.item())
+
+    def _read_own(self, iteration):
+        try:
+            shard = self.client.open(self.job, self.rank, iteration)
+            man = shard.manifest
+            buf = torch.empty(man["data_bytes"], dtype=torch.uint8)
+            _gemini.Client.read_into(shard, buf.data_ptr(), self.copy_threads)
+            return man, buf, None
+        except GeminiError as e:
+            return None, None, e
+
+    def load_latest(self):
+        """Restore the newest iteration every rank holds; returns its step or None."""
+        self.wait()
+        iteration = self._agree(self.client.complete_iteration(self.job), dist.ReduceOp.MIN)
+        if iteration < 0:
+            return None
+        man, buf, err = self._read_own(iteration)
+        if self._agree(1 if err else 0, dist.ReduceOp.MAX):
+            raise GeminiError(f"rank {self.rank}: cannot load iteration {iteration}: "
+                              f"{err or 'another rank failed to load it'}")
+        pieces = views(buf, man["entries"])
+        if self.world > 1 and self.replicated:
+            pieces = self._gather_shared(man, buf, pieces)
+        tensors = assemble(pieces)
+        meta = pickle.loads(tensors.pop("r/meta").numpy().tobytes())
+        self._restore(tensors, meta)
+        return meta["step"]
+
+    def _gather_shared(self, man, buf, pieces):
+        """Every rank's replicated pieces, from an all-gather of the shards."""
+        manifests = [None] * self.world
+        dist.all_gather_object(manifests, man["entries"])
+        size = self._agree(buf.numel(), dist.ReduceOp.MAX)
+        padded = torch.zeros(size, dtype=torch.uint8)
+        padded[:buf.numel()] = buf
+        bufs = [torch.empty(size, dtype=torch.uint8) for _ in range(self.world)]
+        dist.all_gather(bufs, padded)
+        out = [p for p in pieces if not p[0].startswith("s/")]
+        for r in range(self.world):
+            out += [p for p in views(bufs[r], manifests[r]) if p[0].startswith("s/")]
+        return out
+
+    def _restore(self, tensors, meta):
+        got = {n.split("/", 1)[1]: t for n, t in tensors.items()}
+        if self.model is not None:
+            self.model.load_state_dict(
+                {k[len("model."):]: v for k, v in got.items() if k.startswith("model.")})
+        if self.optimizer is not None:
+            om = meta["optim"]
+            state = {pid: {} for pid in om["pids"]}
+            for (pid, k), v in om["plain"].items():
+                state[pid][k] = v
+            for name, v in got.items():
+                if name.startswith("optim."):
+                    _, pid, k = name.split(".", 2)
+                    state[int(pid)][k] = v
+            self._local_optimizer().load_state_dict(
+                {"state": state, "param_groups": om["param_groups"]})
+        for k, v in self.tensors.items():
+            with torch.no_grad():
+                v.copy_(got["tensor." + k])
+        if self.lr_scheduler is not None and "lr_scheduler" in meta:
+            self.lr_scheduler.load_state_dict(meta["lr_scheduler"])
+        if self.rng and "rng" in meta:
+            _set_rng_state(meta["rng"])
+
+    def close(self):
+        self.wait()
