@@ -1,0 +1,69 @@
+"""Shared fixtures: a real `gemini agent` process per test, on a private socket."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GEMINI = os.environ.get("GEMINI_BIN", os.path.join(REPO, "build", "gemini"))
+PYTHON = "/usr/bin/python3"
+sys.path.insert(0, os.path.join(REPO, "python"))
+
+
+class Agent:
+    def __init__(self, tmp_path, budget="1GiB"):
+        self.socket = str(tmp_path / f"agent-{uuid.uuid4().hex[:8]}.sock")
+        self.prefix = f"gemini-pytest-{uuid.uuid4().hex[:8]}"
+        self.log = open(tmp_path / "agent.log", "ab")
+        self.proc = subprocess.Popen([GEMINI, "agent", "--socket", self.socket, "--budget", budget,
+                                      "--shm-prefix", self.prefix], stderr=self.log)
+        deadline = time.time() + 10
+        while not os.path.exists(self.socket):
+            assert self.proc.poll() is None, "agent exited at start-up"
+            assert time.time() < deadline, "agent did not start"
+            time.sleep(0.02)
+
+    def env(self, **extra):
+        env = dict(os.environ, GEMINI_SOCKET=self.socket, PYTHONPATH=os.path.join(REPO, "python"),
+                   OMP_NUM_THREADS="1")
+        env.update({k: str(v) for k, v in extra.items()})
+        return env
+
+    def status(self):
+        import json
+        out = subprocess.run([GEMINI, "status", "--json", "--socket", self.socket],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        self.log.close()
+        leftovers = [f for f in os.listdir("/dev/shm") if f.startswith(self.prefix)]
+        assert not leftovers, f"agent left shared memory behind: {leftovers}"
+
+
+@pytest.fixture
+def agent(tmp_path):
+    a = Agent(tmp_path)
+    yield a
+    a.stop()
+
+
+@pytest.fixture
+def small_agent(tmp_path):
+    a = Agent(tmp_path, budget="4MiB")
+    yield a
+    a.stop()
+
+
+def helper(name):
+    return os.path.join(REPO, "tests", "helpers", name)
