@@ -14,8 +14,9 @@ namespace gemini {
 uint32_t Crc32c(const void* data, size_t len, uint32_t crc = 0);
 
 // Copies len bytes from src to dst and returns the CRC32C of them, continuing
-// from `crc`. The copy goes in cache-sized pieces, each checksummed right
-// after it lands, so the bytes are read from memory once.
+// from `crc`. Works in cache-sized pieces: each is checksummed (which pulls it
+// into cache) and then written out with non-temporal stores, so every byte is
+// read from memory once and written once, as by a large memcpy.
 uint32_t CopyWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc = 0);
 
 }  // namespace gemini
