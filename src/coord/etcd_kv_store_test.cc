@@ -1,0 +1,162 @@
+// etcd-only behaviour: a dead or hung server yields a typed error by the
+// deadline, endpoint failover, and the JSON codec. Each test that needs a
+// server starts its own (EtcdProcess) and kills it by pid when done.
+#include "coord/etcd_kv_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+
+#include "coord/etcd_codec.h"
+#include "coord/etcd_process.h"
+
+namespace gemini {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+bool HaveEtcd() { return ::access("/usr/bin/etcd", X_OK) == 0; }
+
+bool IsOutage(Code c) { return c == Code::kUnavailable || c == Code::kDeadlineExceeded; }
+
+std::unique_ptr<EtcdProcess> StartEtcd() {
+  Result<std::unique_ptr<EtcdProcess>> p = EtcdProcess::Start(EtcdProcessOptions());
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return p.ok() ? std::move(p).value() : nullptr;
+}
+
+EtcdKvStore StoreFor(const std::vector<std::string>& endpoints) {
+  EtcdOptions o;
+  o.endpoints = endpoints;
+  return EtcdKvStore(o);
+}
+
+TEST(EtcdKvStoreTest, NothingListeningIsUnavailable) {
+  // Port 9 (discard) on loopback: nothing listens there in a test box.
+  EtcdKvStore kv = StoreFor({"http://127.0.0.1:9"});
+  Result<int64_t> r = kv.Put("k", "v", DeadlineAfter(3s));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
+  Result<std::unique_ptr<Watch>> w = kv.WatchPrefix("k", 0, DeadlineAfter(3s));
+  ASSERT_FALSE(w.ok());
+  EXPECT_TRUE(IsOutage(w.status().code())) << w.status().ToString();
+}
+
+TEST(EtcdKvStoreTest, HungServerTimesOutThenRecovers) {
+  if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
+  std::unique_ptr<EtcdProcess> etcd = StartEtcd();
+  ASSERT_NE(etcd, nullptr);
+  EtcdKvStore kv = StoreFor({etcd->endpoint()});
+  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
+
+  ASSERT_TRUE(etcd->Pause().ok());
+  const auto start = Clock::now();
+  Result<KeyValue> got = kv.Get("k", DeadlineAfter(300ms));
+  Result<std::unique_ptr<Watch>> w = kv.WatchPrefix("k", 0, DeadlineAfter(300ms));
+  const auto elapsed = Clock::now() - start;
+  ASSERT_TRUE(etcd->Resume().ok());
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), Code::kDeadlineExceeded) << got.status().ToString();
+  ASSERT_FALSE(w.ok());
+  EXPECT_EQ(w.status().code(), Code::kDeadlineExceeded) << w.status().ToString();
+  EXPECT_LT(elapsed, 10s) << "calls must return near their deadline, not hang";
+
+  Result<KeyValue> again = kv.Get("k", DeadlineAfter(10s));
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->value, "v");
+}
+
+TEST(EtcdKvStoreTest, KilledServerFailsCallsAndBreaksWatches) {
+  if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
+  std::unique_ptr<EtcdProcess> etcd = StartEtcd();
+  ASSERT_NE(etcd, nullptr);
+  EtcdKvStore kv = StoreFor({etcd->endpoint()});
+  Result<std::unique_ptr<Watch>> w = kv.WatchPrefix("", 0, DeadlineAfter(5s));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
+
+  etcd->Stop();  // SIGKILL, reaped
+  const auto start = Clock::now();
+  Result<int64_t> put = kv.Put("k", "v2", DeadlineAfter(2s));
+  Result<LeaseInfo> lease = kv.LeaseGrant(5, DeadlineAfter(2s));
+  EXPECT_LT(Clock::now() - start, 10s);
+  ASSERT_FALSE(put.ok());
+  EXPECT_TRUE(IsOutage(put.status().code())) << put.status().ToString();
+  ASSERT_FALSE(lease.ok());
+  EXPECT_TRUE(IsOutage(lease.status().code())) << lease.status().ToString();
+
+  // The watch hands out the event it got, then reports the outage.
+  Status broken;
+  size_t events = 0;
+  const Deadline end = DeadlineAfter(15s);
+  while (broken.ok() && Clock::now() < end) {
+    Result<std::vector<WatchEvent>> got = (*w)->Poll(end);
+    if (got.ok()) {
+      events += got->size();
+    } else {
+      broken = got.status();
+    }
+  }
+  EXPECT_EQ(events, 1u);
+  EXPECT_EQ(broken.code(), Code::kUnavailable) << broken.ToString();
+}
+
+TEST(EtcdKvStoreTest, FailsOverToNextEndpoint) {
+  if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
+  std::unique_ptr<EtcdProcess> etcd = StartEtcd();
+  ASSERT_NE(etcd, nullptr);
+  EtcdKvStore kv = StoreFor({"http://127.0.0.1:9", etcd->endpoint()});
+  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
+  Result<KeyValue> got = kv.Get("k", DeadlineAfter(5s));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->value, "v");
+}
+
+TEST(EtcdKvStoreTest, MissingBinaryIsNotFound) {
+  EtcdProcessOptions o;
+  o.binary = "/nonexistent/etcd";
+  EXPECT_EQ(EtcdProcess::Start(o).status().code(), Code::kNotFound);
+}
+
+TEST(EtcdCodec, Base64RoundTripsEveryLengthAndByte) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (size_t n = 0; n <= all.size(); n += (n < 8 ? 1 : 37)) {
+    std::string in = all.substr(all.size() - n), out;
+    ASSERT_TRUE(etcd::Base64Decode(etcd::Base64Encode(in), &out)) << n;
+    EXPECT_EQ(out, in);
+  }
+  EXPECT_EQ(etcd::Base64Encode("foo"), "Zm9v");
+  EXPECT_EQ(etcd::Base64Encode("fo"), "Zm8=");
+  std::string out;
+  EXPECT_FALSE(etcd::Base64Decode("Zm9v!", &out));
+  EXPECT_FALSE(etcd::Base64Decode("Z", &out));
+}
+
+TEST(EtcdCodec, DecodesGatewayJson) {
+  auto j = nlohmann::json::parse(
+      R"({"header":{"revision":"9"},"kvs":[{"key":"Zm9v","create_revision":"2",)"
+      R"("mod_revision":"9","version":"3","value":"YmFy","lease":"77"}],"count":"1"})");
+  Result<RangeResult> r = etcd::DecodeRange(j);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->revision, 9);
+  ASSERT_EQ(r->kvs.size(), 1u);
+  EXPECT_EQ(r->kvs[0].key, "foo");
+  EXPECT_EQ(r->kvs[0].value, "bar");
+  EXPECT_EQ(r->kvs[0].version, 3);
+  EXPECT_EQ(r->kvs[0].lease, 77);
+
+  auto bad = nlohmann::json::parse(R"({"kvs":[{"key":"%%%"}]})");
+  EXPECT_EQ(etcd::DecodeRange(bad).status().code(), Code::kInternal);
+  auto err = nlohmann::json::parse(
+      R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})");
+  EXPECT_EQ(etcd::DecodeError(err, 404).code(), Code::kNotFound);
+  auto stream_err = nlohmann::json::parse(R"({"error":{"grpc_code":14,"message":"no leader"}})");
+  EXPECT_EQ(etcd::DecodeError(stream_err, 200).code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace gemini

@@ -1,0 +1,80 @@
+// EtcdProcess: a single-member etcd server run as a child process, for tests,
+// the demo and the launcher.
+//
+// Start() picks free ports (unless given), creates a temporary directory for
+// the data and the log (unless a data dir is given), starts /usr/bin/etcd
+// listening on `host`, and returns once etcd answers requests. The object owns
+// the child: Stop() (also run by the destructor) kills exactly that pid with
+// SIGKILL, reaps it, and removes the temporary directory. With
+// die_with_parent (default) the kernel also kills the child when the thread
+// that started it exits (PR_SET_PDEATHSIG), so a crashed test leaves no etcd
+// behind; start it from a thread that outlives its use.
+//
+// Thread safety: none; one owner drives it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+
+namespace gemini {
+
+struct EtcdProcessOptions {
+  // The etcd binary. Default: Debian's etcd-server package.
+  std::string binary = "/usr/bin/etcd";
+  // Address to listen on for clients and peers. Default loopback; a cluster
+  // bridge address (scripts/cluster) makes it reachable from every host.
+  std::string host = "127.0.0.1";
+  // Ports; 0 = pick a free one (and retry on a lost race).
+  int client_port = 0;
+  int peer_port = 0;
+  // Where etcd keeps its data. Empty (default) = a fresh temporary directory,
+  // removed by Stop(); a given directory is left in place.
+  std::string data_dir;
+  // Short raft timers (heartbeat 10 ms, election 50 ms), so that leases honor
+  // TTLs down to 1 s (etcd's default floor is 2 s). Default on.
+  bool fast_timers = true;
+  // SIGKILL etcd when the starting thread exits (see above). Default on.
+  bool die_with_parent = true;
+  // How long Start() waits for etcd to answer. Default 15 s.
+  std::chrono::milliseconds start_timeout{15000};
+};
+
+class EtcdProcess {
+ public:
+  // kNotFound if the binary is missing; kUnavailable if etcd did not come up
+  // (the end of its log is in the message).
+  static Result<std::unique_ptr<EtcdProcess>> Start(EtcdProcessOptions options);
+  ~EtcdProcess();
+  EtcdProcess(const EtcdProcess&) = delete;
+  EtcdProcess& operator=(const EtcdProcess&) = delete;
+
+  // "http://host:port", for EtcdOptions::endpoints.
+  const std::string& endpoint() const { return endpoint_; }
+  pid_t pid() const { return pid_; }
+  const std::string& log_path() const { return log_path_; }
+
+  // Kills (SIGKILL) and reaps the server, removes the temporary directory.
+  // Idempotent.
+  void Stop();
+  // SIGSTOP / SIGCONT: a hung server (requests time out instead of failing).
+  Status Pause();
+  Status Resume();
+
+ private:
+  EtcdProcess() = default;
+  Status Launch(const EtcdProcessOptions& options, int client_port, int peer_port);
+  Status WaitReady(std::chrono::milliseconds timeout);
+  void Kill();  // the child only
+
+  pid_t pid_ = -1;
+  std::string endpoint_;
+  std::string temp_dir_;  // removed by Stop() when non-empty
+  std::string log_path_;
+};
+
+}  // namespace gemini
