@@ -48,8 +48,9 @@ TEST(Manifest, EveryTruncationIsRejected) {
   for (size_t n = 0; n < bytes.size(); ++n) {
     EXPECT_FALSE(Manifest::Decode(bytes.substr(0, n)).ok()) << "prefix " << n;
     // The same prefix with a valid CRC trailer (n + 4 == size is the whole message).
-    if (n + 4 < bytes.size())
+    if (n + 4 < bytes.size()) {
       EXPECT_FALSE(Manifest::Decode(Reseal(bytes.substr(0, n) + "xxxx")).ok()) << "resealed " << n;
+    }
   }
 }
 

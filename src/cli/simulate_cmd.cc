@@ -1,0 +1,339 @@
+// `gemini simulate`: wasted time per failure and effective-training-time ratio
+// of Gemini, Strawman and HighFreq (src/sim), by Monte Carlo over failure
+// times or from a trace; or, with --figure / --plot, the data of a paper-figure
+// analog drawn by scripts/plot_figures.py (Debian's /usr/bin/python3 with
+// matplotlib). Exit code 2 on invalid input, 1 on other errors.
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli/command.h"
+#include "sim/failure_sim.h"
+#include "sim/figures.h"
+#include "sim/wasted_time.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace sim = gemini::sim;
+using nlohmann::json;
+
+struct SimulateArgs {
+  sim::ClusterModel model;
+  sim::MonteCarloOptions mc;
+  std::string strategy = "mixed";
+  double strawman_h = 3, persist_h = 3;
+  double instance_failure_rate = -1;  // per instance-day; < 0: use failures_per_day
+  std::string trace;
+  bool json = false;
+  std::string figure, plot, data, plot_script;
+  std::string python = "/usr/bin/python3";
+  int max_machines = 64;
+};
+
+void Fail(const gemini::Status& st) {
+  std::cerr << "gemini simulate: " << st.message() << "\n";
+  gemini::cli::SetExitCode(st.code() == gemini::Code::kInvalidArgument ? 2 : 1);
+}
+
+// The model with the strategy and the hour-valued options folded in.
+gemini::Result<sim::ClusterModel> BuildModel(const SimulateArgs& a) {
+  sim::ClusterModel m = a.model;
+  GEMINI_ASSIGN_OR_RETURN(m.placement, gemini::ParsePlacementStrategy(a.strategy));
+  m.strawman_interval_s = a.strawman_h * 3600;
+  m.persist_interval_s = a.persist_h * 3600;
+  GEMINI_RETURN_IF_ERROR(sim::ValidateModel(m));
+  return m;
+}
+
+// ---- one scenario ----
+
+struct Scenario {
+  sim::ClusterModel model;
+  double failures_per_day = 0;
+  std::map<int, int> event_sizes;  // machines per failure event -> events
+  std::vector<sim::PolicySummary> summaries;
+};
+
+gemini::Result<Scenario> RunScenario(const SimulateArgs& a, const sim::ClusterModel& model) {
+  Scenario s;
+  s.model = model;
+  double horizon_s = a.mc.days * 86400;
+  if (!a.trace.empty()) {
+    GEMINI_ASSIGN_OR_RETURN(auto events, sim::LoadFailureTrace(a.trace, model.instances));
+    GEMINI_ASSIGN_OR_RETURN(s.summaries, sim::RunTrace(model, events, horizon_s));
+    s.failures_per_day = s.summaries[0].failures / a.mc.days;
+    for (const auto& e : events) {
+      if (e.time_s < horizon_s) ++s.event_sizes[static_cast<int>(e.machines.size())];
+    }
+    if (s.event_sizes.empty()) s.event_sizes[1] = 1;
+    return s;
+  }
+  s.event_sizes[a.mc.machines_per_failure] = 1;
+  sim::MonteCarloOptions mc = a.mc;
+  if (a.instance_failure_rate >= 0) mc.failures_per_day = a.instance_failure_rate * model.instances;
+  GEMINI_ASSIGN_OR_RETURN(s.summaries, sim::RunMonteCarlo(model, mc));
+  s.failures_per_day = mc.failures_per_day;
+  return s;
+}
+
+// Mean of f(k) over the scenario's failure events, k being an event's machine count.
+template <typename F>
+gemini::Result<double> MeanOverEvents(const Scenario& s, F f) {
+  double sum = 0, events = 0;
+  for (auto [k, count] : s.event_sizes) {
+    GEMINI_ASSIGN_OR_RETURN(double v, f(k));
+    sum += v * count;
+    events += count;
+  }
+  return sum / events;
+}
+
+gemini::Result<json> PolicyJson(const Scenario& s, const sim::PolicySummary& r) {
+  GEMINI_ASSIGN_OR_RETURN(sim::PolicyCosts costs, sim::CostsOf(s.model, r.policy));
+  GEMINI_ASSIGN_OR_RETURN(double waste, MeanOverEvents(s, [&](int k) {
+                            return sim::ExpectedWastePerFailure(s.model, r.policy, k);
+                          }));
+  json j = {{"policy", sim::PolicyName(r.policy)},
+            {"checkpoint_s", costs.primary.ckpt_s},
+            {"interval_s", costs.primary.interval_s},
+            {"recovery_s", costs.primary.recovery_s},
+            {"wasted_per_failure_s", waste},
+            {"effective_ratio_analytic", sim::AnalyticEffectiveRatio(s.failures_per_day, waste)},
+            {"effective_ratio", r.mean_ratio},
+            {"effective_ratio_stderr", r.stderr_ratio},
+            {"simulated_wasted_per_failure_s", r.mean_wasted_per_failure_s},
+            {"failures", r.failures}};
+  if (r.policy == sim::Policy::kGemini) {
+    GEMINI_ASSIGN_OR_RETURN(double p, MeanOverEvents(s, [&](int k) {
+                              return gemini::RecoveryProbability(
+                                  s.model.instances, s.model.replicas, s.model.placement, k);
+                            }));
+    j["memory_recovery_probability"] = p;
+    j["fallback_fraction"] = r.fallback_fraction;
+    j["persistent_recovery_s"] = costs.fallback.recovery_s;
+  }
+  return j;
+}
+
+gemini::Result<json> ScenarioJson(const SimulateArgs& a, const Scenario& s) {
+  json policies = json::array();
+  for (const auto& r : s.summaries) {
+    GEMINI_ASSIGN_OR_RETURN(json j, PolicyJson(s, r));
+    policies.push_back(j);
+  }
+  return json{{"model", sim::ModelToJson(s.model)},
+              {"checkpoint_bytes", sim::CheckpointBytes(s.model)},
+              {"failures_per_day", s.failures_per_day},
+              {"machines_per_failure", a.mc.machines_per_failure},
+              {"days", a.mc.days},
+              {"trials", a.trace.empty() ? a.mc.trials : 1},
+              {"seed", a.mc.seed},
+              {"trace", a.trace.empty() ? json(nullptr) : json(a.trace)},
+              {"policies", policies}};
+}
+
+void PrintHuman(const SimulateArgs& a, const json& j) {
+  const auto& m = j["model"];
+  std::cout << std::fixed << std::setprecision(2) << "cluster: " << m["instances"] << " x "
+            << m["gpus_per_instance"] << " GPUs, " << m["model_params"].get<double>() / 1e9
+            << "B params (" << j["checkpoint_bytes"].get<double>() / 1e12
+            << " TB checkpoint), network " << m["network_gbps"].get<double>() << " Gbps, storage "
+            << m["storage_gbps"].get<double>() << " Gbps, iteration "
+            << m["iteration_s"].get<double>() << " s\n";
+  std::string each = a.trace.empty() ? std::to_string(a.mc.machines_per_failure) +
+                                           " machine(s) each; Monte Carlo " +
+                                           std::to_string(a.mc.trials) + " trials x "
+                                     : "machines as in trace " + a.trace + "; ";
+  std::cout << "failures: " << j["failures_per_day"].get<double>() << "/day, " << each << a.mc.days
+            << " days\n\n";
+  std::cout << std::left << std::setw(10) << "policy" << std::right << std::setw(10) << "ckpt s"
+            << std::setw(12) << "interval s" << std::setw(12) << "recovery s" << std::setw(14)
+            << "waste/fail s" << std::setw(12) << "analytic" << std::setw(20) << "simulated (± se)"
+            << "\n";
+  for (const auto& p : j["policies"]) {
+    std::ostringstream sim_col;
+    sim_col << std::fixed << std::setprecision(4) << p["effective_ratio"].get<double>() << " ± "
+            << p["effective_ratio_stderr"].get<double>();
+    std::cout << std::left << std::setw(10) << p["policy"].get<std::string>() << std::right
+              << std::defaultfloat << std::setprecision(5) << std::setw(10)
+              << p["checkpoint_s"].get<double>() << std::setw(12) << p["interval_s"].get<double>()
+              << std::setw(12) << p["recovery_s"].get<double>() << std::setw(14)
+              << p["wasted_per_failure_s"].get<double>() << std::fixed << std::setprecision(4)
+              << std::setw(12) << p["effective_ratio_analytic"].get<double>() << std::setw(20)
+              << sim_col.str() << "\n";
+  }
+  const auto& g = j["policies"][0];
+  std::cout << std::setprecision(6) << "\ngemini recovers from CPU memory with probability "
+            << g["memory_recovery_probability"].get<double>() << " per failure event ("
+            << m["placement"].get<std::string>() << ", m=" << m["replicas"]
+            << "); simulated fallbacks to persistent storage: "
+            << g["fallback_fraction"].get<double>() << " of failures\n";
+}
+
+void RunScenarioCommand(const SimulateArgs& a, const sim::ClusterModel& model) {
+  auto s = RunScenario(a, model);
+  if (!s.ok()) return Fail(s.status());
+  auto j = ScenarioJson(a, *s);
+  if (!j.ok()) return Fail(j.status());
+  if (a.json) {
+    std::cout << j->dump(2) << "\n";
+  } else {
+    PrintHuman(a, *j);
+  }
+}
+
+// ---- figures ----
+
+std::string FindPlotScript(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv("GEMINI_PLOT_SCRIPT")) return env;
+  std::error_code ec;
+  std::vector<fs::path> candidates = {
+      fs::path(__FILE__).parent_path() / "../../scripts/plot_figures.py",
+      fs::read_symlink("/proc/self/exe", ec).parent_path() / "../scripts/plot_figures.py",
+      fs::path("scripts/plot_figures.py")};
+  for (const auto& c : candidates) {
+    if (fs::exists(c, ec)) return fs::weakly_canonical(c, ec).string();
+  }
+  return "";
+}
+
+gemini::Status RunPlotter(const SimulateArgs& a, const std::string& data_path) {
+  std::string script = FindPlotScript(a.plot_script);
+  if (script.empty()) {
+    return gemini::NotFound("scripts/plot_figures.py not found; pass --plot-script");
+  }
+  std::vector<std::string> argv_s = {a.python, script, "--data", data_path, "--out", a.plot};
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawn(&pid, a.python.c_str(), nullptr, nullptr, argv.data(), environ);
+  if (rc != 0) return gemini::ErrnoStatus("cannot start " + a.python, rc);
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0) return gemini::ErrnoStatus("waitpid", errno);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return gemini::Internal("plot script " + script + " failed");
+  }
+  return gemini::Status::Ok();
+}
+
+gemini::Result<std::string> WriteData(const SimulateArgs& a, const json& data) {
+  std::string path = a.data;
+  if (path.empty()) {
+    char tmpl[] = "/tmp/gemini-figure-XXXXXX.json";
+    int fd = mkstemps(tmpl, 5);
+    if (fd < 0) return gemini::ErrnoStatus("mkstemps", errno);
+    close(fd);
+    path = tmpl;
+  }
+  std::ofstream out(path);
+  out << data.dump(1) << "\n";
+  if (!out) return gemini::Internal("cannot write " + path);
+  return path;
+}
+
+gemini::Status RunFigure(const SimulateArgs& a, const sim::ClusterModel& model) {
+  sim::FigureOptions opt{model, a.mc, a.max_machines};
+  if (a.instance_failure_rate >= 0) opt.instance_failure_rate = a.instance_failure_rate;
+  std::string figure = a.figure.empty() ? "effective-time" : a.figure;
+  GEMINI_ASSIGN_OR_RETURN(json data, sim::FigureData(figure, opt));
+  if (a.json) std::cout << data.dump(1) << "\n";
+  if (a.plot.empty() && a.data.empty()) return gemini::Status::Ok();
+  GEMINI_ASSIGN_OR_RETURN(std::string path, WriteData(a, data));
+  gemini::Status st = a.plot.empty() ? gemini::Status::Ok() : RunPlotter(a, path);
+  if (a.data.empty()) std::remove(path.c_str());
+  if (st.ok() && !a.json) {
+    std::cout << "figure " << figure << ":" << (a.plot.empty() ? "" : " wrote " + a.plot)
+              << (a.data.empty() ? "" : " data " + a.data) << "\n";
+  }
+  return st;
+}
+
+void Run(const SimulateArgs& a) {
+  auto model = BuildModel(a);
+  if (!model.ok()) return Fail(model.status());
+  if (!a.figure.empty() || !a.plot.empty() || !a.data.empty()) {
+    gemini::Status st = RunFigure(a, *model);
+    if (!st.ok()) Fail(st);
+    return;
+  }
+  RunScenarioCommand(a, *model);
+}
+
+void AddModelOptions(CLI::App* c, SimulateArgs& a) {
+  auto& m = a.model;
+  c->add_option("--model-params", m.model_params, "Model parameters")->capture_default_str();
+  c->add_option("--bytes-per-param", m.bytes_per_param, "Checkpoint bytes per parameter")
+      ->capture_default_str();
+  c->add_option("--instances", m.instances, "Machines N")->capture_default_str();
+  c->add_option("--gpus-per-instance", m.gpus_per_instance, "GPUs per machine")
+      ->capture_default_str();
+  c->add_option("--network-gbps", m.network_gbps, "Network bandwidth of one machine")
+      ->capture_default_str();
+  c->add_option("--storage-gbps", m.storage_gbps, "Aggregate remote storage bandwidth")
+      ->capture_default_str();
+  c->add_option("--pcie-gbps", m.pcie_gbps, "GPU-CPU copy bandwidth per GPU")
+      ->capture_default_str();
+  c->add_option("--iteration-s", m.iteration_s, "Iteration time T_iter, seconds")
+      ->capture_default_str();
+  c->add_option("--replicas", m.replicas, "Copies of each shard in CPU memory (m)")
+      ->capture_default_str();
+  c->add_option("--strategy", a.strategy, "Placement: group, ring or mixed")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"group", "ring", "mixed"}));
+  c->add_option("--strawman-interval-h", a.strawman_h, "Strawman checkpoint interval, hours")
+      ->capture_default_str();
+  c->add_option("--persist-interval-h", a.persist_h, "Gemini persistent-tier interval, hours")
+      ->capture_default_str();
+  c->add_option("--restart-s", m.restart_s, "Downtime added to every recovery, seconds")
+      ->capture_default_str();
+}
+
+void AddFailureOptions(CLI::App* c, SimulateArgs& a) {
+  c->add_option("--failures-per-day", a.mc.failures_per_day, "Cluster-wide failure events per day")
+      ->capture_default_str();
+  c->add_option("--instance-failure-rate", a.instance_failure_rate,
+                "Failures per instance per day (overrides --failures-per-day), e.g. 0.015");
+  c->add_option("--machines-per-failure", a.mc.machines_per_failure,
+                "Machines taken down by each failure event")
+      ->capture_default_str();
+  c->add_option("--days", a.mc.days, "Simulated days per trial")->capture_default_str();
+  c->add_option("--trials", a.mc.trials, "Monte Carlo trials")->capture_default_str();
+  c->add_option("--seed", a.mc.seed, "Random seed")->capture_default_str();
+  c->add_option("--trace", a.trace,
+                "Failure trace instead of Monte Carlo: lines '<seconds> <machine>...'");
+}
+
+void AddSimulate(CLI::App& app) {
+  auto args = std::make_shared<SimulateArgs>();
+  auto* c = app.add_subcommand(
+      "simulate", "Wasted time and effective training time: Gemini vs Strawman vs HighFreq");
+  AddModelOptions(c, *args);
+  AddFailureOptions(c, *args);
+  c->add_flag("--json", args->json, "Print JSON");
+  c->add_option("--figure", args->figure, "Figure data: recovery, checkpoint-time, effective-time")
+      ->check(CLI::IsMember({"recovery", "checkpoint-time", "effective-time"}));
+  c->add_option("--plot", args->plot, "Draw the figure (default effective-time) into this PNG");
+  c->add_option("--data", args->data, "Also keep the figure's data in this JSON file");
+  c->add_option("--max-machines", args->max_machines, "Recovery figure: largest N")
+      ->capture_default_str();
+  c->add_option("--python", args->python, "Python with matplotlib")->capture_default_str();
+  c->add_option("--plot-script", args->plot_script, "Path of scripts/plot_figures.py");
+  c->callback([args] { Run(*args); });
+}
+
+}  // namespace
+GEMINI_REGISTER_COMMAND(simulate, AddSimulate);
