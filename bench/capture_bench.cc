@@ -56,8 +56,12 @@ std::vector<TensorSource> MakeSources(std::vector<std::vector<uint8_t>>& bufs, u
     uint64_t n = total / count + (i < static_cast<int>(total % count) ? 1 : 0);
     bufs.emplace_back(n);
     for (uint64_t j = 0; j < n; j += 4096) bufs.back()[j] = static_cast<uint8_t>(i + j);
-    out.push_back({"t" + std::to_string(i), Dtype::kUint8, {static_cast<int64_t>(n)},
-                   bufs.back().data(), n, 0});
+    out.push_back({"t" + std::to_string(i),
+                   Dtype::kUint8,
+                   {static_cast<int64_t>(n)},
+                   bufs.back().data(),
+                   n,
+                   0});
   }
   return out;
 }
@@ -128,8 +132,8 @@ int RunCapture(const CaptureArgs& a) {
   for (int r = 0; r < 5; ++r) {
     (void)saver.Wait();
     submit_ms.push_back(1e3 * TimeIt([&] {
-      (void)saver.Submit(SaveRequest{"bench-async", 0, 1, r + 1, small, opts});
-    }));
+                          (void)saver.Submit(SaveRequest{"bench-async", 0, 1, r + 1, small, opts});
+                        }));
   }
   st = saver.Wait();
   double py_ms = a.python ? PythonBlockingMs(socket) : -1;
@@ -150,12 +154,14 @@ int RunCapture(const CaptureArgs& a) {
   } else {
     std::printf("capture of %s in %d tensors (CRC32C per chunk, %d copy thread(s)):\n",
                 FormatBytes(*total).c_str(), a.tensors, a.threads);
-    std::printf("  plain memcpy       %6.2f GiB/s\n  gemini capture     %6.2f GiB/s\n"
-                "  ratio              %6.3f\n",
-                memcpy_gbps, capture_gbps, capture_gbps / memcpy_gbps);
-    std::printf("save() blocks the caller for a 256 MiB state: %.3f ms (Python), %.3f ms "
-                "(native submit)\n",
-                py_ms, Median(submit_ms));
+    std::printf(
+        "  plain memcpy       %6.2f GiB/s\n  gemini capture     %6.2f GiB/s\n"
+        "  ratio              %6.3f\n",
+        memcpy_gbps, capture_gbps, capture_gbps / memcpy_gbps);
+    std::printf(
+        "save() blocks the caller for a 256 MiB state: %.3f ms (Python), %.3f ms "
+        "(native submit)\n",
+        py_ms, Median(submit_ms));
   }
   return st.ok() ? 0 : 1;
 }

@@ -35,8 +35,8 @@ T Unwrap(Result<T> r) {
 }
 
 // entries: [(name, dtype, shape, data_ptr, length, tensor_offset), ...]
-using Entry = std::tuple<std::string, std::string, std::vector<int64_t>, uintptr_t, uint64_t,
-                         uint64_t>;
+using Entry =
+    std::tuple<std::string, std::string, std::vector<int64_t>, uintptr_t, uint64_t, uint64_t>;
 
 SaveRequest MakeRequest(const std::string& job, uint32_t rank, uint32_t world, int64_t iteration,
                         const std::vector<Entry>& entries, int threads, uint64_t chunk_size,
@@ -55,8 +55,8 @@ SaveRequest MakeRequest(const std::string& job, uint32_t rank, uint32_t world, i
 py::dict ManifestDict(const Manifest& m) {
   py::list entries;
   for (const auto& e : m.entries)
-    entries.append(py::make_tuple(e.name, DtypeName(e.dtype), e.shape, e.offset, e.length,
-                                  e.tensor_offset));
+    entries.append(
+        py::make_tuple(e.name, DtypeName(e.dtype), e.shape, e.offset, e.length, e.tensor_offset));
   py::dict d;
   d["job"] = m.job;
   d["iteration"] = m.iteration;
@@ -72,53 +72,57 @@ py::dict ManifestDict(const Manifest& m) {
 PYBIND11_MODULE(_gemini, m) {
   m.doc() = "gemini native module: the trainer side of the in-memory checkpoint store";
   g_error = py::reinterpret_borrow<py::object>(PyExc_RuntimeError);
-  g_error = py::module_::import("builtins").attr("type")(
-      "GeminiError", py::make_tuple(g_error), py::dict());
+  g_error = py::module_::import("builtins")
+                .attr("type")("GeminiError", py::make_tuple(g_error), py::dict());
   m.attr("GeminiError") = g_error;
   m.def("default_socket_path", &DefaultSocketPath);
 
-  py::class_<OpenShard>(m, "Shard")
-      .def_property_readonly("manifest", [](const OpenShard& s) { return ManifestDict(s.manifest); });
+  py::class_<OpenShard>(m, "Shard").def_property_readonly("manifest", [](const OpenShard& s) {
+    return ManifestDict(s.manifest);
+  });
 
   py::class_<AgentClient>(m, "Client")
       .def(py::init([](const std::string& path) { return Unwrap(AgentClient::Connect(path)); }),
            py::arg("socket_path"))
-      .def("save",
-           [](AgentClient& c, const std::string& job, uint32_t rank, uint32_t world,
-              int64_t iteration, const std::vector<Entry>& entries, int threads,
-              uint64_t chunk_size, int64_t wait_ms) {
-             SaveRequest r =
-                 MakeRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
-             Status st;
-             {
-               py::gil_scoped_release nogil;
-               st = c.Save(r.job, r.rank, r.world_size, r.iteration, r.tensors, r.options);
-             }
-             Check(st);
-           },
-           py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
-           py::arg("entries"), py::arg("threads") = 1,
-           py::arg("chunk_size") = Manifest::kDefaultChunkSize, py::arg("wait_ms") = 120000)
-      .def("open",
-           [](AgentClient& c, const std::string& job, uint32_t rank, int64_t iteration) {
-             Result<OpenShard> r = Internal("unset");
-             {
-               py::gil_scoped_release nogil;
-               r = c.Open(job, rank, iteration);
-             }
-             return Unwrap(std::move(r));
-           },
-           py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
-      .def_static("read_into",
-                  [](const OpenShard& s, uintptr_t dst, int threads) {
-                    Status st;
-                    {
-                      py::gil_scoped_release nogil;
-                      st = AgentClient::ReadInto(s, reinterpret_cast<uint8_t*>(dst), threads);
-                    }
-                    Check(st);
-                  },
-                  py::arg("shard"), py::arg("dst_ptr"), py::arg("threads") = 1)
+      .def(
+          "save",
+          [](AgentClient& c, const std::string& job, uint32_t rank, uint32_t world,
+             int64_t iteration, const std::vector<Entry>& entries, int threads, uint64_t chunk_size,
+             int64_t wait_ms) {
+            SaveRequest r =
+                MakeRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = c.Save(r.job, r.rank, r.world_size, r.iteration, r.tensors, r.options);
+            }
+            Check(st);
+          },
+          py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
+          py::arg("entries"), py::arg("threads") = 1,
+          py::arg("chunk_size") = Manifest::kDefaultChunkSize, py::arg("wait_ms") = 120000)
+      .def(
+          "open",
+          [](AgentClient& c, const std::string& job, uint32_t rank, int64_t iteration) {
+            Result<OpenShard> r = Internal("unset");
+            {
+              py::gil_scoped_release nogil;
+              r = c.Open(job, rank, iteration);
+            }
+            return Unwrap(std::move(r));
+          },
+          py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
+      .def_static(
+          "read_into",
+          [](const OpenShard& s, uintptr_t dst, int threads) {
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = AgentClient::ReadInto(s, reinterpret_cast<uint8_t*>(dst), threads);
+            }
+            Check(st);
+          },
+          py::arg("shard"), py::arg("dst_ptr"), py::arg("threads") = 1)
       .def("complete_iteration",
            [](AgentClient& c, const std::string& job) {
              Result<int64_t> r = Internal("unset");
@@ -133,32 +137,34 @@ PYBIND11_MODULE(_gemini, m) {
 
   py::class_<AsyncSaver>(m, "AsyncSaver")
       .def(py::init<AgentClient*>(), py::keep_alive<1, 2>(), py::arg("client"))
-      .def("submit",
-           [](AsyncSaver& s, const std::string& job, uint32_t rank, uint32_t world,
-              int64_t iteration, const std::vector<Entry>& entries, int threads,
-              uint64_t chunk_size, int64_t wait_ms) {
-             SaveRequest r =
-                 MakeRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
-             Status st;
-             {
-               py::gil_scoped_release nogil;
-               st = s.Submit(std::move(r));
-             }
-             Check(st);
-           },
-           py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
-           py::arg("entries"), py::arg("threads") = 1,
-           py::arg("chunk_size") = Manifest::kDefaultChunkSize, py::arg("wait_ms") = 120000)
-      .def("wait",
-           [](AsyncSaver& s, double timeout_s) {
-             Status st;
-             {
-               py::gil_scoped_release nogil;
-               st = s.Wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
-             }
-             Check(st);
-           },
-           py::arg("timeout_s") = 600.0)
+      .def(
+          "submit",
+          [](AsyncSaver& s, const std::string& job, uint32_t rank, uint32_t world,
+             int64_t iteration, const std::vector<Entry>& entries, int threads, uint64_t chunk_size,
+             int64_t wait_ms) {
+            SaveRequest r =
+                MakeRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = s.Submit(std::move(r));
+            }
+            Check(st);
+          },
+          py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
+          py::arg("entries"), py::arg("threads") = 1,
+          py::arg("chunk_size") = Manifest::kDefaultChunkSize, py::arg("wait_ms") = 120000)
+      .def(
+          "wait",
+          [](AsyncSaver& s, double timeout_s) {
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = s.Wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+            }
+            Check(st);
+          },
+          py::arg("timeout_s") = 600.0)
       .def("in_flight", &AsyncSaver::InFlight)
       .def("last_stats", [](AsyncSaver& s) {
         SaveStats st = s.LastStats();

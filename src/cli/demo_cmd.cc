@@ -78,14 +78,14 @@ Result<RunResult> RunTrainers(const DemoArgs& a, const std::string& socket, cons
   auto start = Clock::now();
   for (int r = 0; r < a.nproc; ++r) {
     std::map<std::string, std::string> env{
-        {"RANK", std::to_string(r)},       {"WORLD_SIZE", std::to_string(a.nproc)},
-        {"MASTER_ADDR", "127.0.0.1"},      {"MASTER_PORT", std::to_string(port)},
-        {"GEMINI_SOCKET", socket},         {"PYTHONPATH", PythonDir()},
+        {"RANK", std::to_string(r)},  {"WORLD_SIZE", std::to_string(a.nproc)},
+        {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)},
+        {"GEMINI_SOCKET", socket},    {"PYTHONPATH", PythonDir()},
         {"OMP_NUM_THREADS", "1"}};
-    GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start({a.python, "-m", "gemini.demo_train",
-                                                       "--iterations", std::to_string(a.iterations),
-                                                       "--job", job},
-                                                      env, r == 0, log));
+    GEMINI_ASSIGN_OR_RETURN(auto p,
+                            Subprocess::Start({a.python, "-m", "gemini.demo_train", "--iterations",
+                                               std::to_string(a.iterations), "--job", job},
+                                              env, r == 0, log));
     ranks.push_back(std::move(p));
   }
   RunResult res;
@@ -136,18 +136,20 @@ void PrintAccount(const DemoArgs& a, const RunResult& ref, const RunResult& cras
   std::printf("  SIGKILL of every trainer after iteration %d\n", a.kill_at);
   std::printf("  resumed from iteration %d, held in memory by the agent\n",
               resumed.resumed_from.value_or(-1));
-  std::printf("  load_latest() took %.3f s; kill to first new iteration %.2f s "
-              "(includes Python and torch start-up)\n",
-              resumed.load_s, kill_to_resume_s);
+  std::printf(
+      "  load_latest() took %.3f s; kill to first new iteration %.2f s "
+      "(includes Python and torch start-up)\n",
+      resumed.load_s, kill_to_resume_s);
   std::printf("\n  iter  uninterrupted loss  resumed loss        equal\n");
   for (const auto& [it, loss] : resumed.loss) {
     double want = ref.loss.count(it) ? ref.loss.at(it) : -1;
     std::printf("  %4d  %.12f      %.12f      %s\n", it, want, loss, want == loss ? "yes" : "NO");
   }
   if (mismatches == 0)
-    std::printf("\nresult: all %zu losses after the resume equal the uninterrupted run's, bit for "
-                "bit\n",
-                resumed.loss.size());
+    std::printf(
+        "\nresult: all %zu losses after the resume equal the uninterrupted run's, bit for "
+        "bit\n",
+        resumed.loss.size());
   else
     std::printf("\nresult: %d losses differ from the uninterrupted run\n", mismatches);
 }
@@ -169,9 +171,10 @@ int RunDemo(DemoArgs a) {
     std::cerr << "gemini demo: cannot start the agent: " << st.ToString() << "\n";
     return 1;
   }
-  std::printf("gemini demo: GPT-style model, %d ranks (DDP over gloo), %d iterations, one "
-              "in-memory checkpoint per iteration\nagent: %s (logs in %s)\n",
-              a.nproc, a.iterations, socket.c_str(), log.c_str());
+  std::printf(
+      "gemini demo: GPT-style model, %d ranks (DDP over gloo), %d iterations, one "
+      "in-memory checkpoint per iteration\nagent: %s (logs in %s)\n",
+      a.nproc, a.iterations, socket.c_str(), log.c_str());
   std::printf("[1/3] reference run, uninterrupted ...\n");
   std::fflush(stdout);
   auto ref = RunTrainers(a, socket, "reference", -1, log);

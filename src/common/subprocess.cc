@@ -16,9 +16,10 @@ extern char** environ;
 
 namespace gemini {
 
-Result<std::unique_ptr<Subprocess>> Subprocess::Start(
-    const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-    bool capture_stdout, const std::string& stderr_path) {
+Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::string>& argv,
+                                                      const std::map<std::string, std::string>& env,
+                                                      bool capture_stdout,
+                                                      const std::string& stderr_path) {
   if (argv.empty()) return InvalidArgument("empty command");
   int pipe_fds[2] = {-1, -1};
   if (capture_stdout && pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);

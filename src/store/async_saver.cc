@@ -53,8 +53,8 @@ void AsyncSaver::Run() {
     pending_.reset();
     lock.unlock();
     auto start = std::chrono::steady_clock::now();
-    Status st = client_->Save(req.job, req.rank, req.world_size, req.iteration, req.tensors,
-                              req.options);
+    Status st =
+        client_->Save(req.job, req.rank, req.world_size, req.iteration, req.tensors, req.options);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     uint64_t bytes = 0;
     for (const auto& t : req.tensors) bytes += t.length;
