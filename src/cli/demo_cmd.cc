@@ -160,6 +160,7 @@ int RunDemo(DemoArgs a) {
     std::cerr << "gemini demo: --kill-at must be in [1, iterations)\n";
     return 2;
   }
+  FILE* progress = a.json_out ? stderr : stdout;  // --json keeps stdout for the JSON.
   char tmpl[] = "/tmp/gemini-demo-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   std::string socket = dir + "/agent.sock", log = dir + "/log.txt";
@@ -171,19 +172,20 @@ int RunDemo(DemoArgs a) {
     std::cerr << "gemini demo: cannot start the agent: " << st.ToString() << "\n";
     return 1;
   }
-  std::printf(
-      "gemini demo: GPT-style model, %d ranks (DDP over gloo), %d iterations, one "
-      "in-memory checkpoint per iteration\nagent: %s (logs in %s)\n",
-      a.nproc, a.iterations, socket.c_str(), log.c_str());
-  std::printf("[1/3] reference run, uninterrupted ...\n");
-  std::fflush(stdout);
+  std::fprintf(progress,
+               "gemini demo: GPT-style model, %d ranks (DDP over gloo), %d iterations, one "
+               "in-memory checkpoint per iteration\nagent: %s (logs in %s)\n",
+               a.nproc, a.iterations, socket.c_str(), log.c_str());
+  std::fprintf(progress, "[1/3] reference run, uninterrupted ...\n");
+  std::fflush(progress);
   auto ref = RunTrainers(a, socket, "reference", -1, log);
-  std::printf("[2/3] the same run, all trainers SIGKILLed after iteration %d ...\n", a.kill_at);
-  std::fflush(stdout);
+  std::fprintf(progress, "[2/3] the same run, all trainers SIGKILLed after iteration %d ...\n",
+               a.kill_at);
+  std::fflush(progress);
   auto crash = ref.ok() ? RunTrainers(a, socket, "demo", a.kill_at, log) : ref.status();
   auto killed_at = Clock::now();
-  std::printf("[3/3] restart: the trainers resume from the agent's memory ...\n");
-  std::fflush(stdout);
+  std::fprintf(progress, "[3/3] restart: the trainers resume from the agent's memory ...\n");
+  std::fflush(progress);
   auto resumed = crash.ok() ? RunTrainers(a, socket, "demo", -1, log) : crash.status();
   double kill_to_resume = crash.ok() && resumed.ok()
                               ? Seconds(Clock::now() - killed_at) - resumed->wall_s +

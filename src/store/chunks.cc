@@ -84,4 +84,18 @@ Status CopyOutVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
   return Status::Ok();
 }
 
+Status VerifyChunks(const uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,
+                    const std::vector<uint32_t>& crcs) {
+  uint64_t chunks = (data_bytes + chunk_size - 1) / chunk_size;
+  if (crcs.size() != chunks)
+    return DataLoss("shard has " + std::to_string(crcs.size()) + " CRCs for " +
+                    std::to_string(chunks) + " chunks");
+  for (uint64_t c = 0; c < chunks; ++c) {
+    uint64_t pos = c * chunk_size, n = std::min(chunk_size, data_bytes - pos);
+    if (Crc32c(region + pos, n) != crcs[c])
+      return DataLoss("CRC32C mismatch in chunk " + std::to_string(c) + " of a received shard");
+  }
+  return Status::Ok();
+}
+
 }  // namespace gemini

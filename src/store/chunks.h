@@ -31,4 +31,9 @@ std::vector<uint32_t> CaptureInto(uint8_t* region, uint64_t data_bytes, uint64_t
 Status CopyOutVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
                        uint64_t chunk_size, const std::vector<uint32_t>& crcs, int threads = 1);
 
+// Checks every chunk of a region in place (e.g. a replica received from the
+// network) against its CRC; DataLoss naming the first bad chunk.
+Status VerifyChunks(const uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,
+                    const std::vector<uint32_t>& crcs);
+
 }  // namespace gemini

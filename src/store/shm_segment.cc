@@ -40,7 +40,13 @@ Result<std::unique_ptr<ShmSegment>> ShmSegment::Create(const std::string& name, 
     return ErrnoStatus("reserving " + std::to_string(size) + " bytes of shared memory for " + name,
                        err);
   }
-  return std::unique_ptr<ShmSegment>(new ShmSegment(name, fd, size));
+  auto mapping = Mapping::Map(fd, size, /*writable=*/true);
+  if (!mapping.ok()) {
+    close(fd);
+    shm_unlink(name.c_str());
+    return mapping.status();
+  }
+  return std::unique_ptr<ShmSegment>(new ShmSegment(name, fd, size, std::move(*mapping)));
 }
 
 ShmSegment::~ShmSegment() {

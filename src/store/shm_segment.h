@@ -5,8 +5,9 @@
 // error at creation (ResourceExhausted), never a SIGBUS in the middle of a
 // copy. The agent unlinks the name when the segment is destroyed; holders of
 // the file descriptor (trainers it was passed to) keep the memory mapped until
-// they unmap. A segment owns its fd and, if mapped, its mapping; it is
-// movable, not copyable, and not thread-safe (the store guards it).
+// they unmap. The agent keeps its own read-write mapping of every segment
+// (data()), used to send replicas and receive them. A segment owns its fd and
+// its mapping; it is not copyable, and not thread-safe (the store guards it).
 #pragma once
 
 #include <cstddef>
@@ -47,13 +48,15 @@ class ShmSegment {
   const std::string& name() const { return name_; }
   int fd() const { return fd_; }
   size_t size() const { return size_; }
+  uint8_t* data() const { return mapping_->data(); }
 
  private:
-  ShmSegment(std::string name, int fd, size_t size)
-      : name_(std::move(name)), fd_(fd), size_(size) {}
+  ShmSegment(std::string name, int fd, size_t size, std::unique_ptr<Mapping> mapping)
+      : name_(std::move(name)), fd_(fd), size_(size), mapping_(std::move(mapping)) {}
   std::string name_;
   int fd_;
   size_t size_;
+  std::unique_ptr<Mapping> mapping_;
 };
 
 // Page-rounded size.

@@ -19,6 +19,7 @@ struct Store::Slot {
   SlotState state = SlotState::kEmpty;
   Manifest manifest;
   std::vector<uint32_t> crcs;
+  int pins = 0;  // ShardPins reading this slot; it is not reused meanwhile.
   int64_t iteration() const { return manifest.iteration; }
 };
 
@@ -48,7 +49,7 @@ std::string RandomInstance() {
 Result<SlotGrant> GrantFor(const ShmSegment& seg, uint32_t index) {
   int fd = fcntl(seg.fd(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) return ErrnoStatus("dup of shared-memory fd", errno);
-  return SlotGrant{index, seg.name(), seg.size(), fd};
+  return SlotGrant{index, seg.name(), seg.size(), fd, seg.data()};
 }
 
 const char* StateName(SlotState s) {
@@ -78,7 +79,8 @@ uint64_t Store::UsedLocked() const {
 }
 
 int64_t Store::CompleteLocked(const Job& job) const {
-  if (job.ranks.size() < job.world_size) return job.external_complete;
+  if (options_.complete_from_coordinator || job.ranks.size() < job.world_size)
+    return job.external_complete;
   int64_t complete = INT64_MAX;
   for (const auto& [rank, rs] : job.ranks) complete = std::min(complete, rs.NewestIteration());
   return std::max(complete, job.external_complete);
@@ -134,10 +136,13 @@ Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::
     explicit WaiterCount(int& c) : n(c) { ++n; }
     ~WaiterCount() { --n; }
   } counted(job.waiters);
-  while (rs.slots[target].state == SlotState::kCommitted &&
-         CompleteLocked(job) < rs.NewestIteration()) {
-    if (committed_cv_.wait_until(lock, deadline) == std::cv_status::timeout &&
-        CompleteLocked(job) < rs.NewestIteration())
+  auto blocked = [&] {
+    const Slot& t = rs.slots[target];
+    return t.pins > 0 ||
+           (t.state == SlotState::kCommitted && CompleteLocked(job) < rs.NewestIteration());
+  };
+  while (blocked()) {
+    if (committed_cv_.wait_until(lock, deadline) == std::cv_status::timeout && blocked())
       return DeadlineExceeded("rank " + std::to_string(m.rank) + " of job '" + m.job +
                               "': iteration " + std::to_string(rs.NewestIteration()) +
                               " is not complete on every rank yet, and writing " +
@@ -210,6 +215,32 @@ Result<CommittedShard> Store::Open(const std::string& job_name, uint32_t rank, i
     if (s.state != SlotState::kCommitted || s.iteration() != iteration) continue;
     GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, GrantFor(*s.segment, i));
     return CommittedShard{s.manifest, s.crcs, grant};
+  }
+  return NotFound("job '" + job_name + "' rank " + std::to_string(rank) +
+                  " holds no committed iteration " + std::to_string(iteration));
+}
+
+Result<std::unique_ptr<ShardPin>> Store::Pin(const std::string& job_name, uint32_t rank,
+                                             int64_t iteration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job_name);
+  if (it == jobs_.end()) return NotFound("the agent holds no job '" + job_name + "'");
+  auto rit = it->second->ranks.find(rank);
+  if (rit == it->second->ranks.end())
+    return NotFound("job '" + job_name + "' has no rank " + std::to_string(rank));
+  RankSlots& rs = rit->second;
+  if (iteration < 0) iteration = rs.NewestIteration();
+  for (Slot& s : rs.slots) {
+    if (s.state != SlotState::kCommitted || s.iteration() != iteration) continue;
+    ++s.pins;
+    ++it->second->waiters;  // Keeps the job (and so the slot) alive while pinned.
+    Job* job = it->second.get();
+    return std::make_unique<ShardPin>(s.manifest, s.crcs, s.segment->data(), [this, job, &s] {
+      std::lock_guard<std::mutex> l(mu_);
+      --s.pins;
+      --job->waiters;
+      committed_cv_.notify_all();
+    });
   }
   return NotFound("job '" + job_name + "' rank " + std::to_string(rank) +
                   " holds no committed iteration " + std::to_string(iteration));

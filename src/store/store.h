@@ -31,6 +31,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -48,6 +49,9 @@ struct StoreOptions {
   uint64_t budget_bytes = 8ull << 30;
   // Prefix of the shared-memory object names (/dev/shm/<prefix>-...).
   std::string shm_prefix = "gemini";
+  // Multi-machine mode: an iteration is complete only when the coordinator
+  // says so (SetExternalComplete), never from the local ranks alone.
+  bool complete_from_coordinator = false;
 };
 
 // Where a trainer writes or reads a shard: a segment and its fd. The fd is
@@ -57,6 +61,27 @@ struct SlotGrant {
   std::string segment_name;
   uint64_t segment_size = 0;
   int fd = -1;
+  uint8_t* data = nullptr;  // The agent's own mapping of the slot.
+};
+
+// A committed shard held still for reading inside the agent (sending a
+// replica, serving a fetch): its slot is not reused until the pin is
+// destroyed. Manifest and CRCs are copies.
+class ShardPin {
+ public:
+  ShardPin(Manifest m, std::vector<uint32_t> crcs, const uint8_t* data,
+           std::function<void()> release)
+      : manifest(std::move(m)), crcs(std::move(crcs)), data(data), release_(std::move(release)) {}
+  ~ShardPin() { release_(); }
+  ShardPin(const ShardPin&) = delete;
+  ShardPin& operator=(const ShardPin&) = delete;
+
+  const Manifest manifest;
+  const std::vector<uint32_t> crcs;
+  const uint8_t* const data;
+
+ private:
+  std::function<void()> release_;
 };
 
 struct CommittedShard {
@@ -83,6 +108,8 @@ class Store {
   void AbortWriter(uint64_t writer);
   // The committed shard of (job, rank) at `iteration`; -1 means the newest.
   Result<CommittedShard> Open(const std::string& job, uint32_t rank, int64_t iteration);
+  // Pins the committed shard of (job, rank) at `iteration` (-1: newest).
+  Result<std::unique_ptr<ShardPin>> Pin(const std::string& job, uint32_t rank, int64_t iteration);
   // Newest complete iteration of the job, or -1 if none.
   int64_t CompleteIteration(const std::string& job);
   void SetExternalComplete(const std::string& job, int64_t iteration);

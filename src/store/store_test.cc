@@ -142,3 +142,41 @@ TEST(Store, StatusAndDrop) {
 
 }  // namespace
 }  // namespace gemini
+
+namespace gemini {
+namespace {
+
+TEST(Store, PinnedSlotIsNotReused) {
+  Store s(Opts());
+  ASSERT_TRUE(SaveOne(s, 1, Shard("j", 0, 1, 1, 5000)).ok());
+  ASSERT_TRUE(SaveOne(s, 1, Shard("j", 0, 1, 2, 5000)).ok());
+  auto pin = s.Pin("j", 0, 1);  // A replica of iteration 1 is being sent.
+  ASSERT_TRUE(pin.ok());
+  EXPECT_EQ((*pin)->manifest.iteration, 1);
+  // Iteration 3 would reuse iteration 1's slot: it waits for the pin.
+  EXPECT_EQ(s.Begin(1, Shard("j", 0, 1, 3, 5000), milliseconds(50)).status().code(),
+            Code::kDeadlineExceeded);
+  EXPECT_FALSE(s.DropJob("j").ok());
+  pin->reset();
+  auto g = s.Begin(1, Shard("j", 0, 1, 3, 5000), milliseconds(50));
+  ASSERT_TRUE(g.ok());
+  close(g->fd);
+}
+
+TEST(Store, CoordinatorModeTakesCompleteFromOutside) {
+  StoreOptions o = Opts();
+  o.complete_from_coordinator = true;
+  Store s(o);
+  ASSERT_TRUE(SaveOne(s, 1, Shard("j", 0, 1, 1, 5000)).ok());
+  EXPECT_EQ(s.CompleteIteration("j"), -1);  // Replicas are not known to be committed yet.
+  ASSERT_TRUE(SaveOne(s, 1, Shard("j", 0, 1, 2, 5000)).ok());
+  EXPECT_EQ(s.Begin(1, Shard("j", 0, 1, 3, 5000), milliseconds(20)).status().code(),
+            Code::kDeadlineExceeded);
+  s.SetExternalComplete("j", 2);
+  auto g = s.Begin(1, Shard("j", 0, 1, 3, 5000), milliseconds(20));
+  ASSERT_TRUE(g.ok());
+  close(g->fd);
+}
+
+}  // namespace
+}  // namespace gemini

@@ -1,0 +1,188 @@
+#include "agent/job_coordinator.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+
+namespace gemini {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr milliseconds kCallTimeout{3000};
+constexpr char kComplete[] = "complete";
+
+std::string ReplicatedPrefix(int64_t epoch) {
+  return "epochs/" + std::to_string(epoch) + "/replicated/";
+}
+
+// (epoch, iteration) of the complete record; (-1, -1) when absent or unreadable.
+std::pair<int64_t, int64_t> ParseComplete(const std::string& v) {
+  auto j = nlohmann::json::parse(v, nullptr, false);
+  if (j.is_discarded() || !j.contains("epoch") || !j.contains("iteration")) return {-1, -1};
+  return {j["epoch"].get<int64_t>(), j["iteration"].get<int64_t>()};
+}
+
+}  // namespace
+
+std::string EncodeHostInfo(const HostInfo& h) {
+  return nlohmann::json{{"host", h.host}, {"addr", h.addr}, {"port", h.port}, {"ranks", h.ranks}}
+      .dump();
+}
+
+Result<HostInfo> DecodeHostInfo(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("host record is not JSON");
+  try {
+    return HostInfo{j.at("host").get<uint32_t>(), j.at("addr").get<std::string>(),
+                    j.at("port").get<uint16_t>(), j.at("ranks").get<std::vector<uint32_t>>()};
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(std::string("bad host record: ") + e.what());
+  }
+}
+
+JobCoordinator::JobCoordinator(std::shared_ptr<KvStore> kv, HostInfo self, int64_t lease_ttl_s,
+                               int64_t epoch)
+    : kv_(std::move(kv)), ttl_s_(lease_ttl_s), epoch_(epoch), self_(std::move(self)) {}
+
+JobCoordinator::~JobCoordinator() { Stop(); }
+
+Status JobCoordinator::PutSelf() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!keeper_) return FailedPrecondition("not registered");
+  return kv_
+      ->Put("hosts/" + std::to_string(self_.host), EncodeHostInfo(self_),
+            DeadlineAfter(kCallTimeout), keeper_->id())
+      .status();
+}
+
+Status JobCoordinator::Register(std::function<void(const Status&)> on_lost) {
+  GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease, kv_->LeaseGrant(ttl_s_, DeadlineAfter(kCallTimeout)));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    keeper_ = std::make_unique<LeaseKeeper>(kv_, lease, std::move(on_lost));
+  }
+  return PutSelf();
+}
+
+Status JobCoordinator::SetRanks(std::vector<uint32_t> ranks) {
+  std::sort(ranks.begin(), ranks.end());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ranks == self_.ranks) return Status::Ok();
+    self_.ranks = std::move(ranks);
+  }
+  return PutSelf();
+}
+
+Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {
+  GEMINI_ASSIGN_OR_RETURN(RangeResult r, kv_->GetPrefix("hosts/", DeadlineAfter(kCallTimeout)));
+  std::map<uint32_t, HostInfo> hosts;
+  for (const auto& kv : r.kvs) {
+    auto h = DecodeHostInfo(kv.value);
+    if (!h.ok()) {
+      GEMINI_LOG(WARN) << "[coord] ignoring " << kv.key << ": " << h.status().ToString();
+      continue;
+    }
+    hosts[h->host] = *h;
+  }
+  return hosts;
+}
+
+Status JobCoordinator::ReportReplicated(uint32_t rank, int64_t iteration) {
+  return kv_
+      ->Put(ReplicatedPrefix(epoch_) + std::to_string(rank), std::to_string(iteration),
+            DeadlineAfter(kCallTimeout))
+      .status();
+}
+
+Result<int64_t> JobCoordinator::Complete() {
+  auto kv = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
+  if (!kv.ok()) return kv.status().code() == Code::kNotFound ? Result<int64_t>(-1) : kv.status();
+  return ParseComplete(kv->value).second;
+}
+
+Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
+  GEMINI_ASSIGN_OR_RETURN(RangeResult r,
+                          kv_->GetPrefix(ReplicatedPrefix(epoch_), DeadlineAfter(kCallTimeout)));
+  std::map<uint32_t, int64_t> done;
+  for (const auto& kv : r.kvs) {
+    uint32_t rank = static_cast<uint32_t>(
+        std::strtoul(kv.key.substr(ReplicatedPrefix(epoch_).size()).c_str(), nullptr, 10));
+    done[rank] = std::strtoll(kv.value.c_str(), nullptr, 10);
+  }
+  int64_t candidate = INT64_MAX;
+  for (uint32_t rank = 0; rank < world_size; ++rank)
+    candidate = std::min(candidate, done.count(rank) ? done[rank] : -1);
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    auto cur = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
+    if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
+    auto [epoch, iteration] = cur.ok() ? ParseComplete(cur->value) : std::make_pair(-1L, -1L);
+    // A newer epoch's record wins; within an epoch the iteration only grows.
+    if (epoch > epoch_ || (epoch == epoch_ && iteration >= candidate) || candidate < 0)
+      return epoch == epoch_ ? iteration : -1;
+    std::string value = nlohmann::json{{"epoch", epoch_}, {"iteration", candidate}}.dump();
+    GEMINI_ASSIGN_OR_RETURN(bool swapped,
+                            kv_->CompareAndSwapRevision(kComplete, cur.ok() ? cur->mod_revision : 0,
+                                                        value, DeadlineAfter(kCallTimeout)));
+    if (swapped) return candidate;
+  }
+  return Aborted("complete: too much contention");
+}
+
+void JobCoordinator::WatchComplete(std::function<void(int64_t)> on_change) {
+  on_complete_ = std::move(on_change);
+  watch_thread_ = std::thread([this] { WatchLoop(); });
+}
+
+void JobCoordinator::WatchLoop() {
+  int64_t from = 0;
+  while (!stopping_) {
+    auto cur = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
+    if (cur.ok()) {
+      auto [epoch, iteration] = ParseComplete(cur->value);
+      if (epoch == epoch_) on_complete_(iteration);
+      from = cur->mod_revision + 1;
+    }
+    auto w = kv_->WatchKey(kComplete, false, from, DeadlineAfter(kCallTimeout));
+    if (!w.ok()) {
+      std::this_thread::sleep_for(milliseconds(200));
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      watch_ = std::move(*w);
+    }
+    while (!stopping_) {
+      auto events = watch_->Poll(DeadlineAfter(milliseconds(500)));
+      if (!events.ok()) break;
+      for (const auto& ev : *events) {
+        if (ev.type != WatchEvent::Type::kPut) continue;
+        auto [epoch, iteration] = ParseComplete(ev.kv.value);
+        if (epoch == epoch_) on_complete_(iteration);
+      }
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    watch_.reset();
+  }
+}
+
+void JobCoordinator::Stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (watch_) watch_->Cancel();
+  }
+  if (watch_thread_.joinable()) watch_thread_.join();
+  std::unique_ptr<LeaseKeeper> keeper;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    keeper = std::move(keeper_);
+  }
+  if (keeper) {
+    keeper->Stop();
+    (void)kv_->LeaseRevoke(keeper->id(), DeadlineAfter(kCallTimeout));
+  }
+}
+
+}  // namespace gemini

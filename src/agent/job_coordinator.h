@@ -1,0 +1,87 @@
+// JobCoordinator: one agent's view of its job in etcd.
+//
+// Keys, under the job's prefix (/gemini/<job>/, see coord/prefix_kv_store.h):
+//   hosts/<host>                 {"host","addr","port","ranks"} under this agent's
+//                                lease: the heartbeat; gone when the agent is
+//   epochs/<e>/replicated/<rank> newest iteration of `rank` whose shard and every
+//                                replica are committed (written by the owner's agent)
+//   complete                     {"epoch","iteration"}: the newest complete
+//                                iteration; only ever increased (compare-and-swap)
+// The epoch separates timelines: a recovery that resumes from an earlier
+// iteration starts a new epoch, so stale "replicated" records of the
+// abandoned timeline never count toward completion.
+//
+// Thread-safe. Owns a LeaseKeeper (heartbeat thread) and, once started, a
+// watch thread delivering changes of `complete`; Stop() joins both.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "coord/kv_store.h"
+#include "coord/lease_keeper.h"
+
+namespace gemini {
+
+struct HostInfo {
+  uint32_t host = 0;
+  std::string addr;
+  uint16_t port = 0;
+  std::vector<uint32_t> ranks;
+};
+
+std::string EncodeHostInfo(const HostInfo& h);
+Result<HostInfo> DecodeHostInfo(const std::string& json);
+
+class JobCoordinator {
+ public:
+  // `kv` is already confined to the job's prefix.
+  JobCoordinator(std::shared_ptr<KvStore> kv, HostInfo self, int64_t lease_ttl_s,
+                 int64_t epoch = 0);
+  ~JobCoordinator();
+
+  // Grants the lease, writes hosts/<self>, starts the heartbeat. on_lost is
+  // called (from the keeper's thread) if the lease is lost.
+  Status Register(std::function<void(const Status&)> on_lost = nullptr);
+  // Re-publishes this host's ranks (a trainer with a new rank connected).
+  Status SetRanks(std::vector<uint32_t> ranks);
+  // Every registered host of the job, by host id.
+  Result<std::map<uint32_t, HostInfo>> Hosts();
+  Status ReportReplicated(uint32_t rank, int64_t iteration);
+  // Advances `complete` to the smallest replicated iteration over ranks
+  // 0..world_size-1 of this epoch when that is newer. Returns the complete
+  // iteration afterwards (-1 if none).
+  Result<int64_t> TryAdvanceComplete(uint32_t world_size);
+  Result<int64_t> Complete();
+  // Calls on_change(iteration) from a thread the coordinator owns, once now
+  // and after every change of `complete` (re-watching if the watch breaks).
+  void WatchComplete(std::function<void(int64_t)> on_change);
+  void Stop();
+
+  int64_t epoch() const { return epoch_; }
+  const HostInfo& self() const { return self_; }
+
+ private:
+  Status PutSelf();
+  void WatchLoop();
+
+  const std::shared_ptr<KvStore> kv_;
+  const int64_t ttl_s_;
+  const int64_t epoch_;
+  std::mutex mu_;
+  HostInfo self_;
+  std::unique_ptr<LeaseKeeper> keeper_;
+  std::function<void(int64_t)> on_complete_;
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<Watch> watch_;
+  std::thread watch_thread_;
+};
+
+}  // namespace gemini

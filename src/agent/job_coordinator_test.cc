@@ -1,0 +1,80 @@
+#include "agent/job_coordinator.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "coord/fake_kv_store.h"
+#include "coord/prefix_kv_store.h"
+
+namespace gemini {
+namespace {
+
+std::shared_ptr<KvStore> JobKv(std::shared_ptr<KvStore> base) {
+  return std::make_shared<PrefixKvStore>(base, "/gemini/job/");
+}
+
+TEST(JobCoordinator, RegistersHostsUnderALease) {
+  auto base = std::make_shared<FakeKvStore>();
+  JobCoordinator a(JobKv(base), {0, "10.0.0.1", 7000, {0, 1}}, 5);
+  JobCoordinator b(JobKv(base), {1, "10.0.0.2", 7000, {2}}, 5);
+  ASSERT_TRUE(a.Register().ok());
+  ASSERT_TRUE(b.Register().ok());
+  ASSERT_TRUE(b.SetRanks({3, 2}).ok());
+  auto hosts = a.Hosts();
+  ASSERT_TRUE(hosts.ok());
+  ASSERT_EQ(hosts->size(), 2u);
+  EXPECT_EQ((*hosts)[1].ranks, (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ((*hosts)[0].addr, "10.0.0.1");
+  b.Stop();  // Leaves: its lease is revoked and its record disappears.
+  EXPECT_EQ(a.Hosts()->size(), 1u);
+}
+
+TEST(JobCoordinator, CompleteIsTheSlowestRankAndOnlyGrows) {
+  auto base = std::make_shared<FakeKvStore>();
+  JobCoordinator c(JobKv(base), {0, "a", 1, {0, 1}}, 5);
+  EXPECT_EQ(*c.Complete(), -1);
+  ASSERT_TRUE(c.ReportReplicated(0, 5).ok());
+  EXPECT_EQ(*c.TryAdvanceComplete(2), -1);  // Rank 1 has nothing replicated yet.
+  ASSERT_TRUE(c.ReportReplicated(1, 4).ok());
+  EXPECT_EQ(*c.TryAdvanceComplete(2), 4);
+  ASSERT_TRUE(c.ReportReplicated(1, 6).ok());
+  EXPECT_EQ(*c.TryAdvanceComplete(2), 5);
+  EXPECT_EQ(*c.Complete(), 5);
+  // A lagging report never moves it back.
+  ASSERT_TRUE(c.ReportReplicated(0, 3).ok());
+  EXPECT_EQ(*c.TryAdvanceComplete(2), 5);
+  EXPECT_EQ(*c.Complete(), 5);
+}
+
+TEST(JobCoordinator, NewEpochIgnoresTheOldTimeline) {
+  auto base = std::make_shared<FakeKvStore>();
+  JobCoordinator old_epoch(JobKv(base), {0, "a", 1, {0}}, 5, 0);
+  ASSERT_TRUE(old_epoch.ReportReplicated(0, 9).ok());
+  ASSERT_TRUE(old_epoch.ReportReplicated(1, 9).ok());
+  EXPECT_EQ(*old_epoch.TryAdvanceComplete(2), 9);
+  JobCoordinator next(JobKv(base), {0, "a", 1, {0}}, 5, 1);
+  ASSERT_TRUE(next.ReportReplicated(0, 6).ok());
+  EXPECT_EQ(*next.TryAdvanceComplete(2), -1);  // Rank 1's 9 was another timeline.
+  ASSERT_TRUE(next.ReportReplicated(1, 6).ok());
+  EXPECT_EQ(*next.TryAdvanceComplete(2), 6);
+  EXPECT_EQ(*old_epoch.TryAdvanceComplete(2), -1);  // The old epoch cannot write back.
+  EXPECT_EQ(*next.Complete(), 6);
+}
+
+TEST(JobCoordinator, WatchDeliversCompleteChanges) {
+  auto base = std::make_shared<FakeKvStore>();
+  JobCoordinator c(JobKv(base), {0, "a", 1, {0}}, 5);
+  std::atomic<int64_t> seen{-2};
+  c.WatchComplete([&](int64_t it) { seen = it; });
+  ASSERT_TRUE(c.ReportReplicated(0, 3).ok());
+  ASSERT_TRUE(c.TryAdvanceComplete(1).ok());
+  for (int i = 0; i < 500 && seen != 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(seen, 3);
+  c.Stop();
+}
+
+}  // namespace
+}  // namespace gemini
