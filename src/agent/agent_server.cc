@@ -21,8 +21,8 @@ Status Malformed(uint32_t type) {
 
 }  // namespace
 
-AgentServer::AgentServer(Store* store, std::string socket_path)
-    : store_(store), socket_path_(std::move(socket_path)) {}
+AgentServer::AgentServer(Store* store, std::string socket_path, AgentHooks hooks)
+    : store_(store), socket_path_(std::move(socket_path)), hooks_(std::move(hooks)) {}
 
 AgentServer::~AgentServer() { Stop(); }
 
@@ -105,109 +105,114 @@ void AgentServer::Serve(Conn* conn) {
   conn->done = true;
 }
 
+AgentServer::Reply AgentServer::HandleBegin(Conn* conn, Reader& r) {
+  std::string manifest_bytes;
+  uint32_t wait_ms = 0;
+  if (!r.GetString(&manifest_bytes, kMaxFrame) || !r.GetU32(&wait_ms) || !r.done())
+    return {Malformed(kBegin)};
+  auto m = Manifest::Decode(manifest_bytes);
+  if (!m.ok()) return {m.status()};
+  auto grant =
+      store_->Begin(conn->id, *m, std::min(std::chrono::milliseconds(wait_ms), kMaxBeginWait));
+  if (!grant.ok()) return {grant.status()};
+  Writer w;
+  w.PutU32(grant->slot_index);
+  w.PutString(grant->segment_name);
+  w.PutU64(grant->segment_size);
+  return {Status::Ok(), w.Take(), grant->fd};
+}
+
+AgentServer::Reply AgentServer::HandleCommit(Conn* conn, Reader& r) {
+  std::string job;
+  uint32_t rank = 0;
+  int64_t iteration = 0;
+  std::vector<uint32_t> crcs;
+  if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !GetCrcs(r, &crcs) ||
+      !r.done())
+    return {Malformed(kCommit)};
+  Status st = store_->Commit(conn->id, job, rank, iteration, std::move(crcs));
+  if (st.ok() && hooks_.on_commit) hooks_.on_commit(job, rank, iteration);
+  return {st};
+}
+
+AgentServer::Reply AgentServer::HandleOpen(Reader& r) {
+  std::string job;
+  uint32_t rank = 0;
+  int64_t iteration = 0;
+  if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.done())
+    return {Malformed(kOpen)};
+  auto shard = store_->Open(job, rank, iteration);
+  if (!shard.ok()) return {shard.status()};
+  Writer w;
+  w.PutString(shard->manifest.Encode());
+  PutCrcs(w, shard->crcs);
+  w.PutU32(shard->slot.slot_index);
+  w.PutString(shard->slot.segment_name);
+  w.PutU64(shard->slot.segment_size);
+  return {Status::Ok(), w.Take(), shard->slot.fd};
+}
+
+// kQuery and kDrop: [string job].
+AgentServer::Reply AgentServer::HandleJobRequest(uint32_t type, Reader& r) {
+  std::string job;
+  if (!r.GetString(&job, 256) || !r.done()) return {Malformed(type)};
+  if (type == kDrop) return {store_->DropJob(job)};
+  Writer w;
+  w.PutI64(store_->CompleteIteration(job));
+  return {Status::Ok(), w.Take()};
+}
+
+AgentServer::Reply AgentServer::HandleFetch(Reader& r) {
+  std::string job;
+  uint32_t rank = 0;
+  int64_t iteration = 0, from = -1;
+  if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.GetI64(&from) ||
+      !r.done())
+    return {Malformed(kFetch)};
+  if (!hooks_.fetch)
+    return {FailedPrecondition("this agent is not part of a cluster (start it with --etcd)")};
+  auto got = hooks_.fetch(job, rank, iteration, from);
+  if (!got.ok()) return {got.status()};
+  Writer w;
+  w.PutI64(*got);
+  return {Status::Ok(), w.Take()};
+}
+
 bool AgentServer::Handle(Conn* conn, uint32_t type, const std::string& payload) {
   Reader r(payload);
-  Status st;
-  std::string body;
-  int pass_fd = -1;
+  Reply reply;
   switch (type) {
-    case kBegin: {
-      std::string manifest_bytes;
-      uint32_t wait_ms = 0;
-      if (!r.GetString(&manifest_bytes, kMaxFrame) || !r.GetU32(&wait_ms) || !r.done()) {
-        st = Malformed(type);
-        break;
-      }
-      auto m = Manifest::Decode(manifest_bytes);
-      if (!m.ok()) {
-        st = m.status();
-        break;
-      }
-      auto wait = std::min(std::chrono::milliseconds(wait_ms), kMaxBeginWait);
-      auto grant = store_->Begin(conn->id, *m, wait);
-      if (!grant.ok()) {
-        st = grant.status();
-        break;
-      }
-      Writer w;
-      w.PutU32(grant->slot_index);
-      w.PutString(grant->segment_name);
-      w.PutU64(grant->segment_size);
-      body = w.Take();
-      pass_fd = grant->fd;
+    case kBegin:
+      reply = HandleBegin(conn, r);
       break;
-    }
-    case kCommit: {
-      std::string job;
-      uint32_t rank = 0;
-      int64_t iteration = 0;
-      std::vector<uint32_t> crcs;
-      if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) ||
-          !GetCrcs(r, &crcs) || !r.done()) {
-        st = Malformed(type);
-        break;
-      }
-      st = store_->Commit(conn->id, job, rank, iteration, std::move(crcs));
+    case kCommit:
+      reply = HandleCommit(conn, r);
       break;
-    }
-    case kOpen: {
-      std::string job;
-      uint32_t rank = 0;
-      int64_t iteration = 0;
-      if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.done()) {
-        st = Malformed(type);
-        break;
-      }
-      auto shard = store_->Open(job, rank, iteration);
-      if (!shard.ok()) {
-        st = shard.status();
-        break;
-      }
-      Writer w;
-      w.PutString(shard->manifest.Encode());
-      PutCrcs(w, shard->crcs);
-      w.PutU32(shard->slot.slot_index);
-      w.PutString(shard->slot.segment_name);
-      w.PutU64(shard->slot.segment_size);
-      body = w.Take();
-      pass_fd = shard->slot.fd;
+    case kOpen:
+      reply = HandleOpen(r);
       break;
-    }
-    case kQuery: {
-      std::string job;
-      if (!r.GetString(&job, 256) || !r.done()) {
-        st = Malformed(type);
-        break;
-      }
-      Writer w;
-      w.PutI64(store_->CompleteIteration(job));
-      body = w.Take();
+    case kQuery:
+    case kDrop:
+      reply = HandleJobRequest(type, r);
       break;
-    }
+    case kFetch:
+      reply = HandleFetch(r);
+      break;
     case kStatus:
-      body = store_->StatusJson();
+      reply.body = hooks_.status_json ? hooks_.status_json() : store_->StatusJson();
       break;
-    case kDrop: {
-      std::string job;
-      if (!r.GetString(&job, 256) || !r.done()) {
-        st = Malformed(type);
-        break;
-      }
-      st = store_->DropJob(job);
-      break;
-    }
     default:
-      st = InvalidArgument("unknown request type " + std::to_string(type));
+      reply.status = InvalidArgument("unknown request type " + std::to_string(type));
   }
-  Status sent = SendFrame(conn->fd, kReply, EncodeReply(st, body), pass_fd);
-  if (pass_fd >= 0) close(pass_fd);
-  bool malformed =
-      !st.ok() && st.code() == Code::kInvalidArgument && st.message().rfind("malformed", 0) == 0;
-  bool unknown = !st.ok() && st.message().rfind("unknown request type", 0) == 0;
-  if (malformed || unknown)
+  Status sent = SendFrame(conn->fd, kReply, EncodeReply(reply.status, reply.body), reply.fd);
+  if (reply.fd >= 0) close(reply.fd);
+  const Status& st = reply.status;
+  bool protocol_error = !st.ok() && (st.message().rfind("malformed", 0) == 0 ||
+                                     st.message().rfind("unknown request type", 0) == 0);
+  if (protocol_error)
     GEMINI_LOG(WARN) << "[agent] connection " << conn->id << ": " << st.ToString()
                      << "; closing it";
-  return sent.ok() && !malformed && !unknown;
+  return sent.ok() && !protocol_error;
 }
 
 }  // namespace gemini

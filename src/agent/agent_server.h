@@ -8,10 +8,16 @@
 // affected. When a connection closes, the store drops whatever it was
 // writing (its committed slots stay). Stop() closes the listener and every
 // connection and joins all threads; it is called by the destructor too.
+//
+// Hooks let a multi-machine agent extend the server: on_commit runs after
+// each trainer commit (replication starts there), fetch serves kFetch, and
+// status_json replaces the store's own status. Hooks are set before Start()
+// and called on connection threads holding no server lock.
 // Public methods are thread-safe.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -19,13 +25,22 @@
 #include <thread>
 
 #include "common/status.h"
+#include "common/wire.h"
 #include "store/store.h"
 
 namespace gemini {
 
+struct AgentHooks {
+  std::function<void(const std::string& job, uint32_t rank, int64_t iteration)> on_commit;
+  std::function<Result<int64_t>(const std::string& job, uint32_t rank, int64_t iteration,
+                                int64_t from_host)>
+      fetch;
+  std::function<std::string()> status_json;
+};
+
 class AgentServer {
  public:
-  AgentServer(Store* store, std::string socket_path);
+  AgentServer(Store* store, std::string socket_path, AgentHooks hooks = {});
   ~AgentServer();
 
   Status Start();
@@ -39,15 +54,27 @@ class AgentServer {
     std::thread thread;
     std::atomic<bool> done{false};
   };
+  // What a request handler produced: a status, a reply body, maybe an fd.
+  struct Reply {
+    Status status;
+    std::string body;
+    int fd = -1;
+  };
 
   void AcceptLoop();
   void Serve(Conn* conn);
   // Handles one request; returns false when the connection must close.
   bool Handle(Conn* conn, uint32_t type, const std::string& payload);
+  Reply HandleBegin(Conn* conn, Reader& r);
+  Reply HandleCommit(Conn* conn, Reader& r);
+  Reply HandleOpen(Reader& r);
+  Reply HandleJobRequest(uint32_t type, Reader& r);
+  Reply HandleFetch(Reader& r);
   void ReapFinished();
 
   Store* store_;
   const std::string socket_path_;
+  const AgentHooks hooks_;
   int listen_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;

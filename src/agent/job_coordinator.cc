@@ -58,21 +58,36 @@ Status JobCoordinator::PutSelf() {
 
 Status JobCoordinator::Register(std::function<void(const Status&)> on_lost) {
   GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease, kv_->LeaseGrant(ttl_s_, DeadlineAfter(kCallTimeout)));
+  std::vector<uint32_t> ranks;
   {
     std::lock_guard<std::mutex> lock(mu_);
     keeper_ = std::make_unique<LeaseKeeper>(kv_, lease, std::move(on_lost));
+    ranks.swap(self_.ranks);
   }
-  return PutSelf();
+  if (ranks.empty()) return PutSelf();
+  return SetRanks(std::move(ranks));  // Also records ranks/<r>.
 }
 
 Status JobCoordinator::SetRanks(std::vector<uint32_t> ranks) {
   std::sort(ranks.begin(), ranks.end());
+  uint32_t host = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (ranks == self_.ranks) return Status::Ok();
-    self_.ranks = std::move(ranks);
+    self_.ranks = ranks;
+    host = self_.host;
   }
+  for (uint32_t r : ranks)
+    GEMINI_RETURN_IF_ERROR(
+        kv_->Put("ranks/" + std::to_string(r), std::to_string(host), DeadlineAfter(kCallTimeout))
+            .status());
   return PutSelf();
+}
+
+Result<uint32_t> JobCoordinator::HostOfRank(uint32_t rank) {
+  GEMINI_ASSIGN_OR_RETURN(KeyValue kv,
+                          kv_->Get("ranks/" + std::to_string(rank), DeadlineAfter(kCallTimeout)));
+  return static_cast<uint32_t>(std::strtoul(kv.value.c_str(), nullptr, 10));
 }
 
 Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {

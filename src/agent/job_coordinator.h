@@ -3,6 +3,8 @@
 // Keys, under the job's prefix (/gemini/<job>/, see coord/prefix_kv_store.h):
 //   hosts/<host>                 {"host","addr","port","ranks"} under this agent's
 //                                lease: the heartbeat; gone when the agent is
+//   ranks/<rank>                 the host that owns the rank (no lease: it must
+//                                outlive the host, so its holders can be found)
 //   epochs/<e>/replicated/<rank> newest iteration of `rank` whose shard and every
 //                                replica are committed (written by the owner's agent)
 //   complete                     {"epoch","iteration"}: the newest complete
@@ -52,6 +54,8 @@ class JobCoordinator {
   Status Register(std::function<void(const Status&)> on_lost = nullptr);
   // Re-publishes this host's ranks (a trainer with a new rank connected).
   Status SetRanks(std::vector<uint32_t> ranks);
+  // The host that owns `rank` (kNotFound if none ever registered it).
+  Result<uint32_t> HostOfRank(uint32_t rank);
   // Every registered host of the job, by host id.
   Result<std::map<uint32_t, HostInfo>> Hosts();
   Status ReportReplicated(uint32_t rank, int64_t iteration);

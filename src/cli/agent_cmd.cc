@@ -1,17 +1,20 @@
 // `gemini agent`: runs this machine's checkpoint store until SIGTERM/SIGINT.
 // The checkpoint memory belongs to the agent: stopping or restarting the
-// agent frees it (trainers' crashes do not).
+// agent frees it (trainers' crashes do not). With --etcd it joins a
+// multi-machine job: registers in etcd, replicates every committed shard to
+// the peers the placement names, and serves their replicas and fetches.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <iostream>
+#include <sstream>
 
-#include "agent/agent_server.h"
+#include "agent/agent.h"
 #include "cli/command.h"
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/units.h"
-#include "store/store.h"
 
 namespace gemini::cli {
 namespace {
@@ -20,12 +23,45 @@ struct AgentArgs {
   std::string socket = DefaultSocketPath();
   std::string budget = "8GiB";
   std::string shm_prefix = "gemini";
+  // Cluster mode.
+  std::string etcd;
+  std::string job;
+  uint32_t host = 0;
+  uint32_t hosts = 1;
+  uint32_t replicas = 2;
+  std::string advertise;
+  std::string listen;
+  uint16_t port = 0;
+  std::string secret_file;
+  int64_t lease_ttl = 3;
 };
 
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, ',');)
+    if (!part.empty())
+      out.push_back(part.find("://") == std::string::npos ? "http://" + part : part);
+  return out;
+}
+
+Result<AgentOptions> MakeOptions(const AgentArgs& a) {
+  GEMINI_ASSIGN_OR_RETURN(uint64_t budget, ParseBytes(a.budget));
+  AgentOptions o;
+  o.socket = a.socket;
+  o.store.budget_bytes = budget;
+  o.store.shm_prefix = a.shm_prefix;
+  if (a.etcd.empty()) return o;
+  if (a.advertise.empty()) return InvalidArgument("--advertise ADDR is required with --etcd");
+  o.cluster = ClusterOptions{a.job,       a.host,   a.hosts, a.replicas,    SplitCommas(a.etcd),
+                             a.advertise, a.listen, a.port,  a.secret_file, a.lease_ttl};
+  return o;
+}
+
 int RunAgent(const AgentArgs& args) {
-  auto budget = ParseBytes(args.budget);
-  if (!budget.ok()) {
-    std::cerr << "gemini agent: --budget: " << budget.status().message() << "\n";
+  auto options = MakeOptions(args);
+  if (!options.ok()) {
+    std::cerr << "gemini agent: " << options.status().message() << "\n";
     return 2;
   }
   // Block the stop signals in every thread; the main thread waits for them.
@@ -36,33 +72,48 @@ int RunAgent(const AgentArgs& args) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   std::string dir = args.socket.substr(0, args.socket.rfind('/'));
   if (!dir.empty()) mkdir(dir.c_str(), 0700);
-  Store store(StoreOptions{*budget, args.shm_prefix});
-  AgentServer server(&store, args.socket);
-  Status st = server.Start();
+  Agent agent(*options);
+  Status st = agent.Start();
   if (!st.ok()) {
     std::cerr << "gemini agent: " << st.ToString() << "\n";
     return 1;
   }
-  std::cerr << "gemini agent: serving on " << args.socket << " (budget " << FormatBytes(*budget)
-            << ", pid " << getpid() << ")" << std::endl;
+  std::cerr << "gemini agent: serving on " << args.socket << " (budget " << args.budget << ", pid "
+            << getpid() << ")";
+  if (options->cluster)
+    std::cerr << "; host " << args.host << " of " << args.hosts << " in job " << args.job
+              << ", peers at " << agent.peer_address() << ", " << args.replicas << " replicas";
+  std::cerr << std::endl;
   int sig = 0;
   sigwait(&stop, &sig);
   std::cerr << "gemini agent: signal " << sig << ", shutting down (checkpoint memory freed)"
             << std::endl;
-  server.Stop();
+  agent.Stop();
   return 0;
 }
 
 void AddAgent(CLI::App& app) {
-  auto args = std::make_shared<AgentArgs>();
+  auto a = std::make_shared<AgentArgs>();
   auto* cmd = app.add_subcommand("agent", "Run this machine's checkpoint store (one per machine)");
-  cmd->add_option("--socket", args->socket, "Unix socket trainers connect to ($GEMINI_SOCKET)")
+  cmd->add_option("--socket", a->socket, "Unix socket trainers connect to ($GEMINI_SOCKET)")
       ->capture_default_str();
-  cmd->add_option("--budget", args->budget, "Shared memory the store may use, e.g. 16GiB")
+  cmd->add_option("--budget", a->budget, "Shared memory the store may use, e.g. 16GiB")
       ->capture_default_str();
-  cmd->add_option("--shm-prefix", args->shm_prefix, "Name prefix of /dev/shm objects")
+  cmd->add_option("--shm-prefix", a->shm_prefix, "Name prefix of /dev/shm objects")
       ->capture_default_str();
-  cmd->callback([args] { SetExitCode(RunAgent(*args)); });
+  auto* g = cmd->add_option_group("cluster", "Multi-machine mode (replication through etcd)");
+  g->add_option("--etcd", a->etcd, "etcd endpoints, comma-separated (enables cluster mode)");
+  g->add_option("--job", a->job, "Job name");
+  g->add_option("--host-id", a->host, "This machine's id, 0..hosts-1");
+  g->add_option("--hosts", a->hosts, "Machines in the job")->capture_default_str();
+  g->add_option("--replicas", a->replicas, "Copies in CPU memory, own included")
+      ->capture_default_str();
+  g->add_option("--advertise", a->advertise, "Address peers reach this agent at");
+  g->add_option("--listen", a->listen, "Address to bind for peers (default: all)");
+  g->add_option("--port", a->port, "Peer port (default: any free)");
+  g->add_option("--secret-file", a->secret_file, "Job secret (mode 0600); default $GEMINI_SECRET");
+  g->add_option("--lease-ttl", a->lease_ttl, "Heartbeat lease TTL, seconds")->capture_default_str();
+  cmd->callback([a] { SetExitCode(RunAgent(*a)); });
 }
 
 }  // namespace

@@ -10,7 +10,25 @@
 namespace gemini::cli {
 namespace {
 
+void PrintCluster(const nlohmann::json& c) {
+  std::cout << "cluster: job " << c["job"].get<std::string>() << ", this is host " << c["host"]
+            << " of " << c["num_hosts"] << ", " << c["replicas"]
+            << " copies in memory, newest complete iteration " << c["complete_iteration"] << "\n";
+  for (const auto& h : c["hosts"])
+    std::cout << "  host " << h["host"] << " at " << h["address"].get<std::string>() << ", ranks "
+              << h["ranks"].dump()
+              << (h.contains("error") ? "  (" + h["error"].get<std::string>() + ")" : "") << "\n";
+  for (const auto& [rank, r] : c["ranks"].items()) {
+    std::cout << "  rank " << rank << ": owner host " << r.value("owner", -1) << ", holders "
+              << r.value("holders", nlohmann::json::array()).dump() << "; held:";
+    for (const auto& h : r["held_by"])
+      std::cout << " host " << h["host"] << " " << h["iterations"].dump();
+    std::cout << "\n";
+  }
+}
+
 void PrintHuman(const nlohmann::json& s) {
+  if (s.contains("cluster")) PrintCluster(s["cluster"]);
   std::cout << "memory: " << FormatBytes(s["used_bytes"]) << " used of "
             << FormatBytes(s["budget_bytes"]) << " budget\n";
   if (s["jobs"].empty()) std::cout << "no checkpoints held\n";

@@ -160,6 +160,21 @@ Result<int64_t> AgentClient::CompleteIteration(const std::string& job) {
 
 Result<std::string> AgentClient::StatusJson() { return Call(kStatus, "", nullptr, kCallTimeout); }
 
+Result<int64_t> AgentClient::Fetch(const std::string& job, uint32_t rank, int64_t iteration,
+                                   int64_t from_host) {
+  Writer w;
+  w.PutString(job);
+  w.PutU32(rank);
+  w.PutI64(iteration);
+  w.PutI64(from_host);
+  GEMINI_ASSIGN_OR_RETURN(std::string body,
+                          Call(kFetch, w.Take(), nullptr, std::chrono::minutes(10)));
+  Reader r(body);
+  int64_t it = -1;
+  if (!r.GetI64(&it)) return Internal("malformed fetch reply");
+  return it;
+}
+
 Status AgentClient::DropJob(const std::string& job) {
   Writer w;
   w.PutString(job);

@@ -69,6 +69,11 @@ class AgentClient {
   // Newest iteration every rank of the job has committed, or -1.
   Result<int64_t> CompleteIteration(const std::string& job);
   Result<std::string> StatusJson();
+  // Asks a multi-machine agent to fetch (job, rank, iteration) from a peer
+  // holder (from_host, or any holder if -1) into its memory; returns the
+  // iteration fetched.
+  Result<int64_t> Fetch(const std::string& job, uint32_t rank, int64_t iteration,
+                        int64_t from_host = -1);
   Status DropJob(const std::string& job);
 
  private:

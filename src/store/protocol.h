@@ -12,6 +12,9 @@
 //   kQuery   [string job]                             -> [i64 complete iteration]
 //   kStatus  (empty)                                  -> [string json]
 //   kDrop    [string job]                             -> (empty)
+//   kFetch   [string job][u32 rank][i64 iter][i64 from host (-1: any holder)]
+//            -> [i64 iteration]: the agent fetched the shard from a peer holder
+//               into its own memory (multi-machine agents only)
 //
 // Decoders bound every count and length by the frame they came in.
 #pragma once
@@ -32,6 +35,7 @@ enum MsgType : uint32_t {
   kQuery = 4,
   kStatus = 5,
   kDrop = 6,
+  kFetch = 7,
   kReply = 100,
 };
 

@@ -1,0 +1,239 @@
+#include "agent/agent.h"
+
+#include <nlohmann/json.hpp>
+
+#include "agent/peer_protocol.h"
+#include "common/log.h"
+#include "coord/etcd_kv_store.h"
+#include "coord/prefix_kv_store.h"
+#include "gemini/placement.h"
+#include "transport/tcp/tcp_connection.h"
+#include "transport/tcp/tcp_listener.h"
+
+namespace gemini {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr milliseconds kDialTimeout{3000};
+constexpr milliseconds kFetchTimeout{10 * 60 * 1000};
+
+Deadline In(milliseconds d) { return std::chrono::steady_clock::now() + d; }
+
+// The store status JSON of a peer agent.
+Result<nlohmann::json> PeerStatus(transport::Connection& conn) {
+  GEMINI_RETURN_IF_ERROR(transport::SendFrame(conn, kPeerStatus, "", In(kDialTimeout)));
+  GEMINI_ASSIGN_OR_RETURN(
+      auto reply, transport::RecvFrame(conn, transport::FrameLimits{{kPeerStatusReply, 64 << 20}},
+                                       In(kDialTimeout)));
+  std::string body;
+  GEMINI_RETURN_IF_ERROR(DecodeStatusReply(reply.payload, &body));
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded()) return Internal("peer status is not JSON");
+  return j;
+}
+
+// Adds what one host's store holds of `job` to ranks[rank]["held_by"].
+void MergeHoldings(const nlohmann::json& store, uint32_t host, const std::string& job,
+                   nlohmann::json& ranks) {
+  for (const auto& j : store["jobs"]) {
+    if (j["job"] != job) continue;
+    for (const auto& r : j["ranks"]) {
+      nlohmann::json its = nlohmann::json::array();
+      for (const auto& s : r["slots"])
+        if (s["state"] == "committed") its.push_back(s["iteration"]);
+      ranks[std::to_string(r["rank"].get<uint32_t>())]["held_by"].push_back(
+          {{"host", host}, {"iterations", its}});
+    }
+  }
+}
+
+}  // namespace
+
+Agent::Agent(AgentOptions options) : options_(std::move(options)) {
+  if (options_.cluster) options_.store.complete_from_coordinator = true;
+  store_ = std::make_unique<Store>(options_.store);
+}
+
+Agent::~Agent() { Stop(); }
+
+Status Agent::Start() {
+  AgentHooks hooks;
+  if (options_.cluster) {
+    GEMINI_RETURN_IF_ERROR(StartCluster());
+    hooks.on_commit = [this](const std::string& job, uint32_t rank, int64_t it) {
+      OnTrainerCommit(job, rank, it);
+    };
+    hooks.fetch = [this](const std::string& job, uint32_t rank, int64_t it, int64_t from) {
+      return Fetch(job, rank, it, from);
+    };
+  }
+  hooks.status_json = [this] { return StatusJson(); };
+  server_ = std::make_unique<AgentServer>(store_.get(), options_.socket, std::move(hooks));
+  return server_->Start();
+}
+
+Status Agent::StartCluster() {
+  const ClusterOptions& c = *options_.cluster;
+  if (c.job.empty()) return InvalidArgument("cluster mode needs --job");
+  if (c.host >= c.num_hosts)
+    return InvalidArgument("--host-id " + std::to_string(c.host) + " must be below --hosts " +
+                           std::to_string(c.num_hosts));
+  GEMINI_RETURN_IF_ERROR(MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
+                                       PlacementStrategy::kMixed)
+                             .status());
+  GEMINI_ASSIGN_OR_RETURN(transport::JobSecret secret, transport::JobSecret::Load(c.secret_file));
+  secret_ = secret;
+  EtcdOptions eo;
+  eo.endpoints = c.etcd;
+  std::shared_ptr<KvStore> base = c.kv ? c.kv : std::make_shared<EtcdKvStore>(eo);
+  kv_ = std::make_shared<PrefixKvStore>(base, "/gemini/" + c.job + "/");
+  peer_service_ =
+      std::make_unique<PeerService>(store_.get(), c.job, [this](uint32_t r) { return Owns(r); });
+  GEMINI_ASSIGN_OR_RETURN(auto listener, transport::TcpListener::Listen(c.listen_addr, c.port));
+  uint16_t port = listener->port();
+  peer_server_ = std::make_unique<transport::PeerServer>(
+      std::move(listener), secret, transport::PeerServerOptions{c.job},
+      [this](transport::Connection& conn) { return peer_service_->Serve(conn); });
+  GEMINI_RETURN_IF_ERROR(peer_server_->Start());
+  coord_ = std::make_unique<JobCoordinator>(kv_, HostInfo{c.host, c.advertise_addr, port, {}},
+                                            c.lease_ttl_s);
+  GEMINI_RETURN_IF_ERROR(coord_->Register([](const Status& st) {
+    GEMINI_LOG(ERROR) << "[agent] heartbeat lease lost: " << st.ToString();
+  }));
+  coord_->WatchComplete([this, job = c.job](int64_t it) { store_->SetExternalComplete(job, it); });
+  replicator_ = std::make_unique<Replicator>(
+      store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); },
+      ReplicatorOptions{c.job, c.host, c.num_hosts, c.replicas});
+  GEMINI_LOG(INFO) << "[agent] host " << c.host << " of job " << c.job << " serving peers on "
+                   << c.advertise_addr << ":" << port;
+  return Status::Ok();
+}
+
+void Agent::Stop() {
+  if (server_) server_->Stop();
+  if (replicator_) replicator_->Stop();
+  if (peer_server_) peer_server_->Stop();
+  if (coord_) coord_->Stop();
+}
+
+std::string Agent::peer_address() const {
+  return coord_ ? coord_->self().addr + ":" + std::to_string(coord_->self().port) : "";
+}
+
+bool Agent::Owns(uint32_t rank) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return owned_ranks_.count(rank) > 0;
+}
+
+void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration) {
+  if (job != options_.cluster->job) return;  // Other jobs stay local.
+  bool fresh = false;
+  std::vector<uint32_t> ranks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    fresh = owned_ranks_.insert(rank).second;
+    ranks.assign(owned_ranks_.begin(), owned_ranks_.end());
+  }
+  if (fresh) {
+    Status st = coord_->SetRanks(ranks);
+    if (!st.ok()) GEMINI_LOG(ERROR) << "[agent] publishing ranks: " << st.ToString();
+  }
+  replicator_->OnCommit(rank, iteration);
+}
+
+Result<std::unique_ptr<transport::Connection>> Agent::Dial(const HostInfo& host) {
+  GEMINI_ASSIGN_OR_RETURN(
+      auto conn, transport::TcpConnection::Connect(host.addr, host.port, In(kDialTimeout)));
+  GEMINI_RETURN_IF_ERROR(
+      transport::ClientHandshake(*conn, *secret_, options_.cluster->job, In(kDialTimeout)));
+  return conn;
+}
+
+Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iteration,
+                             int64_t from) {
+  const ClusterOptions& c = *options_.cluster;
+  if (job != c.job) return NotFound("this agent serves job '" + c.job + "', not '" + job + "'");
+  std::vector<uint32_t> candidates;
+  if (from >= 0) {
+    candidates.push_back(static_cast<uint32_t>(from));
+  } else {
+    GEMINI_ASSIGN_OR_RETURN(uint32_t owner, coord_->HostOfRank(rank));
+    GEMINI_ASSIGN_OR_RETURN(
+        Placement p, MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
+                                   PlacementStrategy::kMixed));
+    if (owner >= c.num_hosts) return Internal("rank's host out of range");
+    for (int h : p.holders[owner])
+      if (static_cast<uint32_t>(h) != c.host) candidates.push_back(static_cast<uint32_t>(h));
+  }
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, coord_->Hosts());
+  Status last = NotFound("no live holder of rank " + std::to_string(rank));
+  for (uint32_t h : candidates) {
+    if (!hosts.count(h)) continue;
+    auto conn = Dial(hosts[h]);
+    if (!conn.ok()) {
+      last = conn.status();
+      continue;
+    }
+    uint64_t writer;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writer = next_fetch_writer_++;
+    }
+    auto got = FetchInto(**conn, store_.get(), writer, job, rank, iteration, kFetchTimeout);
+    if (got.ok()) {
+      GEMINI_LOG(INFO) << "[agent] fetched rank " << rank << " iteration " << *got << " from host "
+                       << h;
+      return got;
+    }
+    last = got.status();
+  }
+  return last;
+}
+
+}  // namespace gemini
+
+namespace gemini {
+
+std::string Agent::StatusJson() {
+  auto out = nlohmann::json::parse(store_->StatusJson());
+  if (!options_.cluster) return out.dump();
+  const ClusterOptions& c = *options_.cluster;
+  auto hosts = coord_->Hosts();
+  auto complete = coord_->Complete();
+  nlohmann::json cluster{{"job", c.job},
+                         {"host", c.host},
+                         {"num_hosts", c.num_hosts},
+                         {"replicas", c.replicas},
+                         {"complete_iteration", complete.ok() ? *complete : -1},
+                         {"hosts", nlohmann::json::array()},
+                         {"ranks", nlohmann::json::object()}};
+  if (!hosts.ok()) cluster["error"] = hosts.status().ToString();
+  auto placement = MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
+                                 PlacementStrategy::kMixed);
+  for (const auto& [id, h] : hosts.ok() ? *hosts : std::map<uint32_t, HostInfo>{}) {
+    nlohmann::json hj{
+        {"host", id}, {"address", h.addr + ":" + std::to_string(h.port)}, {"ranks", h.ranks}};
+    for (uint32_t r : h.ranks) {
+      auto& rj = cluster["ranks"][std::to_string(r)];
+      rj["owner"] = id;
+      if (placement.ok() && id < c.num_hosts) rj["holders"] = placement->holders[id];
+      if (!rj.contains("held_by")) rj["held_by"] = nlohmann::json::array();
+    }
+    Result<nlohmann::json> st = out;
+    if (id != c.host) {
+      auto conn = Dial(h);
+      st = conn.ok() ? PeerStatus(**conn) : Result<nlohmann::json>(conn.status());
+    }
+    if (st.ok()) {
+      MergeHoldings(*st, id, c.job, cluster["ranks"]);
+      hj["used_bytes"] = (*st)["used_bytes"];
+    } else {
+      hj["error"] = st.status().ToString();
+    }
+    cluster["hosts"].push_back(hj);
+  }
+  out["cluster"] = cluster;
+  return out.dump();
+}
+
+}  // namespace gemini

@@ -1,0 +1,90 @@
+// Agent: everything `gemini agent` runs on one machine, wired together.
+//
+// Always: the Store (shared-memory slots) and the AgentServer (Unix socket
+// for trainers). With cluster options (multi-machine mode) also:
+//   - a JobCoordinator: this host registered in etcd under a lease (its
+//     heartbeat), the job's complete iteration watched and fed to the store;
+//   - a PeerServer: authenticated TCP listener serving replicas, fetches and
+//     status to peer agents (PeerService);
+//   - a Replicator: every trainer commit is sent to the other holders that
+//     the mixed placement names, then recorded in etcd.
+// Stop() tears down in reverse order. Thread-safe after Start().
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "agent/agent_server.h"
+#include "agent/job_coordinator.h"
+#include "agent/peer_service.h"
+#include "agent/replicator.h"
+#include "coord/kv_store.h"
+#include "store/store.h"
+#include "transport/handshake.h"
+#include "transport/peer_server.h"
+
+namespace gemini {
+
+struct ClusterOptions {
+  std::string job;                // Required: the job this agent serves.
+  uint32_t host = 0;              // This machine's id, 0..num_hosts-1.
+  uint32_t num_hosts = 1;         // Machines in the job (N).
+  uint32_t replicas = 2;          // Copies in memory, own included (m).
+  std::vector<std::string> etcd;  // etcd endpoints, e.g. http://10.0.0.1:2379.
+  std::string advertise_addr;     // Address peers connect to.
+  std::string listen_addr;        // Address to bind ("" = every address).
+  uint16_t port = 0;              // Peer port (0 = any free one).
+  std::string secret_file;        // Job secret file; "" = $GEMINI_SECRET.
+  int64_t lease_ttl_s = 3;        // Heartbeat TTL.
+  std::shared_ptr<KvStore> kv;    // Tests: used instead of etcd when set.
+};
+
+struct AgentOptions {
+  std::string socket;
+  StoreOptions store;
+  std::optional<ClusterOptions> cluster;
+};
+
+class Agent {
+ public:
+  explicit Agent(AgentOptions options);
+  ~Agent();
+
+  Status Start();
+  void Stop();
+
+  Store& store() { return *store_; }
+  Replicator* replicator() { return replicator_.get(); }
+  JobCoordinator* coordinator() { return coord_.get(); }
+  // host:port peers connect to (cluster mode).
+  std::string peer_address() const;
+  // Store status, plus in cluster mode the hosts, each rank's holders and
+  // the iterations they hold, and the newest complete iteration.
+  std::string StatusJson();
+
+ private:
+  Status StartCluster();
+  void OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration);
+  Result<int64_t> Fetch(const std::string& job, uint32_t rank, int64_t iteration, int64_t from);
+  Result<std::unique_ptr<transport::Connection>> Dial(const HostInfo& host);
+  bool Owns(uint32_t rank);
+
+  AgentOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<AgentServer> server_;
+  std::shared_ptr<KvStore> kv_;
+  std::unique_ptr<JobCoordinator> coord_;
+  std::unique_ptr<PeerService> peer_service_;
+  std::unique_ptr<transport::PeerServer> peer_server_;
+  std::unique_ptr<Replicator> replicator_;
+  std::optional<transport::JobSecret> secret_;
+  std::mutex mu_;
+  std::set<uint32_t> owned_ranks_;
+  uint64_t next_fetch_writer_ = uint64_t{3} << 61;
+};
+
+}  // namespace gemini

@@ -1,0 +1,40 @@
+#include "agent/peer_protocol.h"
+
+#include "common/wire.h"
+#include "store/protocol.h"
+
+namespace gemini {
+
+transport::FrameLimits PeerRequestLimits() {
+  return transport::FrameLimits{
+      {kPeerReplicate, kMaxControlFrame}, {kPeerFetch, 4096}, {kPeerStatus, 0}};
+}
+
+std::string EncodeShardHeader(const Manifest& m, const std::vector<uint32_t>& crcs) {
+  Writer w;
+  w.PutString(m.Encode());
+  PutCrcs(w, crcs);
+  return w.Take();
+}
+
+Status DecodeShardHeader(const std::string& payload, Manifest* m, std::vector<uint32_t>* crcs) {
+  Reader r(payload);
+  std::string manifest;
+  if (!r.GetString(&manifest, kMaxControlFrame) || !GetCrcs(r, crcs) || !r.done())
+    return InvalidArgument("malformed shard header");
+  GEMINI_ASSIGN_OR_RETURN(*m, Manifest::Decode(manifest));
+  if (crcs->size() != m->NumChunks())
+    return InvalidArgument("shard header has " + std::to_string(crcs->size()) + " CRCs for " +
+                           std::to_string(m->NumChunks()) + " chunks");
+  return Status::Ok();
+}
+
+std::string EncodeStatusReply(const Status& st, const std::string& body) {
+  return EncodeReply(st, body);
+}
+
+Status DecodeStatusReply(const std::string& payload, std::string* body) {
+  return DecodeReply(payload, body);
+}
+
+}  // namespace gemini

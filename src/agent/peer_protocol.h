@@ -1,0 +1,48 @@
+// The agent <-> agent protocol, spoken over an authenticated transport
+// connection (transport/frame.h framing):
+//
+//   kPeerReplicate   [string manifest][crcs]            then kPeerData (data_bytes raw bytes)
+//                -> kPeerReplicateAck [u32 code][string message]
+//   kPeerFetch       [string job][u32 rank][i64 iteration (-1 newest)]
+//                -> kPeerFetchReply [u32 code][string message][string manifest][crcs]
+//                   then, if OK, kPeerData (data_bytes raw bytes)
+//   kPeerStatus  (empty) -> kPeerStatusReply [string json]
+//
+// Control frames are bounded by kMaxControlFrame; a kPeerData frame must be
+// exactly the announced manifest's data_bytes and is received straight into
+// a shared-memory slot.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "store/manifest.h"
+#include "transport/frame.h"
+
+namespace gemini {
+
+enum PeerMsg : uint32_t {
+  kPeerReplicate = 1,
+  kPeerData = 2,
+  kPeerReplicateAck = 3,
+  kPeerFetch = 4,
+  kPeerFetchReply = 5,
+  kPeerStatus = 6,
+  kPeerStatusReply = 7,
+};
+
+constexpr uint64_t kMaxControlFrame = 64ull << 20;
+
+// What a server accepts as the first frame of a request.
+transport::FrameLimits PeerRequestLimits();
+
+std::string EncodeShardHeader(const Manifest& m, const std::vector<uint32_t>& crcs);
+// Decodes and validates (Manifest::Decode) a shard header; CRC count must match.
+Status DecodeShardHeader(const std::string& payload, Manifest* m, std::vector<uint32_t>* crcs);
+
+std::string EncodeStatusReply(const Status& st, const std::string& body = "");
+Status DecodeStatusReply(const std::string& payload, std::string* body);
+
+}  // namespace gemini

@@ -1,0 +1,147 @@
+#include "agent/peer_service.h"
+
+#include <unistd.h>
+
+#include "agent/peer_protocol.h"
+#include "common/log.h"
+#include "common/wire.h"
+#include "store/chunks.h"
+
+namespace gemini {
+namespace {
+
+using std::chrono::milliseconds;
+using transport::FrameLimits;
+constexpr milliseconds kIdle{5 * 60 * 1000};
+constexpr milliseconds kTransfer{10 * 60 * 1000};
+constexpr milliseconds kSlotWait{60 * 1000};
+
+Deadline In(milliseconds d) { return std::chrono::steady_clock::now() + d; }
+
+// Receives a kPeerData frame of exactly `bytes` into `dst` (capacity `cap`).
+Status RecvData(transport::Connection& conn, uint8_t* dst, uint64_t bytes, uint64_t cap,
+                Deadline deadline) {
+  GEMINI_ASSIGN_OR_RETURN(
+      auto hdr, transport::RecvFrameHeader(conn, FrameLimits{{kPeerData, bytes}}, deadline));
+  if (hdr.length != bytes)
+    return conn.Fail(InvalidArgument("data frame of " + std::to_string(hdr.length) +
+                                     " bytes for a shard of " + std::to_string(bytes)));
+  return transport::RecvPayload(conn, hdr, dst, cap, deadline);
+}
+
+// Receives a shard's bytes into a slot reserved for `writer` and commits it
+// once every CRC matches; on any failure the in-progress slot is released.
+Status ReceiveShard(transport::Connection& conn, Store* store, uint64_t writer, const Manifest& m,
+                    std::vector<uint32_t> crcs, Deadline deadline) {
+  GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, store->Begin(writer, m, kSlotWait));
+  close(grant.fd);
+  Status st = RecvData(conn, grant.data, m.data_bytes, grant.segment_size, deadline);
+  if (st.ok()) st = VerifyChunks(grant.data, m.data_bytes, m.chunk_size, crcs);
+  if (st.ok()) st = store->Commit(writer, m.job, m.rank, m.iteration, std::move(crcs));
+  if (!st.ok()) store->AbortWriter(writer);
+  return st;
+}
+
+}  // namespace
+
+PeerService::PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned)
+    : store_(store), job_(std::move(job)), is_owned_(std::move(is_owned)) {}
+
+Status PeerService::Serve(transport::Connection& conn) {
+  for (;;) {
+    auto hdr = transport::RecvFrameHeader(conn, PeerRequestLimits(), In(kIdle));
+    if (!hdr.ok()) return hdr.status().code() == Code::kUnavailable ? Status::Ok() : hdr.status();
+    std::string payload(hdr->length, '\0');
+    GEMINI_RETURN_IF_ERROR(
+        transport::RecvPayload(conn, *hdr, payload.data(), payload.size(), In(kTransfer)));
+    Status st;
+    switch (hdr->type) {
+      case kPeerReplicate:
+        st = HandleReplicate(conn, payload);
+        break;
+      case kPeerFetch:
+        st = HandleFetch(conn, payload);
+        break;
+      case kPeerStatus:
+        st = transport::SendFrame(conn, kPeerStatusReply,
+                                  EncodeStatusReply(Status::Ok(), store_->StatusJson()),
+                                  In(kTransfer));
+        break;
+      default:
+        st = InvalidArgument("unexpected request type");
+    }
+    if (!st.ok()) {
+      GEMINI_LOG(WARN) << "[peer] " << conn.peer() << ": " << st.ToString() << "; dropping it";
+      return conn.Fail(st);
+    }
+  }
+}
+
+Status PeerService::HandleReplicate(transport::Connection& conn, const std::string& payload) {
+  Manifest m;
+  std::vector<uint32_t> crcs;
+  Status st = DecodeShardHeader(payload, &m, &crcs);
+  if (st.ok() && m.job != job_) st = InvalidArgument("replica of another job '" + m.job + "'");
+  if (st.ok() && is_owned_(m.rank))
+    st = InvalidArgument("replica of rank " + std::to_string(m.rank) + ", which this machine owns");
+  // Receive even a shard we refuse? No: a refused header ends the connection.
+  if (st.ok()) st = ReceiveShard(conn, store_, next_writer_++, m, std::move(crcs), In(kTransfer));
+  Status sent = transport::SendFrame(conn, kPeerReplicateAck, EncodeStatusReply(st), In(kTransfer));
+  if (!st.ok()) return st;
+  return sent;
+}
+
+Status PeerService::HandleFetch(transport::Connection& conn, const std::string& payload) {
+  Reader r(payload);
+  std::string job;
+  uint32_t rank = 0;
+  int64_t iteration = 0;
+  if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.done())
+    return InvalidArgument("malformed fetch request");
+  auto pin = store_->Pin(job, rank, iteration);
+  if (!pin.ok())  // A clean "not here": the connection stays usable.
+    return transport::SendFrame(conn, kPeerFetchReply, EncodeStatusReply(pin.status()),
+                                In(kTransfer));
+  const ShardPin& p = **pin;
+  GEMINI_RETURN_IF_ERROR(transport::SendFrame(
+      conn, kPeerFetchReply, EncodeStatusReply(Status::Ok(), EncodeShardHeader(p.manifest, p.crcs)),
+      In(kTransfer)));
+  return transport::SendFrame(conn, kPeerData, p.data, p.manifest.data_bytes, In(kTransfer));
+}
+
+Status SendReplica(transport::Connection& conn, const ShardPin& shard, milliseconds timeout) {
+  Deadline deadline = In(timeout);
+  GEMINI_RETURN_IF_ERROR(transport::SendFrame(
+      conn, kPeerReplicate, EncodeShardHeader(shard.manifest, shard.crcs), deadline));
+  GEMINI_RETURN_IF_ERROR(
+      transport::SendFrame(conn, kPeerData, shard.data, shard.manifest.data_bytes, deadline));
+  GEMINI_ASSIGN_OR_RETURN(
+      auto ack, transport::RecvFrame(conn, FrameLimits{{kPeerReplicateAck, 1 << 20}}, deadline));
+  std::string body;
+  return DecodeStatusReply(ack.payload, &body);
+}
+
+Result<int64_t> FetchInto(transport::Connection& conn, Store* store, uint64_t writer,
+                          const std::string& job, uint32_t rank, int64_t iteration,
+                          milliseconds timeout) {
+  Deadline deadline = In(timeout);
+  Writer w;
+  w.PutString(job);
+  w.PutU32(rank);
+  w.PutI64(iteration);
+  GEMINI_RETURN_IF_ERROR(transport::SendFrame(conn, kPeerFetch, w.Take(), deadline));
+  GEMINI_ASSIGN_OR_RETURN(
+      auto reply,
+      transport::RecvFrame(conn, FrameLimits{{kPeerFetchReply, kMaxControlFrame}}, deadline));
+  std::string body;
+  GEMINI_RETURN_IF_ERROR(DecodeStatusReply(reply.payload, &body));
+  Manifest m;
+  std::vector<uint32_t> crcs;
+  GEMINI_RETURN_IF_ERROR(DecodeShardHeader(body, &m, &crcs));
+  if (m.job != job || m.rank != rank || (iteration >= 0 && m.iteration != iteration))
+    return conn.Fail(InvalidArgument("peer answered a fetch with another shard"));
+  GEMINI_RETURN_IF_ERROR(ReceiveShard(conn, store, writer, m, std::move(crcs), deadline));
+  return m.iteration;
+}
+
+}  // namespace gemini

@@ -1,0 +1,57 @@
+// PeerService: the agent's side of the agent <-> agent protocol
+// (peer_protocol.h) on one authenticated connection.
+//
+// kReplicate: the shard header is validated (manifest, CRC count, job, and a
+// replica may never overwrite a rank this machine owns), a slot is reserved
+// in the store within its budget, the data frame is received straight into
+// the slot, every chunk's CRC32C is checked, and only then is the replica
+// committed and acknowledged. A peer that breaks any rule gets an error
+// reply (where the stream still allows) and the connection is dropped; the
+// slot it was writing is released and nothing committed changes.
+// kFetch: the shard is pinned and streamed from the slot. kPeerStatus: the
+// store's status JSON.
+//
+// Also the client halves: SendReplica() and FetchInto().
+// Thread-safe: one PeerService serves many connections concurrently (each on
+// its own thread); it holds no per-connection state.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "store/store.h"
+#include "transport/connection.h"
+
+namespace gemini {
+
+class PeerService {
+ public:
+  // is_owned(rank): whether a trainer on this machine owns `rank` (then no
+  // peer may write it).
+  PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned);
+  // Serves requests until the peer closes (OK) or breaks a rule (error).
+  Status Serve(transport::Connection& conn);
+
+ private:
+  Status HandleReplicate(transport::Connection& conn, const std::string& payload);
+  Status HandleFetch(transport::Connection& conn, const std::string& payload);
+
+  Store* store_;
+  const std::string job_;
+  const std::function<bool(uint32_t)> is_owned_;
+  std::atomic<uint64_t> next_writer_{uint64_t{1} << 62};
+};
+
+// Sends the pinned shard as a replica and waits for the acknowledgement.
+Status SendReplica(transport::Connection& conn, const ShardPin& shard,
+                   std::chrono::milliseconds timeout);
+
+// Fetches (job, rank, iteration) from a peer into `store` as a committed
+// shard (CRC-verified before commit). Returns the fetched iteration.
+Result<int64_t> FetchInto(transport::Connection& conn, Store* store, uint64_t writer,
+                          const std::string& job, uint32_t rank, int64_t iteration,
+                          std::chrono::milliseconds timeout);
+
+}  // namespace gemini

@@ -1,0 +1,121 @@
+// Several cluster-mode agents in one process: loopback TCP, the fake KV store.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "agent/agent.h"
+#include "coord/fake_kv_store.h"
+#include "store/client.h"
+
+namespace gemini {
+namespace {
+
+using namespace std::chrono_literals;
+
+class ReplicationTest : public ::testing::Test {
+ protected:
+  void StartCluster(uint32_t n, uint32_t m) {
+    setenv("GEMINI_SECRET", "test-secret-0123456789abcdef", 1);
+    kv_ = std::make_shared<FakeKvStore>();
+    for (uint32_t h = 0; h < n; ++h) {
+      AgentOptions o;
+      o.socket = "/tmp/gemini-repl-" + std::to_string(getpid()) + "-" + std::to_string(h);
+      o.store = StoreOptions{256 << 20,
+                             "gemini-repl-" + std::to_string(getpid()) + "-" + std::to_string(h)};
+      ClusterOptions c;
+      c.job = "job";
+      c.host = h;
+      c.num_hosts = n;
+      c.replicas = m;
+      c.advertise_addr = "127.0.0.1";
+      c.listen_addr = "127.0.0.1";
+      c.kv = kv_;
+      o.cluster = c;
+      agents_.push_back(std::make_unique<Agent>(o));
+      ASSERT_TRUE(agents_.back()->Start().ok());
+      sockets_.push_back(o.socket);
+    }
+  }
+  void TearDown() override {
+    for (auto& a : agents_) a->Stop();
+  }
+  // Saves rank `rank`'s pattern for `iteration` through agent `host`.
+  void Save(uint32_t host, uint32_t rank, uint32_t world, int64_t iteration,
+            std::vector<uint8_t>* data = nullptr) {
+    auto c = AgentClient::Connect(sockets_[host]);
+    ASSERT_TRUE(c.ok());
+    std::vector<uint8_t> bytes(300000 + rank * 1000);
+    std::mt19937 g(static_cast<uint32_t>(rank * 1000 + iteration));
+    for (auto& b : bytes) b = static_cast<uint8_t>(g());
+    SaveOptions so;
+    so.chunk_size = 64 << 10;
+    ASSERT_TRUE(
+        (*c)->Save("job", rank, world, iteration,
+                   {{"t", Dtype::kUint8, {int64_t(bytes.size())}, bytes.data(), bytes.size(), 0}},
+                   so)
+            .ok());
+    if (data) *data = bytes;
+  }
+  int64_t WaitComplete(int64_t want) {
+    int64_t got = -1;
+    for (int i = 0; i < 500 && got < want; ++i) {
+      got = agents_[0]->store().CompleteIteration("job");
+      if (got < want) std::this_thread::sleep_for(10ms);
+    }
+    return got;
+  }
+
+  std::shared_ptr<FakeKvStore> kv_;
+  std::vector<std::unique_ptr<Agent>> agents_;
+  std::vector<std::string> sockets_;
+};
+
+TEST_F(ReplicationTest, ShardsReachTheirHoldersAndCompleteAdvances) {
+  StartCluster(4, 2);  // Groups {0,1} {2,3}.
+  for (int64_t it = 1; it <= 3; ++it)
+    for (uint32_t r = 0; r < 4; ++r) Save(r, r, 4, it);
+  EXPECT_EQ(WaitComplete(3), 3);
+  // Host 1 holds rank 0's replica of iteration 3; host 2 does not.
+  auto pin = agents_[1]->store().Pin("job", 0, 3);
+  ASSERT_TRUE(pin.ok()) << pin.status().ToString();
+  EXPECT_FALSE(agents_[2]->store().Pin("job", 0, 3).ok());
+  EXPECT_EQ(agents_[0]->replicator()->stats().failures, 0u);
+  auto status = nlohmann::json::parse(agents_[0]->StatusJson());
+  EXPECT_EQ(status["cluster"]["complete_iteration"], 3);
+  EXPECT_EQ(status["cluster"]["ranks"]["3"]["held_by"].size(), 2u);
+}
+
+TEST_F(ReplicationTest, FetchFromAHolderAfterTheOwnerIsGone) {
+  StartCluster(4, 2);
+  std::vector<uint8_t> want;
+  for (uint32_t r = 0; r < 4; ++r) Save(r, r, 4, 1, r == 2 ? &want : nullptr);
+  ASSERT_EQ(WaitComplete(1), 1);
+  agents_[2]->Stop();  // Host 2 (owner of rank 2) dies; host 3 holds its replica.
+  auto c = AgentClient::Connect(sockets_[0]);
+  ASSERT_TRUE(c.ok());
+  auto got = (*c)->Fetch("job", 2, 1);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  auto shard = (*c)->Open("job", 2, 1);
+  ASSERT_TRUE(shard.ok());
+  std::vector<uint8_t> out(shard->manifest.data_bytes);
+  ASSERT_TRUE(AgentClient::ReadInto(*shard, out.data()).ok());
+  EXPECT_EQ(std::memcmp(out.data(), want.data(), want.size()), 0);
+}
+
+TEST_F(ReplicationTest, NotCompleteUntilEveryReplicaCommitted) {
+  StartCluster(2, 2);
+  Save(0, 0, 2, 1);
+  Save(1, 1, 2, 1);
+  ASSERT_EQ(WaitComplete(1), 1);
+  agents_[1]->Stop();  // The only holder of rank 0's replica is gone.
+  Save(0, 0, 2, 2);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(agents_[0]->store().CompleteIteration("job"), 1);
+}
+
+}  // namespace
+}  // namespace gemini

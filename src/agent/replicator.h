@@ -1,0 +1,86 @@
+// Replicator: sends every shard committed on this machine to the other
+// holders that the placement names, then records progress in etcd.
+//
+// OnCommit(rank, iteration) queues a task; a worker thread handles tasks in
+// order (every iteration of every rank, none skipped: completion counts on
+// each holder holding each iteration). For a task it pins the shard, sends it
+// to each other holder of the owner host's shard (mixed placement over
+// num_hosts hosts, m replicas), waits for each acknowledgement (the holder
+// verified every CRC and committed), then writes replicated/<rank> and tries
+// to advance the job's complete iteration. A failed send is retried on a
+// fresh connection until the task's deadline; then the task is dropped with
+// an error logged, and completion stalls (recovery takes over from there).
+//
+// Connections to peers are made by a Dialer (TCP + handshake in production)
+// and cached per peer host. Thread-safe; the worker is joined by Stop().
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "agent/job_coordinator.h"
+#include "store/store.h"
+#include "transport/connection.h"
+
+namespace gemini {
+
+using Dialer = std::function<Result<std::unique_ptr<transport::Connection>>(const HostInfo&)>;
+
+struct ReplicatorOptions {
+  std::string job;
+  uint32_t self_host = 0;
+  uint32_t num_hosts = 1;
+  uint32_t replicas = 2;  // Copies in memory, the owner's included (m).
+  std::chrono::milliseconds task_timeout{std::chrono::minutes(2)};
+};
+
+struct ReplicatorStats {
+  uint64_t shards_sent = 0;
+  uint64_t bytes_sent = 0;
+  uint64_t failures = 0;
+  int64_t last_complete = -1;
+};
+
+class Replicator {
+ public:
+  Replicator(Store* store, JobCoordinator* coord, Dialer dial, ReplicatorOptions options);
+  ~Replicator();
+
+  void OnCommit(uint32_t rank, int64_t iteration);
+  // Waits until every queued task is done (tests, benchmarks).
+  void Drain();
+  void Stop();
+  ReplicatorStats stats();
+  // Hosts (other than this one) that hold this host's shards.
+  Result<std::vector<uint32_t>> PeerHolders() const;
+
+ private:
+  struct Task {
+    uint32_t rank;
+    int64_t iteration;
+  };
+  void Run();
+  Status Replicate(const Task& t);
+  Status SendTo(uint32_t host, const ShardPin& pin, std::chrono::steady_clock::time_point end);
+
+  Store* store_;
+  JobCoordinator* coord_;
+  Dialer dial_;
+  const ReplicatorOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> queue_;
+  bool busy_ = false;
+  bool stop_ = false;
+  ReplicatorStats stats_;
+  std::map<uint32_t, std::unique_ptr<transport::Connection>> conns_;  // Worker thread only.
+  std::thread worker_;
+};
+
+}  // namespace gemini
