@@ -13,3 +13,18 @@ def test_demo_resumes_bit_for_bit():
     assert report["resumed_from"] in (5, 6)  # The copy of 6 may not have committed at the kill.
     assert report["losses_compared"] >= 4
     assert report["loss_mismatches"] == 0
+
+
+def test_demo_on_four_namespace_hosts():
+    from cluster_fixture import have_cluster_support
+    if not have_cluster_support():
+        import pytest
+        pytest.skip("needs root, iproute2 and etcd-server")
+    out = subprocess.run([GEMINI, "demo", "--hosts", "4", "--iterations", "8", "--kill-at", "5",
+                          "--json"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["hosts"] == 4 and report["ranks"] == 4
+    assert report["resumed_from"] in (4, 5)
+    assert report["loss_mismatches"] == 0
+    assert "where each shard lives" in out.stderr

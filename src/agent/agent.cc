@@ -50,7 +50,7 @@ void MergeHoldings(const nlohmann::json& store, uint32_t host, const std::string
 }  // namespace
 
 Agent::Agent(AgentOptions options) : options_(std::move(options)) {
-  if (options_.cluster) options_.store.complete_from_coordinator = true;
+  if (options_.cluster) options_.store.coordinated_job = options_.cluster->job;
   store_ = std::make_unique<Store>(options_.store);
 }
 

@@ -18,8 +18,10 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/local_cluster.h"
 #include "common/subprocess.h"
 #include "common/units.h"
+#include "coord/etcd_process.h"
 #include "store/client.h"
 
 namespace gemini::cli {
@@ -31,7 +33,9 @@ using nlohmann::json;
 struct DemoArgs {
   int iterations = 50;
   int kill_at = -1;  // Default: 60% into the run.
-  int nproc = 2;
+  int nproc = 2;     // Trainers on one machine (--hosts 1).
+  int hosts = 1;     // Namespace hosts, one trainer each (needs root).
+  int replicas = 2;
   std::string python = "/usr/bin/python3";
   std::string budget = "2GiB";
   bool json_out = false;
@@ -69,29 +73,107 @@ Status WaitForSocket(const std::string& path, Subprocess& agent) {
   return DeadlineExceeded("the agent did not start within 10 s");
 }
 
+// Where the trainers run: one machine (every rank beside one agent) or
+// namespace hosts (one rank per host, each with its own agent).
+struct World {
+  std::vector<std::vector<std::string>> prefix;  // Per rank: command prefix (host exec).
+  std::vector<std::string> socket;               // Per rank: its agent's socket.
+  std::string master = "127.0.0.1";
+  std::unique_ptr<LocalCluster> cluster;
+  std::unique_ptr<EtcdProcess> etcd;
+  std::vector<std::unique_ptr<Subprocess>> agents;
+  int size() const { return static_cast<int>(socket.size()); }
+};
+
+Status StartAgent(World& w, const std::vector<std::string>& argv, const std::string& socket,
+                  const std::string& log) {
+  GEMINI_ASSIGN_OR_RETURN(auto agent, Subprocess::Start(argv, {}, false, log));
+  GEMINI_RETURN_IF_ERROR(WaitForSocket(socket, *agent));
+  w.agents.push_back(std::move(agent));
+  return Status::Ok();
+}
+
+Status SetUpOneMachine(const DemoArgs& a, const std::string& dir, World& w) {
+  std::string socket = dir + "/agent.sock";
+  for (int r = 0; r < a.nproc; ++r) {
+    w.prefix.push_back({});
+    w.socket.push_back(socket);
+  }
+  return StartAgent(w,
+                    {SelfExe(), "agent", "--socket", socket, "--budget", a.budget, "--shm-prefix",
+                     "gemini-demo-" + std::to_string(getpid())},
+                    socket, dir + "/log.txt");
+}
+
+Status SetUpHosts(const DemoArgs& a, const std::string& dir, World& w) {
+  GEMINI_ASSIGN_OR_RETURN(w.cluster, LocalCluster::Up(a.hosts));
+  EtcdProcessOptions eo;
+  eo.host = w.cluster->bridge();
+  GEMINI_ASSIGN_OR_RETURN(w.etcd, EtcdProcess::Start(eo));
+  w.master = w.cluster->addr(0);
+  for (int h = 0; h < a.hosts; ++h) {
+    std::string socket = dir + "/agent-" + std::to_string(h) + ".sock";
+    std::vector<std::string> argv = w.cluster->ExecArgs(h);
+    for (const auto& x : std::vector<std::string>{
+             SelfExe(),       "agent",
+             "--socket",      socket,
+             "--budget",      a.budget,
+             "--shm-prefix",  "gemini-demo-" + std::to_string(getpid()) + "-" + std::to_string(h),
+             "--etcd",        w.etcd->endpoint(),
+             "--job",         "demo",
+             "--host-id",     std::to_string(h),
+             "--hosts",       std::to_string(a.hosts),
+             "--replicas",    std::to_string(a.replicas),
+             "--advertise",   w.cluster->addr(h),
+             "--secret-file", w.cluster->secret_file()})
+      argv.push_back(x);
+    GEMINI_RETURN_IF_ERROR(StartAgent(w, argv, socket, dir + "/log.txt"));
+    w.prefix.push_back(w.cluster->ExecArgs(h));
+    w.socket.push_back(socket);
+  }
+  return Status::Ok();
+}
+
 // Runs the trainers of `job` to the end, or SIGKILLs all of them once rank 0
 // reports iteration `kill_at`.
-Result<RunResult> RunTrainers(const DemoArgs& a, const std::string& socket, const std::string& job,
-                              int kill_at, const std::string& log) {
+Result<RunResult> RunTrainers(const DemoArgs& a, const World& w, const std::string& job,
+                              int kill_at, const std::string& log, bool checkpoint = true) {
   GEMINI_ASSIGN_OR_RETURN(int port, FreeTcpPort());
   std::vector<std::unique_ptr<Subprocess>> ranks;
   auto start = Clock::now();
-  for (int r = 0; r < a.nproc; ++r) {
+  for (int r = 0; r < w.size(); ++r) {
     std::map<std::string, std::string> env{
-        {"RANK", std::to_string(r)},  {"WORLD_SIZE", std::to_string(a.nproc)},
-        {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)},
-        {"GEMINI_SOCKET", socket},    {"PYTHONPATH", PythonDir()},
+        {"RANK", std::to_string(r)},    {"WORLD_SIZE", std::to_string(w.size())},
+        {"MASTER_ADDR", w.master},      {"MASTER_PORT", std::to_string(port)},
+        {"GEMINI_SOCKET", w.socket[r]}, {"PYTHONPATH", PythonDir()},
         {"OMP_NUM_THREADS", "1"}};
-    GEMINI_ASSIGN_OR_RETURN(auto p,
-                            Subprocess::Start({a.python, "-m", "gemini.demo_train", "--iterations",
-                                               std::to_string(a.iterations), "--job", job},
-                                              env, r == 0, log));
+    if (w.cluster) env["GLOO_SOCKET_IFNAME"] = "eth0";  // Not loopback: the host's own link.
+    std::vector<std::string> argv = w.prefix[r];
+    for (const auto& x :
+         std::vector<std::string>{a.python, "-m", "gemini.demo_train", "--iterations",
+                                  std::to_string(a.iterations), "--job", job})
+      argv.push_back(x);
+    if (!checkpoint) argv.push_back("--no-checkpoint");
+    GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(argv, env, r == 0, log));
     ranks.push_back(std::move(p));
   }
   RunResult res;
+  auto last_output = Clock::now();
   for (;;) {
-    auto line = ranks[0]->ReadLine(std::chrono::minutes(5));
-    if (!line.ok()) break;
+    auto line = ranks[0]->ReadLine(std::chrono::seconds(1));
+    if (!line.ok() && line.status().code() != Code::kDeadlineExceeded) break;
+    if (!line.ok()) {
+      // A rank that died (or five silent minutes) ends the run: DDP would hang.
+      bool dead = Clock::now() - last_output > std::chrono::minutes(5);
+      for (auto& p : ranks) {
+        auto code = p->Wait(std::chrono::milliseconds(0));
+        dead = dead || (code.ok() && *code != 0);
+      }
+      if (!dead) continue;
+      for (auto& p : ranks) p->Signal(SIGKILL);
+      return Internal("a trainer failed; see " + log);
+    }
+    last_output = Clock::now();
     auto ev = json::parse(*line, nullptr, false);
     if (ev.is_discarded() || !ev.contains("event")) continue;
     if (ev["event"] == "start") {
@@ -103,8 +185,8 @@ Result<RunResult> RunTrainers(const DemoArgs& a, const std::string& socket, cons
       if (res.loss.empty()) res.spawn_to_first_iteration_s = Seconds(Clock::now() - start);
       res.loss[it] = ev["loss"];
       res.iter_s.push_back(ev["iter_s"]);
-      res.blocking_ms.push_back(ev["save_blocking_ms"]);
-      if (!ev["copy_ms"].is_null()) res.copy_ms.push_back(ev["copy_ms"]);
+      if (ev.contains("save_blocking_ms")) res.blocking_ms.push_back(ev["save_blocking_ms"]);
+      if (ev.contains("copy_ms") && !ev["copy_ms"].is_null()) res.copy_ms.push_back(ev["copy_ms"]);
       if (it == kill_at) {
         for (auto& p : ranks) p->Signal(SIGKILL);
         break;
@@ -124,14 +206,14 @@ Result<RunResult> RunTrainers(const DemoArgs& a, const std::string& socket, cons
   return res;
 }
 
-void PrintAccount(const DemoArgs& a, const RunResult& ref, const RunResult& crash,
+void PrintAccount(const DemoArgs& a, int ranks, const RunResult& timed, const RunResult& ref,
                   const RunResult& resumed, double kill_to_resume_s, int mismatches) {
-  std::printf("\ncheckpoint every iteration (%d ranks, %s parameters):\n", a.nproc,
+  std::printf("\ncheckpoint every iteration (%d ranks, %s parameters):\n", ranks,
               std::to_string(ref.params).c_str());
-  std::printf("  save() blocks the training loop  %.2f ms (median)\n", Median(ref.blocking_ms));
+  std::printf("  save() blocks the training loop  %.2f ms (median)\n", Median(timed.blocking_ms));
   std::printf("  copy into the agent's memory     %.2f ms (median, off the training thread)\n",
-              Median(ref.copy_ms));
-  std::printf("  iteration time                   %.1f ms (median)\n", Median(ref.iter_s) * 1e3);
+              Median(timed.copy_ms));
+  std::printf("  iteration time                   %.1f ms (median)\n", Median(timed.iter_s) * 1e3);
   std::printf("\ncrash and resume:\n");
   std::printf("  SIGKILL of every trainer after iteration %d\n", a.kill_at);
   std::printf("  resumed from iteration %d, held in memory by the agent\n",
@@ -154,70 +236,97 @@ void PrintAccount(const DemoArgs& a, const RunResult& ref, const RunResult& cras
     std::printf("\nresult: %d losses differ from the uninterrupted run\n", mismatches);
 }
 
+// Where each rank's shard lives, from the cluster status (multi-host runs).
+void PrintPlacement(const World& w, FILE* out) {
+  auto client = AgentClient::Connect(w.socket[0]);
+  auto text = client.ok() ? (*client)->StatusJson() : Result<std::string>(client.status());
+  auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
+  if (!s.is_object() || !s.contains("cluster")) return;
+  const auto& c = s["cluster"];
+  std::fprintf(out,
+               "\nwhere each shard lives (%d copies in CPU memory; newest complete "
+               "iteration %lld):\n",
+               c["replicas"].get<int>(), c["complete_iteration"].get<long long>());
+  for (const auto& [rank, r] : c["ranks"].items()) {
+    std::string held;
+    for (const auto& h : r["held_by"])
+      held += " host " + std::to_string(h["host"].get<int>()) + " " + h["iterations"].dump();
+    std::fprintf(out, "  rank %s (owner host %d): held by%s\n", rank.c_str(), r.value("owner", -1),
+                 held.c_str());
+  }
+}
+
+void Report(const DemoArgs& a, const World& w, const RunResult& ref, const RunResult& crash,
+            const RunResult& resumed, double kill_to_resume, int mismatches) {
+  // Multi-host reference runs do not checkpoint: timings come from the crash run.
+  const RunResult& timed = a.hosts > 1 ? crash : ref;
+  if (!a.json_out)
+    return PrintAccount(a, w.size(), timed, ref, resumed, kill_to_resume, mismatches);
+  json out{{"iterations", a.iterations},
+           {"ranks", w.size()},
+           {"hosts", a.hosts},
+           {"params", ref.params},
+           {"killed_after_iteration", a.kill_at},
+           {"resumed_from", resumed.resumed_from.value_or(-1)},
+           {"save_blocking_ms_median", Median(timed.blocking_ms)},
+           {"copy_ms_median", Median(timed.copy_ms)},
+           {"iteration_ms_median", Median(timed.iter_s) * 1e3},
+           {"load_s", resumed.load_s},
+           {"kill_to_first_iteration_s", kill_to_resume},
+           {"losses_compared", resumed.loss.size()},
+           {"loss_mismatches", mismatches}};
+  std::cout << out.dump(2) << "\n";
+}
+
 int RunDemo(DemoArgs a) {
   if (a.kill_at < 0) a.kill_at = a.iterations * 3 / 5;
-  if (a.kill_at < 1 || a.kill_at >= a.iterations) {
-    std::cerr << "gemini demo: --kill-at must be in [1, iterations)\n";
+  if (a.kill_at < 1 || a.kill_at >= a.iterations || a.hosts < 1) {
+    std::cerr << "gemini demo: --kill-at must be in [1, iterations) and --hosts >= 1\n";
     return 2;
   }
   FILE* progress = a.json_out ? stderr : stdout;  // --json keeps stdout for the JSON.
   char tmpl[] = "/tmp/gemini-demo-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
-  std::string socket = dir + "/agent.sock", log = dir + "/log.txt";
-  auto agent = Subprocess::Start({SelfExe(), "agent", "--socket", socket, "--budget", a.budget,
-                                  "--shm-prefix", "gemini-demo-" + std::to_string(getpid())},
-                                 {}, false, log);
-  Status st = agent.ok() ? WaitForSocket(socket, **agent) : agent.status();
+  std::string dir = mkdtemp(tmpl), log = dir + "/log.txt";
+  World w;
+  Status st = a.hosts > 1 ? SetUpHosts(a, dir, w) : SetUpOneMachine(a, dir, w);
   if (!st.ok()) {
-    std::cerr << "gemini demo: cannot start the agent: " << st.ToString() << "\n";
+    std::cerr << "gemini demo: cannot set up: " << st.ToString() << " (logs in " << dir << ")\n";
     return 1;
   }
   std::fprintf(progress,
-               "gemini demo: GPT-style model, %d ranks (DDP over gloo), %d iterations, one "
-               "in-memory checkpoint per iteration\nagent: %s (logs in %s)\n",
-               a.nproc, a.iterations, socket.c_str(), log.c_str());
+               "gemini demo: GPT-style model, %d ranks (DDP over gloo) on %d %s, %d iterations, "
+               "one in-memory checkpoint per iteration\nlogs in %s\n",
+               w.size(), a.hosts,
+               a.hosts > 1 ? "namespace hosts (one agent each, etcd)" : "machine", a.iterations,
+               log.c_str());
   std::fprintf(progress, "[1/3] reference run, uninterrupted ...\n");
   std::fflush(progress);
-  auto ref = RunTrainers(a, socket, "reference", -1, log);
+  auto ref = RunTrainers(a, w, "reference", -1, log, /*checkpoint=*/a.hosts == 1);
   std::fprintf(progress, "[2/3] the same run, all trainers SIGKILLed after iteration %d ...\n",
                a.kill_at);
   std::fflush(progress);
-  auto crash = ref.ok() ? RunTrainers(a, socket, "demo", a.kill_at, log) : ref.status();
+  auto crash = ref.ok() ? RunTrainers(a, w, "demo", a.kill_at, log) : ref.status();
   auto killed_at = Clock::now();
-  std::fprintf(progress, "[3/3] restart: the trainers resume from the agent's memory ...\n");
+  if (crash.ok() && a.hosts > 1) PrintPlacement(w, progress);
+  std::fprintf(progress, "[3/3] restart: the trainers resume from the agents' memory ...\n");
   std::fflush(progress);
-  auto resumed = crash.ok() ? RunTrainers(a, socket, "demo", -1, log) : crash.status();
+  auto resumed = crash.ok() ? RunTrainers(a, w, "demo", -1, log) : crash.status();
   double kill_to_resume = crash.ok() && resumed.ok()
                               ? Seconds(Clock::now() - killed_at) - resumed->wall_s +
                                     resumed->spawn_to_first_iteration_s
                               : 0;
-  (*agent)->Signal(SIGTERM);
-  (void)(*agent)->Wait(std::chrono::seconds(10));
+  for (auto& agent : w.agents) agent->Signal(SIGTERM);
+  for (auto& agent : w.agents) (void)agent->Wait(std::chrono::seconds(10));
   if (!resumed.ok()) {
-    std::cerr << "gemini demo failed: " << resumed.status().ToString() << "\n";
+    std::cerr << "gemini demo failed: " << resumed.status().ToString() << " (logs in " << dir
+              << ")\n";
     return 1;
   }
   int mismatches = 0;
   for (const auto& [it, loss] : resumed->loss)
     if (!ref->loss.count(it) || ref->loss.at(it) != loss) ++mismatches;
   if (!resumed->resumed_from || resumed->loss.empty()) mismatches = std::max(mismatches, 1);
-  if (a.json_out) {
-    json out{{"iterations", a.iterations},
-             {"ranks", a.nproc},
-             {"params", ref->params},
-             {"killed_after_iteration", a.kill_at},
-             {"resumed_from", resumed->resumed_from.value_or(-1)},
-             {"save_blocking_ms_median", Median(ref->blocking_ms)},
-             {"copy_ms_median", Median(ref->copy_ms)},
-             {"iteration_ms_median", Median(ref->iter_s) * 1e3},
-             {"load_s", resumed->load_s},
-             {"kill_to_first_iteration_s", kill_to_resume},
-             {"losses_compared", resumed->loss.size()},
-             {"loss_mismatches", mismatches}};
-    std::cout << out.dump(2) << "\n";
-  } else {
-    PrintAccount(a, *ref, *crash, *resumed, kill_to_resume, mismatches);
-  }
+  Report(a, w, *ref, *crash, *resumed, kill_to_resume, mismatches);
   std::filesystem::remove_all(dir);
   return mismatches == 0 ? 0 : 1;
 }
@@ -228,7 +337,12 @@ void AddDemo(CLI::App& app) {
       "demo", "Train a small GPT on CPU, kill it mid-run, resume from memory, compare losses");
   cmd->add_option("--iterations", a->iterations, "Training iterations")->capture_default_str();
   cmd->add_option("--kill-at", a->kill_at, "Kill the trainers after this iteration (default 60%)");
-  cmd->add_option("--nproc", a->nproc, "Trainer processes (DDP ranks)")->capture_default_str();
+  cmd->add_option("--nproc", a->nproc, "Trainer processes on one machine (DDP ranks)")
+      ->capture_default_str();
+  cmd->add_option("--hosts", a->hosts, "Namespace hosts, one trainer and agent each (root)")
+      ->capture_default_str();
+  cmd->add_option("--replicas", a->replicas, "Copies in CPU memory (multi-host)")
+      ->capture_default_str();
   cmd->add_option("--python", a->python, "Python with torch")->capture_default_str();
   cmd->add_option("--budget", a->budget, "Agent memory budget")->capture_default_str();
   cmd->add_flag("--json", a->json_out, "Print a JSON summary instead of the account");

@@ -34,6 +34,7 @@ struct Store::Job {
   uint32_t world_size = 0;
   std::map<uint32_t, RankSlots> ranks;
   int64_t external_complete = -1;
+  bool coordinated = false;  // Complete comes from the coordinator only.
   int waiters = 0;  // Begin() calls blocked on this job; it cannot be dropped meanwhile.
 };
 
@@ -79,7 +80,7 @@ uint64_t Store::UsedLocked() const {
 }
 
 int64_t Store::CompleteLocked(const Job& job) const {
-  if (options_.complete_from_coordinator || job.ranks.size() < job.world_size)
+  if (job.coordinated || job.ranks.size() < job.world_size)
     return job.external_complete;
   int64_t complete = INT64_MAX;
   for (const auto& [rank, rs] : job.ranks) complete = std::min(complete, rs.NewestIteration());
@@ -107,7 +108,10 @@ Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::
   GEMINI_RETURN_IF_ERROR(m.Validate());
   std::unique_lock<std::mutex> lock(mu_);
   auto& job_ptr = jobs_[m.job];
-  if (!job_ptr) job_ptr = std::make_unique<Job>();
+  if (!job_ptr) {
+    job_ptr = std::make_unique<Job>();
+    job_ptr->coordinated = m.job == options_.coordinated_job;
+  }
   Job& job = *job_ptr;
   if (job.world_size != m.world_size) {
     if (!job.ranks.empty() && CompleteLocked(job) >= 0)
@@ -255,7 +259,10 @@ int64_t Store::CompleteIteration(const std::string& job) {
 void Store::SetExternalComplete(const std::string& job, int64_t iteration) {
   std::lock_guard<std::mutex> lock(mu_);
   auto& j = jobs_[job];
-  if (!j) j = std::make_unique<Job>();
+  if (!j) {
+    j = std::make_unique<Job>();
+    j->coordinated = job == options_.coordinated_job;
+  }
   j->external_complete = std::max(j->external_complete, iteration);
   committed_cv_.notify_all();
 }

@@ -49,9 +49,10 @@ struct StoreOptions {
   uint64_t budget_bytes = 8ull << 30;
   // Prefix of the shared-memory object names (/dev/shm/<prefix>-...).
   std::string shm_prefix = "gemini";
-  // Multi-machine mode: an iteration is complete only when the coordinator
-  // says so (SetExternalComplete), never from the local ranks alone.
-  bool complete_from_coordinator = false;
+  // Multi-machine mode: for this job an iteration is complete only when the
+  // coordinator says so (SetExternalComplete), never from the local ranks
+  // alone. Other jobs stay single-machine. Empty: none.
+  std::string coordinated_job;
 };
 
 // Where a trainer writes or reads a shard: a segment and its fd. The fd is

@@ -165,7 +165,7 @@ TEST(Store, PinnedSlotIsNotReused) {
 
 TEST(Store, CoordinatorModeTakesCompleteFromOutside) {
   StoreOptions o = Opts();
-  o.complete_from_coordinator = true;
+  o.coordinated_job = "j";
   Store s(o);
   ASSERT_TRUE(SaveOne(s, 1, Shard("j", 0, 1, 1, 5000)).ok());
   EXPECT_EQ(s.CompleteIteration("j"), -1);  // Replicas are not known to be committed yet.
