@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "common/crc32c.h"
 #include "common/paths.h"
 #include "store/async_saver.h"
 #include "store/client.h"
@@ -76,6 +77,14 @@ PYBIND11_MODULE(_gemini, m) {
                 .attr("type")("GeminiError", py::make_tuple(g_error), py::dict());
   m.attr("GeminiError") = g_error;
   m.def("default_socket_path", &DefaultSocketPath);
+  m.def(
+      "crc32c",
+      [](uintptr_t ptr, uint64_t n, uint32_t crc) {
+        py::gil_scoped_release nogil;
+        return Crc32c(reinterpret_cast<const void*>(ptr), n, crc);
+      },
+      py::arg("ptr"), py::arg("length"), py::arg("crc") = 0,
+      "CRC32C of `length` bytes at address `ptr`, continuing from `crc`.");
 
   py::class_<OpenShard>(m, "Shard").def_property_readonly("manifest", [](const OpenShard& s) {
     return ManifestDict(s.manifest);

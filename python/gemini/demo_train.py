@@ -50,6 +50,31 @@ class GPT(nn.Module):
         return self.head(self.ln(x))
 
 
+def ordered_allreduce_hook(state, bucket):
+    """A DDP communication hook that sums gradients in rank order.
+
+    Gloo's ring allreduce adds ranks' values in an order that depends on where
+    an element falls in the bucket, and DDP rebuilds its buckets after the
+    first iteration, so a run resumed mid-way would add in another order and
+    drift from the uninterrupted run in the last bits. Gathering every rank's
+    bucket and adding them 0, 1, 2, ... makes each step a pure function of the
+    state and the batch: a resumed run reproduces the uninterrupted one bit for
+    bit, at any world size.
+    """
+    tensor = bucket.buffer()
+    world = dist.get_world_size()
+    parts = [torch.empty_like(tensor) for _ in range(world)]
+    fut = dist.all_gather(parts, tensor, async_op=True).get_future()
+
+    def reduce(_):
+        total = parts[0].clone()
+        for p in parts[1:]:
+            total += p
+        return total / world
+
+    return fut.then(reduce)
+
+
 def batch(seed, iteration, rank, args):
     """A deterministic batch of a toy language: x[t+1] = (a * x[t] + c) mod vocab, some noise."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + iteration * 1009 + rank)
@@ -76,6 +101,8 @@ def main():
     p.add_argument("--job", default=os.environ.get("GEMINI_JOB", "demo"))
     p.add_argument("--no-checkpoint", action="store_true")
     p.add_argument("--sleep", type=float, default=0.0, help="seconds of extra work per iteration")
+    p.add_argument("--state-crcs", action="store_true",
+                   help="report the CRC32C of the whole state after every iteration")
     args = p.parse_args()
 
     torch.set_num_threads(1)
@@ -88,6 +115,7 @@ def main():
     model = GPT(args.vocab, args.dim, args.layers, args.heads, args.seq)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
+        model.register_comm_hook(None, ordered_allreduce_hook)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s, 1000) / 1000)))
@@ -99,7 +127,8 @@ def main():
     params = sum(p.numel() for p in model.parameters())
     if rank == 0:
         print(json.dumps({"event": "start", "resumed_from": start, "load_s": load_s,
-                          "params": params, "world": world}), flush=True)
+                          "params": params, "world": world,
+                          "state_crc": gt.state_crc(model, opt)}), flush=True)
     loss_fn = nn.CrossEntropyLoss()
     for it in range((start or 0) + 1, args.iterations + 1):
         t_it = time.perf_counter()
@@ -121,6 +150,8 @@ def main():
         if rank == 0:
             rec = {"event": "iteration", "iteration": it, "loss": l.item(),
                    "iter_s": time.perf_counter() - t_it}
+            if args.state_crcs:
+                rec["state_crc"] = gt.state_crc(model, opt)
             if ckpt:
                 rec["save_blocking_ms"] = ckpt.stats["blocking_ms"][-1]
                 rec["copy_ms"] = ckpt.stats["copy_s"][-1] * 1e3 if ckpt.stats["copy_s"] else None
@@ -128,7 +159,14 @@ def main():
     if ckpt:
         ckpt.close()
     if rank == 0:
-        print(json.dumps({"event": "done", "iterations": args.iterations}), flush=True)
+        crc = gt.state_crc(model, opt)
+        print(json.dumps({"event": "done", "iterations": args.iterations, "state_crc": crc}),
+              flush=True)
+        final = os.environ.get("GEMINI_FINAL_STATE_FILE")
+        if final:
+            with open(final + ".tmp", "w") as f:
+                json.dump({"final_iteration": args.iterations, "final_state_crc": crc}, f)
+            os.replace(final + ".tmp", final)
     if world > 1:
         dist.destroy_process_group()
 

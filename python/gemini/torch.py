@@ -49,6 +49,28 @@ def _set_rng_state(s):
     np.random.set_state(s["numpy"])
 
 
+def state_crc(model=None, optimizer=None):
+    """CRC32C over a model's and optimizer's tensors in a canonical order (names
+    sorted, DDP's "module." prefix dropped, optimizer state by parameter index),
+    so identical states give identical CRCs whatever the world layout."""
+    crc = 0
+    def add(t):
+        nonlocal crc
+        t = as_cpu_contiguous(t)
+        crc = _gemini.crc32c(t.data_ptr(), t.numel() * t.element_size(), crc)
+    if model is not None:
+        sd = model.state_dict()
+        for k in sorted(sd, key=lambda k: k.removeprefix("module.")):
+            add(sd[k])
+    if optimizer is not None:
+        st = optimizer.state_dict()["state"]
+        for pid in sorted(st):
+            for k in sorted(st[pid]):
+                if torch.is_tensor(st[pid][k]):
+                    add(st[pid][k])
+    return crc
+
+
 class Checkpointer:
     """Per-iteration in-memory checkpoints of a model, optimizer and friends.
 

@@ -1,12 +1,14 @@
 #include "agent/agent.h"
 
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agent/peer_protocol.h"
 #include "common/log.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/prefix_kv_store.h"
 #include "gemini/placement.h"
+#include "persist/env.h"
 #include "transport/tcp/tcp_connection.h"
 #include "transport/tcp/tcp_listener.h"
 
@@ -104,13 +106,58 @@ Status Agent::StartCluster() {
   replicator_ = std::make_unique<Replicator>(
       store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); },
       ReplicatorOptions{c.job, c.host, c.num_hosts, c.replicas});
+  if (c.launch) GEMINI_RETURN_IF_ERROR(StartLaunchMode());
   GEMINI_LOG(INFO) << "[agent] host " << c.host << " of job " << c.job << " serving peers on "
                    << c.advertise_addr << ":" << port;
   return Status::Ok();
 }
 
+Status Agent::StartLaunchMode() {
+  const ClusterOptions& c = *options_.cluster;
+  Result<KeyValue> cfg = NotFound("no config");
+  for (int i = 0; i < 300 && !cfg.ok(); ++i) {  // The launcher writes it first.
+    cfg = kv_->Get("config", In(kDialTimeout));
+    if (!cfg.ok()) std::this_thread::sleep_for(milliseconds(100));
+  }
+  if (!cfg.ok()) return Unavailable("job config not found in etcd: " + cfg.status().ToString());
+  GEMINI_ASSIGN_OR_RETURN(config_, DecodeJobConfig(cfg->value));
+  if (config_.num_hosts != c.num_hosts)
+    return InvalidArgument("--hosts disagrees with the job config");
+  if (!config_.persist_dir.empty() && config_.persist_every > 0) {
+    PersistOptions po;
+    po.root = config_.persist_dir;
+    po.every_iterations = config_.persist_every;
+    po.every_seconds = 0;  // Only P: every machine must pick the same iterations.
+    GEMINI_ASSIGN_OR_RETURN(persist_, PersistentTier::Open(PersistEnv::Posix(), po));
+  }
+  worker_ = std::make_unique<Worker>(WorkerContext{
+      c.job, c.host, options_.socket, c.log_dir, config_, store_.get(), coord_.get(),
+      [this, job = c.job](uint32_t rank, int64_t it) { return Fetch(job, rank, it, -1); }});
+  root_ = std::make_unique<RootAgent>(
+      RootContext{c.job, c.host, config_, static_cast<double>(c.lease_ttl_s), coord_.get(),
+                  [this](const HostInfo& h) { return Dial(h).ok(); }});
+  worker_->Start();
+  root_->Start();
+  return Status::Ok();
+}
+
+void Agent::Persist(uint32_t rank, int64_t iteration) {
+  if (!persist_ || iteration % config_.persist_every != 0) return;
+  auto pin = store_->Pin(options_.cluster->job, rank, iteration);
+  if (!pin.ok()) return;
+  // Copy out so the slot is not held while the disk is slow.
+  auto copy = std::make_shared<std::vector<uint8_t>>((*pin)->data,
+                                                     (*pin)->data + (*pin)->manifest.data_bytes);
+  auto offered = persist_->Offer(options_.cluster->job, rank, iteration, (*pin)->manifest,
+                                 (*pin)->crcs, copy->data(), [copy] {});
+  if (!offered.ok()) GEMINI_LOG(WARN) << "[agent] persist: " << offered.status().ToString();
+}
+
 void Agent::Stop() {
+  if (root_) root_->Stop();
+  if (worker_) worker_->Stop();
   if (server_) server_->Stop();
+  if (persist_) persist_->Stop();
   if (replicator_) replicator_->Stop();
   if (peer_server_) peer_server_->Stop();
   if (coord_) coord_->Stop();
@@ -139,6 +186,8 @@ void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t itera
     if (!st.ok()) GEMINI_LOG(ERROR) << "[agent] publishing ranks: " << st.ToString();
   }
   replicator_->OnCommit(rank, iteration);
+  if (worker_) worker_->OnCommit(rank, iteration);
+  Persist(rank, iteration);
 }
 
 Result<std::unique_ptr<transport::Connection>> Agent::Dial(const HostInfo& host) {

@@ -22,7 +22,10 @@
 #include "agent/job_coordinator.h"
 #include "agent/peer_service.h"
 #include "agent/replicator.h"
+#include "agent/root.h"
+#include "agent/worker.h"
 #include "coord/kv_store.h"
+#include "persist/persistent_tier.h"
 #include "store/store.h"
 #include "transport/handshake.h"
 #include "transport/peer_server.h"
@@ -41,6 +44,8 @@ struct ClusterOptions {
   std::string secret_file;        // Job secret file; "" = $GEMINI_SECRET.
   int64_t lease_ttl_s = 3;        // Heartbeat TTL.
   std::shared_ptr<KvStore> kv;    // Tests: used instead of etcd when set.
+  bool launch = false;            // Follow the job's plan: run trainers, elect a root.
+  std::string log_dir = "/tmp";   // Trainer logs (launch mode).
 };
 
 struct AgentOptions {
@@ -68,6 +73,8 @@ class Agent {
 
  private:
   Status StartCluster();
+  Status StartLaunchMode();
+  void Persist(uint32_t rank, int64_t iteration);
   void OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration);
   Result<int64_t> Fetch(const std::string& job, uint32_t rank, int64_t iteration, int64_t from);
   Result<std::unique_ptr<transport::Connection>> Dial(const HostInfo& host);
@@ -81,6 +88,10 @@ class Agent {
   std::unique_ptr<PeerService> peer_service_;
   std::unique_ptr<transport::PeerServer> peer_server_;
   std::unique_ptr<Replicator> replicator_;
+  std::unique_ptr<PersistentTier> persist_;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<RootAgent> root_;
+  JobConfig config_;
   std::optional<transport::JobSecret> secret_;
   std::mutex mu_;
   std::set<uint32_t> owned_ranks_;

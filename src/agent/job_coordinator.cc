@@ -84,6 +84,29 @@ Status JobCoordinator::SetRanks(std::vector<uint32_t> ranks) {
   return PutSelf();
 }
 
+LeaseId JobCoordinator::lease_id() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return keeper_ ? keeper_->id() : kNoLease;
+}
+
+Result<bool> JobCoordinator::Maintain() {
+  std::unique_ptr<LeaseKeeper> old;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!keeper_ || keeper_->status().ok() || stopping_) return false;
+    old = std::move(keeper_);
+  }
+  old->Stop();
+  GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease, kv_->LeaseGrant(ttl_s_, DeadlineAfter(kCallTimeout)));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    keeper_ = std::make_unique<LeaseKeeper>(kv_, lease);
+  }
+  GEMINI_LOG(WARN) << "[coord] heartbeat lease was lost; registered again";
+  GEMINI_RETURN_IF_ERROR(PutSelf());
+  return true;
+}
+
 Result<uint32_t> JobCoordinator::HostOfRank(uint32_t rank) {
   GEMINI_ASSIGN_OR_RETURN(KeyValue kv,
                           kv_->Get("ranks/" + std::to_string(rank), DeadlineAfter(kCallTimeout)));
@@ -118,12 +141,13 @@ Result<int64_t> JobCoordinator::Complete() {
 }
 
 Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
+  const int64_t me = epoch_;  // One epoch for the whole decision.
   GEMINI_ASSIGN_OR_RETURN(RangeResult r,
-                          kv_->GetPrefix(ReplicatedPrefix(epoch_), DeadlineAfter(kCallTimeout)));
+                          kv_->GetPrefix(ReplicatedPrefix(me), DeadlineAfter(kCallTimeout)));
   std::map<uint32_t, int64_t> done;
   for (const auto& kv : r.kvs) {
     uint32_t rank = static_cast<uint32_t>(
-        std::strtoul(kv.key.substr(ReplicatedPrefix(epoch_).size()).c_str(), nullptr, 10));
+        std::strtoul(kv.key.substr(ReplicatedPrefix(me).size()).c_str(), nullptr, 10));
     done[rank] = std::strtoll(kv.value.c_str(), nullptr, 10);
   }
   int64_t candidate = INT64_MAX;
@@ -134,9 +158,9 @@ Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
     if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
     auto [epoch, iteration] = cur.ok() ? ParseComplete(cur->value) : std::make_pair(-1L, -1L);
     // A newer epoch's record wins; within an epoch the iteration only grows.
-    if (epoch > epoch_ || (epoch == epoch_ && iteration >= candidate) || candidate < 0)
-      return epoch == epoch_ ? iteration : -1;
-    std::string value = nlohmann::json{{"epoch", epoch_}, {"iteration", candidate}}.dump();
+    if (epoch > me || (epoch == me && iteration >= candidate) || candidate < 0)
+      return epoch == me ? iteration : -1;
+    std::string value = nlohmann::json{{"epoch", me}, {"iteration", candidate}}.dump();
     GEMINI_ASSIGN_OR_RETURN(bool swapped,
                             kv_->CompareAndSwapRevision(kComplete, cur.ok() ? cur->mod_revision : 0,
                                                         value, DeadlineAfter(kCallTimeout)));

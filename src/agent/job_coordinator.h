@@ -68,9 +68,17 @@ class JobCoordinator {
   // and after every change of `complete` (re-watching if the watch breaks).
   void WatchComplete(std::function<void(int64_t)> on_change);
   void Stop();
+  // Re-registers under a fresh lease if the heartbeat lease was lost (etcd
+  // was unreachable for a whole TTL). Returns whether it had to.
+  Result<bool> Maintain();
+  // A recovery moved the job to a new epoch (timeline).
+  void SetEpoch(int64_t epoch) { epoch_ = epoch; }
 
   int64_t epoch() const { return epoch_; }
+  LeaseId lease_id();
   const HostInfo& self() const { return self_; }
+  // The job's key-value store (keys relative to the job prefix).
+  KvStore& kv() { return *kv_; }
 
  private:
   Status PutSelf();
@@ -78,7 +86,7 @@ class JobCoordinator {
 
   const std::shared_ptr<KvStore> kv_;
   const int64_t ttl_s_;
-  const int64_t epoch_;
+  std::atomic<int64_t> epoch_;
   std::mutex mu_;
   HostInfo self_;
   std::unique_ptr<LeaseKeeper> keeper_;

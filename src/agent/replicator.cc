@@ -90,11 +90,24 @@ Status Replicator::Replicate(const Task& t) {
   }
   uint32_t world_size = pin->manifest.world_size;
   pin.reset();
-  GEMINI_RETURN_IF_ERROR(coord_->ReportReplicated(t.rank, t.iteration));
-  GEMINI_ASSIGN_OR_RETURN(int64_t complete, coord_->TryAdvanceComplete(world_size));
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.last_complete = std::max(stats_.last_complete, complete);
-  return Status::Ok();
+  // Record it; etcd may be briefly unreachable: keep trying until the deadline.
+  for (int attempt = 0;; ++attempt) {
+    Status st = coord_->ReportReplicated(t.rank, t.iteration);
+    Result<int64_t> complete = st.ok() ? coord_->TryAdvanceComplete(world_size) : st;
+    if (complete.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.last_complete = std::max(stats_.last_complete, *complete);
+      return Status::Ok();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_ || std::chrono::steady_clock::now() > end) return complete.status();
+    }
+    if (attempt == 0)
+      GEMINI_LOG(WARN) << "[replicator] recording rank " << t.rank << " iteration " << t.iteration
+                       << ": " << complete.status().ToString() << "; retrying";
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 
 Status Replicator::SendTo(uint32_t host, const ShardPin& pin,

@@ -9,12 +9,16 @@
 
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "agent/agent.h"
 #include "cli/command.h"
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/units.h"
+#include "coord/etcd_kv_store.h"
+#include "coord/lease_keeper.h"
+#include "coord/prefix_kv_store.h"
 
 namespace gemini::cli {
 namespace {
@@ -34,6 +38,9 @@ struct AgentArgs {
   uint16_t port = 0;
   std::string secret_file;
   int64_t lease_ttl = 3;
+  bool launch = false;
+  bool standby = false;
+  std::string log_dir = "/tmp";
 };
 
 std::vector<std::string> SplitCommas(const std::string& s) {
@@ -45,6 +52,33 @@ std::vector<std::string> SplitCommas(const std::string& s) {
   return out;
 }
 
+// A standby machine: registered idle under a lease until the root assigns it
+// the host id of a failed machine; returns that id.
+Result<uint32_t> WaitForAssignment(const AgentArgs& a) {
+  EtcdOptions eo;
+  eo.endpoints = SplitCommas(a.etcd);
+  auto kv =
+      std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a.job + "/");
+  GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease,
+                          kv->LeaseGrant(a.lease_ttl, DeadlineAfter(std::chrono::seconds(3))));
+  LeaseKeeper keeper(kv, lease);
+  GEMINI_RETURN_IF_ERROR(
+      kv->Put("standby/" + a.advertise, "idle", DeadlineAfter(std::chrono::seconds(3)), lease.id)
+          .status());
+  std::cerr << "gemini agent: standby at " << a.advertise << ", waiting for an assignment"
+            << std::endl;
+  for (;;) {
+    auto got = kv->Get("assign/" + a.advertise, DeadlineAfter(std::chrono::seconds(3)));
+    if (got.ok()) {
+      keeper.Stop();
+      (void)kv->LeaseRevoke(lease.id, DeadlineAfter(std::chrono::seconds(3)));
+      return static_cast<uint32_t>(std::strtoul(got->value.c_str(), nullptr, 10));
+    }
+    if (!keeper.status().ok()) return keeper.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   GEMINI_ASSIGN_OR_RETURN(uint64_t budget, ParseBytes(a.budget));
   AgentOptions o;
@@ -53,12 +87,37 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   o.store.shm_prefix = a.shm_prefix;
   if (a.etcd.empty()) return o;
   if (a.advertise.empty()) return InvalidArgument("--advertise ADDR is required with --etcd");
-  o.cluster = ClusterOptions{a.job,       a.host,   a.hosts, a.replicas,    SplitCommas(a.etcd),
-                             a.advertise, a.listen, a.port,  a.secret_file, a.lease_ttl};
+  ClusterOptions c;
+  c.job = a.job;
+  c.host = a.host;
+  c.num_hosts = a.hosts;
+  c.replicas = a.replicas;
+  c.etcd = SplitCommas(a.etcd);
+  c.advertise_addr = a.advertise;
+  c.listen_addr = a.listen;
+  c.port = a.port;
+  c.secret_file = a.secret_file;
+  c.lease_ttl_s = a.lease_ttl;
+  c.launch = a.launch || a.standby;
+  c.log_dir = a.log_dir;
+  o.cluster = c;
   return o;
 }
 
-int RunAgent(const AgentArgs& args) {
+int RunAgent(AgentArgs args) {
+  if (args.standby) {
+    if (args.etcd.empty() || args.advertise.empty()) {
+      std::cerr << "gemini agent: --standby needs --etcd and --advertise\n";
+      return 2;
+    }
+    auto host = WaitForAssignment(args);
+    if (!host.ok()) {
+      std::cerr << "gemini agent: standby: " << host.status().ToString() << "\n";
+      return 1;
+    }
+    args.host = *host;
+    std::cerr << "gemini agent: standby assigned host " << *host << std::endl;
+  }
   auto options = MakeOptions(args);
   if (!options.ok()) {
     std::cerr << "gemini agent: " << options.status().message() << "\n";
@@ -113,6 +172,11 @@ void AddAgent(CLI::App& app) {
   g->add_option("--port", a->port, "Peer port (default: any free)");
   g->add_option("--secret-file", a->secret_file, "Job secret (mode 0600); default $GEMINI_SECRET");
   g->add_option("--lease-ttl", a->lease_ttl, "Heartbeat lease TTL, seconds")->capture_default_str();
+  g->add_flag("--launch", a->launch,
+              "Run this host's trainers as the job's plan says (gemini launch)");
+  g->add_flag("--standby", a->standby,
+              "Wait idle until assigned a failed host's id, then --launch");
+  g->add_option("--log-dir", a->log_dir, "Where trainer logs go (--launch)")->capture_default_str();
   cmd->callback([a] { SetExitCode(RunAgent(*a)); });
 }
 

@@ -45,6 +45,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::str
   if (pid < 0) return ErrnoStatus("fork", errno);
   if (pid == 0) {
     if (capture_stdout) dup2(pipe_fds[1], 1);
+    if (err_fd >= 0 && !capture_stdout) dup2(err_fd, 1);  // Uncaptured output goes to the log too.
     if (err_fd >= 0) dup2(err_fd, 2);
     sigset_t none;
     sigemptyset(&none);

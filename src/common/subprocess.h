@@ -21,7 +21,8 @@ namespace gemini {
 class Subprocess {
  public:
   // argv[0] is the program path. env entries are added to (or override) the
-  // parent's environment. A non-empty stderr_path appends the child's stderr there.
+  // parent's environment. A non-empty stderr_path appends the child's stderr there (and its
+  // stdout too, when not captured).
   static Result<std::unique_ptr<Subprocess>> Start(const std::vector<std::string>& argv,
                                                    const std::map<std::string, std::string>& env,
                                                    bool capture_stdout = true,

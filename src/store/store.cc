@@ -35,7 +35,7 @@ struct Store::Job {
   std::map<uint32_t, RankSlots> ranks;
   int64_t external_complete = -1;
   bool coordinated = false;  // Complete comes from the coordinator only.
-  int waiters = 0;  // Begin() calls blocked on this job; it cannot be dropped meanwhile.
+  int waiters = 0;           // Begin() calls blocked on this job; it cannot be dropped meanwhile.
 };
 
 namespace {
@@ -80,8 +80,7 @@ uint64_t Store::UsedLocked() const {
 }
 
 int64_t Store::CompleteLocked(const Job& job) const {
-  if (job.coordinated || job.ranks.size() < job.world_size)
-    return job.external_complete;
+  if (job.coordinated || job.ranks.size() < job.world_size) return job.external_complete;
   int64_t complete = INT64_MAX;
   for (const auto& [rank, rs] : job.ranks) complete = std::min(complete, rs.NewestIteration());
   return std::max(complete, job.external_complete);
@@ -264,6 +263,17 @@ void Store::SetExternalComplete(const std::string& job, int64_t iteration) {
     j->coordinated = job == options_.coordinated_job;
   }
   j->external_complete = std::max(j->external_complete, iteration);
+  committed_cv_.notify_all();
+}
+
+void Store::ResetComplete(const std::string& job, int64_t iteration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& j = jobs_[job];
+  if (!j) {
+    j = std::make_unique<Job>();
+    j->coordinated = job == options_.coordinated_job;
+  }
+  j->external_complete = iteration;
   committed_cv_.notify_all();
 }
 

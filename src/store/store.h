@@ -114,6 +114,9 @@ class Store {
   // Newest complete iteration of the job, or -1 if none.
   int64_t CompleteIteration(const std::string& job);
   void SetExternalComplete(const std::string& job, int64_t iteration);
+  // A recovery resumes the job at `iteration` (-1: from scratch): the complete
+  // iteration becomes exactly that, even if it was newer (a new timeline).
+  void ResetComplete(const std::string& job, int64_t iteration);
   // Removes a job and frees its memory.
   Status DropJob(const std::string& job);
   // What the store holds, as JSON text (see `gemini status --json`).

@@ -1,0 +1,63 @@
+// The job's configuration and recovery plan, as stored in etcd (JSON).
+//
+// Keys under the job prefix (see job_coordinator.h for hosts/, ranks/,
+// epochs/, complete):
+//   config                     JobConfig, written once by the launcher
+//   plan                       Plan: the current epoch, written by the root
+//   ready/<epoch>/<host>       {"ok","error"}: the host prepared its shards
+//   exits/<epoch>/<rank>       {"code","at"}: a trainer exited (not cleanly)
+//   resumed/<epoch>/<host>     wall time of the host's first commit after resume
+//   done/<epoch>/<host>        the host's trainers all finished
+//   root                       the root agent's host id, under its lease
+//   standby/<name>             an idle standby agent, under its lease
+//   assign/<name>              host id a standby must take over
+//   provider/requests/<host>   a replacement machine requested for <host>
+//   pids/<rank>                the trainer's pid (fault injection, tooling)
+// Times are wall-clock seconds (system_clock), comparable across hosts of
+// one machine and across machines with synchronized clocks.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace gemini {
+
+struct JobConfig {
+  uint32_t num_hosts = 1;
+  uint32_t nproc_per_host = 1;
+  uint32_t replicas = 2;
+  std::vector<std::string> command;  // The trainer command line.
+  std::map<std::string, std::string> env;
+  std::string persist_dir;    // Persistent tier root ("" = none).
+  int64_t persist_every = 0;  // Persist iterations that are multiples of this.
+  uint32_t world_size() const { return num_hosts * nproc_per_host; }
+};
+
+struct Plan {
+  int64_t epoch = 0;
+  std::string state;              // "preparing", "running", "done"
+  int64_t resume_iteration = -1;  // -1: start from scratch
+  std::string source;             // "fresh", "local", "persistent" (replacements: "peer")
+  std::string kind;               // "start", "software", "hardware", "group_lost"
+  std::vector<uint32_t> failed_hosts;
+  double failed_at = 0;    // Earliest evidence of the failure (wall clock).
+  double detected_at = 0;  // When the root noticed it.
+  uint16_t master_port = 0;
+  std::string reason;
+  // The source of `host`'s shards: replacements of failed hosts fetch from peers.
+  std::string SourceFor(uint32_t host) const;
+};
+
+std::string EncodeJobConfig(const JobConfig& c);
+Result<JobConfig> DecodeJobConfig(const std::string& json);
+std::string EncodePlan(const Plan& p);
+Result<Plan> DecodePlan(const std::string& json);
+
+// Wall-clock seconds.
+double WallNow();
+
+}  // namespace gemini

@@ -1,0 +1,39 @@
+// PlanRecovery: the root agent's decision, as a pure function (unit-tested
+// without etcd). Given the current plan and what the root observes, it
+// returns the next plan when the job must recover, else nothing.
+//
+//   host(s) lost, every shard still has a live holder -> "hardware": survivors
+//       load locally, replacements fetch from peers, all at the newest
+//       complete iteration in memory
+//   host(s) lost and some shard lost all its holders (or a host failed to
+//       prepare its shards) -> "group_lost": everyone loads the newest
+//       complete persisted iteration (or starts from scratch without one)
+//   a trainer exited, every host alive -> "software": everyone restarts and
+//       loads locally at the newest complete iteration
+// Every rank always resumes from the same iteration. While a plan is
+// preparing, the hosts it is replacing are expected to be missing.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+
+#include "agent/plan.h"
+#include "gemini/placement.h"
+
+namespace gemini {
+
+struct Observations {
+  std::set<uint32_t> live_hosts;              // Registered (or answering) hosts.
+  std::map<uint32_t, double> exits;           // Rank -> when it exited, this epoch.
+  std::map<uint32_t, std::string> not_ready;  // Host -> why it could not prepare.
+  int64_t complete = -1;                      // Newest complete iteration in memory.
+  int64_t persisted = -1;                     // Newest complete persisted iteration.
+  double now = 0;
+  double lease_ttl_s = 3;
+};
+
+std::optional<Plan> PlanRecovery(const JobConfig& config, const Placement& placement,
+                                 const Plan& current, const Observations& obs);
+
+}  // namespace gemini

@@ -1,0 +1,119 @@
+#include "agent/planner.h"
+
+#include <gtest/gtest.h>
+
+namespace gemini {
+namespace {
+
+struct PlannerTest : ::testing::Test {
+  JobConfig config;
+  Placement placement;
+  Plan running;
+  Observations obs;
+  void SetUp() override {
+    config.num_hosts = 4;
+    placement = *MakePlacement(4, 2, PlacementStrategy::kMixed);  // {0,1} {2,3}
+    running.epoch = 3;
+    running.state = "running";
+    obs.live_hosts = {0, 1, 2, 3};
+    obs.complete = 17;
+    obs.persisted = 10;
+    obs.now = 1000;
+  }
+};
+
+TEST_F(PlannerTest, NothingHappened) {
+  EXPECT_FALSE(PlanRecovery(config, placement, running, obs));
+}
+
+TEST_F(PlannerTest, TrainerExitIsASoftwareFailure) {
+  obs.exits[5] = 999.5;
+  auto p = PlanRecovery(config, placement, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "software");
+  EXPECT_EQ(p->epoch, 4);
+  EXPECT_EQ(p->resume_iteration, 17);
+  EXPECT_EQ(p->source, "local");
+  EXPECT_EQ(p->failed_at, 999.5);
+  EXPECT_TRUE(p->failed_hosts.empty());
+}
+
+TEST_F(PlannerTest, LostHostIsAHardwareFailureServedByPeers) {
+  obs.live_hosts = {0, 1, 3};
+  auto p = PlanRecovery(config, placement, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "hardware");
+  EXPECT_EQ(p->resume_iteration, 17);
+  EXPECT_EQ(p->failed_hosts, std::vector<uint32_t>{2});
+  EXPECT_EQ(p->SourceFor(2), "peer");
+  EXPECT_EQ(p->SourceFor(0), "local");
+}
+
+TEST_F(PlannerTest, WholeGroupLostFallsBackToPersisted) {
+  obs.live_hosts = {0, 1};
+  auto p = PlanRecovery(config, placement, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "group_lost");
+  EXPECT_EQ(p->resume_iteration, 10);
+  EXPECT_EQ(p->SourceFor(0), "persistent");
+  EXPECT_EQ(p->SourceFor(2), "persistent");
+  obs.persisted = -1;  // Nothing persisted: start over.
+  EXPECT_EQ(PlanRecovery(config, placement, running, obs)->source, "fresh");
+}
+
+TEST_F(PlannerTest, TwoHostsOfDifferentGroupsAreStillRecoverableFromMemory) {
+  obs.live_hosts = {1, 3};
+  auto p = PlanRecovery(config, placement, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "hardware");
+  EXPECT_EQ(p->failed_hosts, (std::vector<uint32_t>{0, 2}));
+}
+
+TEST_F(PlannerTest, ReplacementsInProgressAreNotNewFailures) {
+  Plan preparing = running;
+  preparing.state = "preparing";
+  preparing.failed_hosts = {2};
+  obs.live_hosts = {0, 1, 3};
+  EXPECT_FALSE(PlanRecovery(config, placement, preparing, obs));
+  // But a second host lost meanwhile is, and the first stays a replacement.
+  obs.live_hosts = {0, 1};
+  auto p = PlanRecovery(config, placement, preparing, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "group_lost");
+  EXPECT_EQ(p->failed_hosts, (std::vector<uint32_t>{2, 3}));
+}
+
+TEST_F(PlannerTest, HostsStillJoiningAtTheStartAreNotLost) {
+  Plan start;
+  start.epoch = 1;
+  start.state = "preparing";
+  start.kind = "start";
+  obs.live_hosts = {0, 3};
+  EXPECT_FALSE(PlanRecovery(config, placement, start, obs));
+  start.state = "running";  // Once running, a missing host is a failure.
+  EXPECT_TRUE(PlanRecovery(config, placement, start, obs));
+}
+
+TEST_F(PlannerTest, AHostThatCannotPrepareMeansPersistent) {
+  Plan preparing = running;
+  preparing.state = "preparing";
+  obs.not_ready[1] = "fetch failed";
+  auto p = PlanRecovery(config, placement, preparing, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "group_lost");
+  EXPECT_EQ(p->source, "persistent");
+}
+
+TEST_F(PlannerTest, PlanRoundTripsThroughJson) {
+  obs.exits[1] = 5;
+  auto p = PlanRecovery(config, placement, running, obs);
+  auto back = DecodePlan(EncodePlan(*p));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->kind, "software");
+  EXPECT_EQ(back->epoch, 4);
+  EXPECT_FALSE(DecodePlan("{").ok());
+  EXPECT_FALSE(DecodeJobConfig("{\"num_hosts\":1}").ok());
+}
+
+}  // namespace
+}  // namespace gemini

@@ -1,0 +1,174 @@
+#include "agent/root.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+#include "persist/catalog.h"
+#include "persist/env.h"
+
+namespace gemini {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr milliseconds kTick{100};
+constexpr milliseconds kCall{2000};
+
+std::string EpochDir(const char* dir, int64_t epoch) {
+  return std::string(dir) + "/" + std::to_string(epoch) + "/";
+}
+
+uint32_t LastNumber(const std::string& key) {
+  return static_cast<uint32_t>(std::strtoul(key.substr(key.rfind('/') + 1).c_str(), nullptr, 10));
+}
+
+}  // namespace
+
+RootAgent::RootAgent(RootContext ctx)
+    : ctx_(std::move(ctx)),
+      placement_(MakePlacement(static_cast<int>(ctx_.config.num_hosts),
+                               static_cast<int>(ctx_.config.replicas), PlacementStrategy::kMixed)) {
+}
+
+RootAgent::~RootAgent() { Stop(); }
+
+void RootAgent::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void RootAgent::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void RootAgent::Run() {
+  while (!stop_) {
+    if (Campaign()) Tick();
+    std::this_thread::sleep_for(kTick);
+  }
+}
+
+bool RootAgent::Campaign() {
+  KvStore& kv = ctx_.coord->kv();
+  auto cur = kv.Get("root", DeadlineAfter(kCall));
+  if (cur.ok()) {
+    bool mine = cur->value == std::to_string(ctx_.host) && cur->lease == ctx_.coord->lease_id();
+    if (mine != is_root_)
+      GEMINI_LOG(INFO) << "[root] host " << ctx_.host << (mine ? " is" : " is no longer")
+                       << " the root";
+    is_root_ = mine;
+    return mine;
+  }
+  if (cur.status().code() != Code::kNotFound) return false;
+  LeaseId lease = ctx_.coord->lease_id();
+  if (lease == kNoLease) return false;
+  auto won = kv.CreateIfAbsent("root", std::to_string(ctx_.host), DeadlineAfter(kCall), lease);
+  is_root_ = won.ok() && *won;
+  if (is_root_) GEMINI_LOG(INFO) << "[root] host " << ctx_.host << " elected root";
+  return is_root_;
+}
+
+Result<int64_t> RootAgent::NewestPersisted() {
+  if (ctx_.config.persist_dir.empty()) return -1;
+  PersistEnv* env = PersistEnv::Posix();
+  auto its = ListIterations(env, ctx_.config.persist_dir, ctx_.job);
+  if (!its.ok()) return -1;
+  std::vector<int64_t> v = *its;
+  std::sort(v.rbegin(), v.rend());
+  for (int64_t it : v)  // Newest first: the first one every rank persisted.
+    if (MarkComplete(env, ctx_.config.persist_dir, ctx_.job, it, ctx_.config.world_size()).ok())
+      return it;
+  return -1;
+}
+
+Result<Observations> RootAgent::Observe(const Plan& plan) {
+  KvStore& kv = ctx_.coord->kv();
+  Observations obs;
+  obs.now = WallNow();
+  obs.lease_ttl_s = ctx_.lease_ttl_s;
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, ctx_.coord->Hosts());
+  for (const auto& [id, h] : hosts) {
+    obs.live_hosts.insert(id);
+    last_seen_[id] = h;
+  }
+  for (uint32_t h = 0; h < ctx_.config.num_hosts; ++h)  // Missing: confirm it is really gone.
+    if (!obs.live_hosts.count(h) && last_seen_.count(h) && ctx_.probe(last_seen_[h]))
+      obs.live_hosts.insert(h);
+  GEMINI_ASSIGN_OR_RETURN(auto exits,
+                          kv.GetPrefix(EpochDir("exits", plan.epoch), DeadlineAfter(kCall)));
+  for (const auto& e : exits.kvs) {
+    auto j = nlohmann::json::parse(e.value, nullptr, false);
+    obs.exits[LastNumber(e.key)] = j.is_object() ? j.value("at", obs.now) : obs.now;
+  }
+  GEMINI_ASSIGN_OR_RETURN(auto ready,
+                          kv.GetPrefix(EpochDir("ready", plan.epoch), DeadlineAfter(kCall)));
+  for (const auto& r : ready.kvs) {
+    auto j = nlohmann::json::parse(r.value, nullptr, false);
+    if (j.is_object() && !j.value("ok", false))
+      obs.not_ready[LastNumber(r.key)] = j.value("error", std::string("unknown"));
+  }
+  GEMINI_ASSIGN_OR_RETURN(obs.complete, ctx_.coord->Complete());
+  return obs;
+}
+
+void RootAgent::Tick() {
+  KvStore& kv = ctx_.coord->kv();
+  auto cur = kv.Get("plan", DeadlineAfter(kCall));
+  if (!cur.ok() || !placement_.ok()) return;
+  auto plan = DecodePlan(cur->value);
+  if (!plan.ok()) return;
+  auto obs = Observe(*plan);
+  if (!obs.ok()) return;
+  auto next = PlanRecovery(ctx_.config, *placement_, *plan, *obs);
+  if (next && next->kind == "group_lost") {
+    auto persisted = NewestPersisted();
+    obs->persisted = persisted.ok() ? *persisted : -1;
+    next = PlanRecovery(ctx_.config, *placement_, *plan, *obs);
+  }
+  if (!next) return Advance(*plan, cur->mod_revision);
+  if (!WritePlan(*next, cur->mod_revision)) return;
+  GEMINI_LOG(WARN) << "[root] " << next->kind << " failure (" << next->reason << "): epoch "
+                   << next->epoch << " resumes at iteration " << next->resume_iteration << " from "
+                   << next->source;
+  RequestReplacements(*next);
+}
+
+void RootAgent::RequestReplacements(const Plan& plan) {
+  KvStore& kv = ctx_.coord->kv();
+  auto standby = kv.GetPrefix("standby/", DeadlineAfter(kCall));
+  size_t next_standby = 0;
+  for (uint32_t h : plan.failed_hosts) {
+    bool assigned = false;
+    while (standby.ok() && next_standby < standby->kvs.size() && !assigned) {
+      std::string name = standby->kvs[next_standby++].key.substr(8);
+      auto won = kv.CreateIfAbsent("assign/" + name, std::to_string(h), DeadlineAfter(kCall));
+      assigned = won.ok() && *won;
+      if (assigned) GEMINI_LOG(INFO) << "[root] standby " << name << " replaces host " << h;
+    }
+    if (!assigned)
+      (void)kv.Put("provider/requests/" + std::to_string(h), std::to_string(plan.epoch),
+                   DeadlineAfter(kCall));
+  }
+}
+
+void RootAgent::Advance(const Plan& plan, int64_t mod_revision) {
+  KvStore& kv = ctx_.coord->kv();
+  const char* dir = plan.state == "preparing" ? "ready"
+                    : plan.state == "running" ? "done"
+                                              : nullptr;
+  if (dir == nullptr) return;
+  auto got = kv.GetPrefix(EpochDir(dir, plan.epoch), DeadlineAfter(kCall));
+  if (!got.ok() || got->kvs.size() < ctx_.config.num_hosts) return;
+  Plan next = plan;
+  next.state = plan.state == "preparing" ? "running" : "done";
+  if (WritePlan(next, mod_revision))
+    GEMINI_LOG(INFO) << "[root] epoch " << plan.epoch << " " << next.state;
+}
+
+bool RootAgent::WritePlan(const Plan& plan, int64_t mod_revision) {
+  auto ok = ctx_.coord->kv().CompareAndSwapRevision("plan", mod_revision, EncodePlan(plan),
+                                                    DeadlineAfter(kCall));
+  return ok.ok() && *ok;
+}
+
+}  // namespace gemini

@@ -1,0 +1,64 @@
+// RootAgent: every launch-mode agent campaigns to be the job's root (a
+// create-if-absent of key "root" under its heartbeat lease); the winner
+// watches the job and writes recovery plans (planner.h) into etcd. When the
+// root's host dies its lease expires, the key vanishes, and another agent
+// wins: since the plan and its progress live in etcd, the new root carries
+// on where the old one stopped (a plan still preparing is finished; a host
+// lost meanwhile is planned for).
+//
+// Each tick (100 ms) the root reads hosts/, exits/ and ready/ of the current
+// epoch, confirms a missing host by dialing it (a host that answers is only
+// re-registering, e.g. after an etcd outage), decides, asks for
+// replacements (a standby if one is idle, else the machine provider), and
+// moves plans from preparing to running to done.
+// One thread, owned; Stop() joins it.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <thread>
+
+#include "agent/job_coordinator.h"
+#include "agent/plan.h"
+#include "agent/planner.h"
+#include "transport/connection.h"
+
+namespace gemini {
+
+struct RootContext {
+  std::string job;
+  uint32_t host = 0;
+  JobConfig config;
+  double lease_ttl_s = 3;
+  JobCoordinator* coord = nullptr;
+  // Whether a host (last seen at `info`) still answers on its peer port.
+  std::function<bool(const HostInfo& info)> probe;
+};
+
+class RootAgent {
+ public:
+  explicit RootAgent(RootContext ctx);
+  ~RootAgent();
+  void Start();
+  void Stop();
+  bool is_root() const { return is_root_; }
+
+ private:
+  void Run();
+  bool Campaign();
+  void Tick();
+  Result<Observations> Observe(const Plan& plan);
+  Result<int64_t> NewestPersisted();
+  void RequestReplacements(const Plan& plan);
+  void Advance(const Plan& plan, int64_t mod_revision);
+  bool WritePlan(const Plan& plan, int64_t mod_revision);
+
+  RootContext ctx_;
+  Result<Placement> placement_;
+  std::atomic<bool> stop_{false}, is_root_{false};
+  std::map<uint32_t, HostInfo> last_seen_;
+  std::thread thread_;
+};
+
+}  // namespace gemini

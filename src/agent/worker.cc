@@ -1,0 +1,194 @@
+#include "agent/worker.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/log.h"
+#include "persist/env.h"
+#include "persist/layout.h"
+#include "persist/shard_file.h"
+
+namespace gemini {
+namespace {
+
+using std::chrono::milliseconds;
+constexpr milliseconds kTick{50};
+constexpr milliseconds kCall{3000};
+
+std::string Key(const char* dir, int64_t epoch, uint32_t id) {
+  return std::string(dir) + "/" + std::to_string(epoch) + "/" + std::to_string(id);
+}
+
+}  // namespace
+
+Worker::Worker(WorkerContext ctx) : ctx_(std::move(ctx)) {}
+Worker::~Worker() { Stop(); }
+
+void Worker::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Worker::Stop() {
+  if (stop_.exchange(true)) return;
+  if (thread_.joinable()) thread_.join();
+  KillTrainers();
+}
+
+std::vector<uint32_t> Worker::Ranks() const {
+  std::vector<uint32_t> ranks;
+  for (uint32_t i = 0; i < ctx_.config.nproc_per_host; ++i)
+    ranks.push_back(ctx_.host * ctx_.config.nproc_per_host + i);
+  return ranks;
+}
+
+void Worker::Run() {
+  while (!stop_) {
+    Step();
+    std::this_thread::sleep_for(kTick);
+  }
+}
+
+void Worker::Step() {
+  auto maintained = ctx_.coord->Maintain();
+  if (!maintained.ok()) GEMINI_LOG(WARN) << "[worker] " << maintained.status().ToString();
+  auto kv = ctx_.coord->kv().Get("plan", DeadlineAfter(kCall));
+  if (!kv.ok()) return;  // etcd away: keep training; nothing to follow now.
+  auto plan = DecodePlan(kv->value);
+  if (!plan.ok()) return;
+  if (plan->epoch > plan_.epoch) EnterEpoch(*plan);
+  if (plan->epoch != plan_.epoch) return;
+  plan_.state = plan->state;
+  if (plan_.state == "running" && !started_) {
+    Status st = StartTrainers(plan_);
+    if (!st.ok()) GEMINI_LOG(ERROR) << "[worker] starting trainers: " << st.ToString();
+    started_ = true;
+  }
+  if (started_) WatchTrainers();
+}
+
+void Worker::EnterEpoch(const Plan& plan) {
+  KillTrainers();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    plan_ = plan;
+    resumed_ = false;
+  }
+  started_ = reported_done_ = false;
+  finished_.clear();
+  reported_.clear();
+  ctx_.coord->SetEpoch(plan.epoch);
+  ctx_.store->ResetComplete(ctx_.job, plan.resume_iteration);
+  Status st = Prepare(plan);
+  GEMINI_LOG(INFO) << "[worker] host " << ctx_.host << " epoch " << plan.epoch << " (" << plan.kind
+                   << "): resume at " << plan.resume_iteration << " from "
+                   << plan.SourceFor(ctx_.host) << ": " << st.ToString();
+  nlohmann::json ready{{"ok", st.ok()},
+                       {"error", st.ok() ? "" : st.ToString()},
+                       {"source", plan.SourceFor(ctx_.host)},
+                       {"at", WallNow()}};
+  for (int i = 0; i < 100 && !stop_; ++i) {  // etcd may be briefly away.
+    if (ctx_.coord->kv()
+            .Put(Key("ready", plan.epoch, ctx_.host), ready.dump(), DeadlineAfter(kCall))
+            .ok())
+      break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+}
+
+Status Worker::Prepare(const Plan& plan) {
+  if (plan.resume_iteration < 0) return Status::Ok();
+  std::string source = plan.SourceFor(ctx_.host);
+  for (uint32_t rank : Ranks()) {
+    if (source == "persistent") {
+      GEMINI_RETURN_IF_ERROR(LoadPersisted(rank, plan.resume_iteration));
+      continue;
+    }
+    if (ctx_.store->Pin(ctx_.job, rank, plan.resume_iteration).ok()) continue;  // Local.
+    GEMINI_ASSIGN_OR_RETURN(int64_t got, ctx_.fetch(rank, plan.resume_iteration));
+    (void)got;
+  }
+  return Status::Ok();
+}
+
+Status Worker::LoadPersisted(uint32_t rank, int64_t iteration) {
+  PersistEnv* env = PersistEnv::Posix();
+  GEMINI_ASSIGN_OR_RETURN(ShardInfo info, ReadShardInfo(env, ShardPath(ctx_.config.persist_dir,
+                                                                       ctx_.job, iteration, rank)));
+  uint64_t writer = next_writer_++;
+  GEMINI_ASSIGN_OR_RETURN(SlotGrant g,
+                          ctx_.store->Begin(writer, info.manifest, milliseconds(10000)));
+  close(g.fd);
+  auto read = ReadShardInto(env, ShardPath(ctx_.config.persist_dir, ctx_.job, iteration, rank),
+                            g.data, g.segment_size);
+  Status st =
+      read.ok() ? ctx_.store->Commit(writer, ctx_.job, rank, iteration, read->crcs) : read.status();
+  if (!st.ok()) ctx_.store->AbortWriter(writer);
+  return st;
+}
+
+Status Worker::StartTrainers(const Plan& plan) {
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, ctx_.coord->Hosts());
+  if (!hosts.count(0)) return Unavailable("host 0 is not registered");
+  for (uint32_t rank : Ranks()) {
+    std::map<std::string, std::string> env = ctx_.config.env;
+    env["RANK"] = std::to_string(rank);
+    env["WORLD_SIZE"] = std::to_string(ctx_.config.world_size());
+    env["LOCAL_RANK"] = std::to_string(rank % ctx_.config.nproc_per_host);
+    env["MASTER_ADDR"] = hosts[0].addr;
+    env["MASTER_PORT"] = std::to_string(plan.master_port);
+    env["GEMINI_SOCKET"] = ctx_.socket;
+    env["GEMINI_JOB"] = ctx_.job;
+    env["GEMINI_EPOCH"] = std::to_string(plan.epoch);
+    std::string log = ctx_.log_dir + "/trainer-" + std::to_string(rank) + ".log";
+    GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(ctx_.config.command, env, false, log));
+    (void)ctx_.coord->kv().Put("pids/" + std::to_string(rank), std::to_string(p->pid()),
+                               DeadlineAfter(kCall));
+    trainers_[rank] = std::move(p);
+  }
+  return Status::Ok();
+}
+
+void Worker::WatchTrainers() {
+  for (auto& [rank, p] : trainers_) {
+    if (finished_.count(rank) || reported_.count(rank)) continue;
+    auto code = p->Wait(milliseconds(0));
+    if (!code.ok()) continue;  // Still running.
+    if (*code == 0) {
+      finished_.insert(rank);
+      continue;
+    }
+    nlohmann::json exit{{"code", *code}, {"at", WallNow()}, {"host", ctx_.host}};
+    if (ctx_.coord->kv()
+            .Put(Key("exits", plan_.epoch, rank), exit.dump(), DeadlineAfter(kCall))
+            .ok())
+      reported_.insert(rank);
+    GEMINI_LOG(WARN) << "[worker] trainer rank " << rank << " exited with " << *code;
+  }
+  if (!reported_done_ && finished_.size() == trainers_.size() && !trainers_.empty())
+    reported_done_ = ctx_.coord->kv()
+                         .Put(Key("done", plan_.epoch, ctx_.host), std::to_string(WallNow()),
+                              DeadlineAfter(kCall))
+                         .ok();
+}
+
+void Worker::KillTrainers() {
+  for (auto& [rank, p] : trainers_) p->Signal(SIGKILL);
+  for (auto& [rank, p] : trainers_) (void)p->Wait(milliseconds(10000));
+  trainers_.clear();
+}
+
+void Worker::OnCommit(uint32_t rank, int64_t iteration) {
+  int64_t epoch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (resumed_ || iteration <= plan_.resume_iteration) return;
+    resumed_ = true;
+    epoch = plan_.epoch;
+  }
+  (void)ctx_.coord->kv().Put(Key("resumed", epoch, ctx_.host), std::to_string(WallNow()),
+                             DeadlineAfter(kCall));
+}
+
+}  // namespace gemini

@@ -1,0 +1,78 @@
+// Worker: the launch-mode part of an agent. It follows the job's plan in
+// etcd and runs this host's trainer processes.
+//
+// On a new plan epoch it kills its trainers (all ranks restart together),
+// moves the store and the coordinator to the new timeline, prepares its
+// ranks' shards at the plan's resume iteration (already in local memory;
+// fetched from a peer holder by a replacement host; read from the persistent
+// tier after a group loss) and reports ready/<epoch>/<host>. Once the root
+// marks the plan running it starts the trainers (RANK, WORLD_SIZE,
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT, GEMINI_SOCKET, GEMINI_JOB set), and
+// reports every unclean exit at once (exits/<epoch>/<rank>) and a clean
+// finish (done/<epoch>/<host>). Also keeps the heartbeat registered.
+// One thread, owned; Stop() kills the trainers and joins it.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/job_coordinator.h"
+#include "agent/plan.h"
+#include "common/subprocess.h"
+#include "store/store.h"
+
+namespace gemini {
+
+struct WorkerContext {
+  std::string job;
+  uint32_t host = 0;
+  std::string socket;  // The agent's Unix socket, for its trainers.
+  std::string log_dir;
+  JobConfig config;
+  Store* store = nullptr;
+  JobCoordinator* coord = nullptr;
+  // Fetches a rank's shard at an iteration from a peer holder into the store.
+  std::function<Result<int64_t>(uint32_t rank, int64_t iteration)> fetch;
+};
+
+class Worker {
+ public:
+  explicit Worker(WorkerContext ctx);
+  ~Worker();
+  void Start();
+  void Stop();
+  // A trainer of this host committed `iteration` (marks the resume).
+  void OnCommit(uint32_t rank, int64_t iteration);
+
+ private:
+  void Run();
+  void Step();
+  void EnterEpoch(const Plan& plan);
+  Status Prepare(const Plan& plan);
+  Status LoadPersisted(uint32_t rank, int64_t iteration);
+  Status StartTrainers(const Plan& plan);
+  void WatchTrainers();
+  void KillTrainers();
+  std::vector<uint32_t> Ranks() const;
+
+  WorkerContext ctx_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  Plan plan_;             // The epoch this host follows.
+  bool resumed_ = true;   // Reported the first commit of this epoch.
+  bool started_ = false;  // Trainers started for this epoch.
+  bool reported_done_ = false;
+  std::map<uint32_t, std::unique_ptr<Subprocess>> trainers_;  // By rank.
+  std::set<uint32_t> finished_, reported_;
+  uint64_t next_writer_ = uint64_t{5} << 60;
+};
+
+}  // namespace gemini

@@ -1,0 +1,386 @@
+// `gemini launch`: runs a training job on namespace hosts with Gemini's
+// failure recovery, like torchrun plus a fault tolerance layer.
+//
+//   gemini launch --hosts 4 --nproc-per-host 1 [--replicas 2] [--standby 1]
+//       [--etcd URL] [--persist-every 10] [--inject SPEC] [--report FILE]
+//       -- /usr/bin/python3 train.py ...
+//
+// It makes the hosts (network namespaces, scripts/cluster), starts etcd on
+// the bridge unless --etcd is given, writes the job config and the first
+// plan, and starts one agent per host in launch mode (each runs its
+// trainers, replicates their checkpoints, and campaigns to be root) plus
+// --standby idle agents. Then it serves as the machine provider (a lost
+// host's replacement is a new namespace host with a fresh agent, when no
+// standby is left), injects the faults of --inject, prints a timeline, and
+// writes --report: final iteration, final state CRC, and per failure its
+// detection and recovery times.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "agent/job_coordinator.h"
+#include "agent/plan.h"
+#include "cli/command.h"
+#include "cli/local_cluster.h"
+#include "common/subprocess.h"
+#include "coord/etcd_kv_store.h"
+#include "coord/etcd_process.h"
+#include "coord/prefix_kv_store.h"
+#include "launch/inject.h"
+
+namespace gemini::cli {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+constexpr milliseconds kCall{2000};
+
+struct LaunchArgs {
+  int hosts = 4;
+  int nproc = 1;
+  int replicas = 2;
+  int standby = 0;
+  std::string etcd;
+  std::string inject;
+  std::string report;
+  std::string job = "job";
+  std::string budget = "2GiB";
+  std::string persist_dir;
+  int64_t persist_every = 0;
+  int64_t lease_ttl = 3;
+  double timeout_s = 900;
+  std::vector<std::string> command;
+};
+
+struct Fired {
+  Injection inj;
+  double at = 0;          // Wall time of the injection.
+  int64_t complete = -1;  // Complete iteration when it fired.
+  double etcd_back = 0;   // stop-etcd: when etcd was resumed.
+};
+
+class Launcher {
+ public:
+  explicit Launcher(LaunchArgs a) : a_(std::move(a)) {}
+  int Run();
+
+ private:
+  Status SetUp();
+  Status StartAgent(int ns, int64_t host_id, bool standby);
+  void ServeProvider();
+  void Inject(int64_t complete, const Plan& plan);
+  void Fire(Fired& f);
+  void PrintTimeline(const Plan& plan);
+  json Report(const Plan& plan);
+  int64_t Complete();
+  void Log(const std::string& line);
+  void TearDown();
+
+  LaunchArgs a_;
+  std::vector<Injection> pending_;
+  std::vector<Fired> fired_;
+  std::unique_ptr<LocalCluster> cluster_;
+  std::unique_ptr<EtcdProcess> etcd_;
+  std::shared_ptr<KvStore> kv_;
+  std::string endpoint_, dir_;
+  std::vector<std::unique_ptr<Subprocess>> agents_;
+  std::map<int64_t, int> ns_of_host_;      // Host id -> namespace index.
+  std::map<std::string, int> ns_of_addr_;  // Address -> namespace index.
+  int64_t last_epoch_ = 0;
+  std::string last_state_;
+  double t0_ = WallNow();
+};
+
+void Launcher::Log(const std::string& line) {
+  std::printf("[%7.2fs] %s\n", WallNow() - t0_, line.c_str());
+  std::fflush(stdout);
+}
+
+Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
+  std::string addr = cluster_->addr(ns);
+  std::vector<std::string> argv = cluster_->ExecArgs(ns);
+  std::vector<std::string> more{
+      SelfExe(),
+      "agent",
+      "--socket",
+      dir_ + "/agent-ns" + std::to_string(ns) + ".sock",
+      "--budget",
+      a_.budget,
+      "--shm-prefix",
+      "gemini-launch-" + std::to_string(getpid()) + "-" + std::to_string(ns),
+      "--etcd",
+      endpoint_,
+      "--job",
+      a_.job,
+      "--hosts",
+      std::to_string(a_.hosts),
+      "--replicas",
+      std::to_string(a_.replicas),
+      "--advertise",
+      addr,
+      "--secret-file",
+      cluster_->secret_file(),
+      "--lease-ttl",
+      std::to_string(a_.lease_ttl),
+      "--log-dir",
+      dir_,
+      standby ? "--standby" : "--launch"};
+  if (!standby) more.insert(more.end(), {"--host-id", std::to_string(host_id)});
+  argv.insert(argv.end(), more.begin(), more.end());
+  GEMINI_ASSIGN_OR_RETURN(
+      auto p, Subprocess::Start(argv, {}, false, dir_ + "/agent-ns" + std::to_string(ns) + ".log"));
+  agents_.push_back(std::move(p));
+  ns_of_addr_[addr] = ns;
+  if (!standby) ns_of_host_[host_id] = ns;
+  return Status::Ok();
+}
+
+Status Launcher::SetUp() {
+  GEMINI_ASSIGN_OR_RETURN(pending_, ParseInjections(a_.inject));
+  GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby));
+  dir_ = cluster_->dir();
+  endpoint_ = a_.etcd;
+  if (endpoint_.empty()) {
+    EtcdProcessOptions eo;
+    eo.host = cluster_->bridge();
+    GEMINI_ASSIGN_OR_RETURN(etcd_, EtcdProcess::Start(eo));
+    endpoint_ = etcd_->endpoint();
+  }
+  EtcdOptions eo;
+  eo.endpoints = {endpoint_};
+  kv_ =
+      std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a_.job + "/");
+  GEMINI_RETURN_IF_ERROR(kv_->DeletePrefix("", DeadlineAfter(kCall)).status());
+  JobConfig config;
+  config.num_hosts = a_.hosts;
+  config.nproc_per_host = a_.nproc;
+  config.replicas = a_.replicas;
+  config.command = a_.command;
+  config.env = {{"GLOO_SOCKET_IFNAME", "eth0"},
+                {"OMP_NUM_THREADS", "1"},
+                {"GEMINI_FINAL_STATE_FILE", dir_ + "/final.json"}};
+  if (const char* pp = std::getenv("PYTHONPATH")) config.env["PYTHONPATH"] = pp;
+  config.persist_dir =
+      a_.persist_dir.empty() && a_.persist_every > 0 ? dir_ + "/persist" : a_.persist_dir;
+  config.persist_every = a_.persist_every;
+  Plan first;
+  first.epoch = 1;
+  first.state = "preparing";
+  first.source = "fresh";
+  first.kind = "start";
+  first.master_port = 29501;
+  GEMINI_RETURN_IF_ERROR(
+      kv_->Put("config", EncodeJobConfig(config), DeadlineAfter(kCall)).status());
+  GEMINI_RETURN_IF_ERROR(kv_->Put("plan", EncodePlan(first), DeadlineAfter(kCall)).status());
+  for (int h = 0; h < a_.hosts; ++h) GEMINI_RETURN_IF_ERROR(StartAgent(h, h, false));
+  for (int s = 0; s < a_.standby; ++s) GEMINI_RETURN_IF_ERROR(StartAgent(a_.hosts + s, -1, true));
+  Log("launched " + std::to_string(a_.hosts) + " hosts x " + std::to_string(a_.nproc) +
+      " trainers, " + std::to_string(a_.standby) + " standby, etcd " + endpoint_ + ", logs in " +
+      dir_);
+  return Status::Ok();
+}
+
+int64_t Launcher::Complete() {
+  auto kv = kv_->Get("complete", DeadlineAfter(milliseconds(500)));
+  if (!kv.ok()) return -1;
+  auto j = json::parse(kv->value, nullptr, false);
+  return j.is_object() ? j.value("iteration", int64_t{-1}) : -1;
+}
+
+void Launcher::ServeProvider() {
+  auto reqs = kv_->GetPrefix("provider/requests/", DeadlineAfter(milliseconds(500)));
+  if (!reqs.ok()) return;
+  for (const auto& r : reqs->kvs) {
+    int64_t host = std::strtoll(r.key.substr(r.key.rfind('/') + 1).c_str(), nullptr, 10);
+    auto ns = cluster_->Add();
+    Status st = ns.ok() ? StartAgent(*ns, host, false) : ns.status();
+    Log(st.ok()
+            ? "provider: new machine (namespace host " + std::to_string(*ns) + ") replaces host " +
+                  std::to_string(host)
+            : "provider: could not replace host " + std::to_string(host) + ": " + st.ToString());
+    (void)kv_->Delete(r.key, DeadlineAfter(kCall));
+  }
+}
+
+void Launcher::Fire(Fired& f) {
+  f.at = WallNow();
+  auto kill_host = [&](int64_t host) {
+    Status st =
+        ns_of_host_.count(host) ? cluster_->Remove(ns_of_host_[host]) : NotFound("no such host");
+    Log("inject " + f.inj.text + ": host " + std::to_string(host) + " killed: " + st.ToString());
+  };
+  switch (f.inj.kind) {
+    case Injection::Kind::kKillTrainer: {
+      auto pid = kv_->Get("pids/" + std::to_string(f.inj.target), DeadlineAfter(kCall));
+      if (pid.ok()) kill(static_cast<pid_t>(std::atoll(pid->value.c_str())), SIGKILL);
+      Log("inject " + f.inj.text + ": trainer rank " + std::to_string(f.inj.target) + " killed");
+      break;
+    }
+    case Injection::Kind::kKillHost:
+      kill_host(f.inj.target);
+      break;
+    case Injection::Kind::kKillRoot: {
+      auto root = kv_->Get("root", DeadlineAfter(kCall));
+      if (root.ok()) kill_host(std::atoll(root->value.c_str()));
+      break;
+    }
+    case Injection::Kind::kStopEtcd:
+      if (etcd_) kill(etcd_->pid(), SIGSTOP);
+      f.etcd_back = f.at + static_cast<double>(f.inj.target);
+      Log("inject " + f.inj.text + ": etcd frozen for " + std::to_string(f.inj.target) + " s");
+      break;
+  }
+}
+
+void Launcher::Inject(int64_t complete, const Plan& plan) {
+  for (auto& f : fired_)
+    if (f.etcd_back > 0 && WallNow() >= f.etcd_back && etcd_) {
+      kill(etcd_->pid(), SIGCONT);
+      Log("etcd resumed");
+      f.etcd_back = -f.etcd_back;  // Remember when, mark done.
+    }
+  if (pending_.empty() || plan.state != "running" || complete < pending_.front().iteration) return;
+  Fired f{pending_.front(), 0, complete, 0};
+  pending_.erase(pending_.begin());
+  Fire(f);
+  fired_.push_back(f);
+}
+
+void Launcher::PrintTimeline(const Plan& plan) {
+  if (plan.epoch == last_epoch_ && plan.state == last_state_) return;
+  if (plan.epoch != last_epoch_ && plan.kind != "start") {
+    char buf[256];
+    std::snprintf(buf, sizeof(buf),
+                  "epoch %lld: %s failure detected (%s); plan: resume at iteration %lld from %s",
+                  static_cast<long long>(plan.epoch), plan.kind.c_str(), plan.reason.c_str(),
+                  static_cast<long long>(plan.resume_iteration), plan.source.c_str());
+    Log(buf);
+  }
+  if (plan.state == "running") Log("epoch " + std::to_string(plan.epoch) + ": training running");
+  last_epoch_ = plan.epoch;
+  last_state_ = plan.state;
+}
+
+json Launcher::Report(const Plan& plan) {
+  json out{{"final_iteration", nullptr}, {"final_state_crc", nullptr}, {"events", json::array()}};
+  std::ifstream f(dir_ + "/final.json");
+  auto fin = json::parse(f, nullptr, false);
+  if (fin.is_object()) {
+    out["final_iteration"] = fin["final_iteration"];
+    out["final_state_crc"] = fin["final_state_crc"];
+  }
+  out["epochs"] = plan.epoch;
+  for (const auto& fd : fired_) {
+    json ev{{"kind", InjectionEventKind(fd.inj)},
+            {"inject", fd.inj.text},
+            {"injected_at_iteration", fd.complete},
+            {"detect_s", nullptr},
+            {"resume_s", nullptr},
+            {"resumed_iteration", nullptr},
+            {"source", nullptr}};
+    for (int64_t e = 2; e <= plan.epoch; ++e) {  // The first plan made after the injection.
+      auto pk = kv_->Get("plans/" + std::to_string(e), DeadlineAfter(kCall));
+      auto p = pk.ok() ? DecodePlan(pk->value) : Result<Plan>(pk.status());
+      if (!p.ok() || p->detected_at < fd.at) continue;
+      ev["detect_s"] = p->detected_at - fd.at;
+      ev["resumed_iteration"] = p->resume_iteration;
+      ev["iterations_lost"] = fd.complete - p->resume_iteration;
+      ev["source"] = p->failed_hosts.empty() || p->source != "local" ? p->source : "peer";
+      if (p->kind == "group_lost") ev["kind"] = "group_lost";
+      auto resumed = kv_->GetPrefix("resumed/" + std::to_string(e) + "/", DeadlineAfter(kCall));
+      double last = 0;
+      if (resumed.ok())
+        for (const auto& r : resumed->kvs) last = std::max(last, std::atof(r.value.c_str()));
+      if (last > 0) ev["resume_s"] = last - fd.at;
+      break;
+    }
+    if (fd.inj.kind == Injection::Kind::kStopEtcd) ev["etcd_stopped_s"] = fd.inj.target;
+    out["events"].push_back(ev);
+  }
+  return out;
+}
+
+void Launcher::TearDown() {
+  for (auto& p : agents_) p->Signal(SIGTERM);
+  for (auto& p : agents_) (void)p->Wait(milliseconds(10000));
+  agents_.clear();
+  if (etcd_) kill(etcd_->pid(), SIGCONT);
+  etcd_.reset();
+  if (cluster_) cluster_->Down();
+}
+
+int Launcher::Run() {
+  Status st = SetUp();
+  if (!st.ok()) {
+    std::cerr << "gemini launch: " << st.ToString() << "\n";
+    TearDown();
+    return 1;
+  }
+  Plan plan;
+  int64_t seen_rev = 0;
+  while (WallNow() - t0_ < a_.timeout_s) {
+    std::this_thread::sleep_for(milliseconds(50));
+    ServeProvider();
+    auto kv = kv_->Get("plan", DeadlineAfter(milliseconds(500)));
+    if (kv.ok() && kv->mod_revision != seen_rev) {
+      seen_rev = kv->mod_revision;
+      if (auto p = DecodePlan(kv->value); p.ok()) {
+        plan = *p;
+        (void)kv_->Put("plans/" + std::to_string(plan.epoch), kv->value, DeadlineAfter(kCall));
+        PrintTimeline(plan);
+      }
+    }
+    if (plan.state == "done" && pending_.empty()) break;
+    Inject(Complete(), plan);
+  }
+  json report = Report(plan);
+  bool done = plan.state == "done" && !report["final_iteration"].is_null();
+  Log(done ? "training finished: iteration " + report["final_iteration"].dump() +
+                 ", state CRC32C " + report["final_state_crc"].dump()
+           : "training did not finish in time");
+  for (const auto& ev : report["events"]) Log("failure: " + ev.dump());
+  if (!a_.report.empty()) std::ofstream(a_.report) << report.dump(2) << "\n";
+  TearDown();
+  return done ? 0 : 1;
+}
+
+void AddLaunch(CLI::App& app) {
+  auto a = std::make_shared<LaunchArgs>();
+  auto* cmd = app.add_subcommand("launch",
+                                 "Run a training job on namespace hosts with failure "
+                                 "recovery (root; see docs/recovery.md)");
+  cmd->add_option("--hosts", a->hosts, "Machines (network-namespace hosts)")->capture_default_str();
+  cmd->add_option("--nproc-per-host", a->nproc, "Trainer processes per host")
+      ->capture_default_str();
+  cmd->add_option("--replicas", a->replicas, "Copies in CPU memory")->capture_default_str();
+  cmd->add_option("--standby", a->standby, "Idle standby hosts for replacements")
+      ->capture_default_str();
+  cmd->add_option("--etcd", a->etcd, "etcd endpoint (default: start one)");
+  cmd->add_option("--inject", a->inject,
+                  "Faults: kill-trainer:R@I,kill-host:H@I,kill-root@I,"
+                  "stop-etcd:S@I");
+  cmd->add_option("--report", a->report, "Write the timeline and final state CRC here (JSON)");
+  cmd->add_option("--job", a->job, "Job name")->capture_default_str();
+  cmd->add_option("--budget", a->budget, "Memory budget per agent")->capture_default_str();
+  cmd->add_option("--persist-every", a->persist_every, "Persist every N iterations (0: never)")
+      ->capture_default_str();
+  cmd->add_option("--persist-dir", a->persist_dir, "Persistent tier directory (shared)");
+  cmd->add_option("--lease-ttl", a->lease_ttl, "Heartbeat TTL, seconds")->capture_default_str();
+  cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")
+      ->capture_default_str();
+  cmd->add_option("command", a->command, "Trainer command (after --)")->required();
+  cmd->callback([a] { SetExitCode(Launcher(*a).Run()); });
+}
+
+}  // namespace
+}  // namespace gemini::cli
+
+GEMINI_REGISTER_COMMAND(launch, gemini::cli::AddLaunch);

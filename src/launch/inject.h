@@ -1,0 +1,28 @@
+// Fault-injection specs for `gemini launch --inject` (chaos tests):
+//   kill-trainer:RANK@ITER   SIGKILL one trainer once iteration ITER is complete
+//   kill-host:HOST@ITER      kill every process of host HOST and delete it
+//   kill-root@ITER           the same, for the host running the root agent
+//   stop-etcd:SECONDS@ITER   freeze etcd (SIGSTOP) for SECONDS, then resume it
+// Comma-separated; hosts numbered from 0. Pure parsing; thread-compatible.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace gemini {
+
+struct Injection {
+  enum class Kind { kKillTrainer, kKillHost, kKillRoot, kStopEtcd };
+  Kind kind;
+  int64_t target = 0;  // Rank, host, or seconds.
+  int64_t iteration = 0;
+  std::string text;  // As written.
+};
+
+Result<std::vector<Injection>> ParseInjections(const std::string& spec);
+// "software", "hardware", "root", "etcd": the event kind the report uses.
+const char* InjectionEventKind(const Injection& i);
+
+}  // namespace gemini

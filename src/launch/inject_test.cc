@@ -1,0 +1,32 @@
+#include "launch/inject.h"
+
+#include <gtest/gtest.h>
+
+namespace gemini {
+namespace {
+
+TEST(Inject, ParsesEveryKind) {
+  auto v = ParseInjections("kill-trainer:3@5,kill-host:1@10,kill-root@12,stop-etcd:10@20");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  ASSERT_EQ(v->size(), 4u);
+  EXPECT_EQ((*v)[0].kind, Injection::Kind::kKillTrainer);
+  EXPECT_EQ((*v)[0].target, 3);
+  EXPECT_EQ((*v)[0].iteration, 5);
+  EXPECT_EQ((*v)[1].kind, Injection::Kind::kKillHost);
+  EXPECT_EQ((*v)[2].kind, Injection::Kind::kKillRoot);
+  EXPECT_EQ((*v)[3].target, 10);
+  EXPECT_STREQ(InjectionEventKind((*v)[3]), "etcd");
+  EXPECT_TRUE(ParseInjections("")->empty());
+}
+
+TEST(Inject, RejectsBadSpecsClearly) {
+  for (const char* bad : {"kill-trainer@5", "kill-trainer:x@5", "kill-host:1", "explode:1@2",
+                          "kill-root:1@2", "kill-host:1@0", "stop-etcd:-1@3"}) {
+    auto v = ParseInjections(bad);
+    EXPECT_FALSE(v.ok()) << bad;
+    EXPECT_NE(v.status().message().find("--inject"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace gemini
