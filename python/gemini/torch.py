@@ -23,6 +23,7 @@ import pickle
 import random
 import time
 import types
+import warnings
 
 import numpy as np
 import torch
@@ -86,11 +87,15 @@ class Checkpointer:
         split it). Default: True when torch.distributed is initialized with world > 1.
       asynchronous: copy off the training thread (default True).
       copy_threads: native threads per copy (default 1).
+      skip_after_s: a save waits at most this long for the previous iteration to be
+        complete on every rank and replica (its slot cannot be reused before); then
+        this iteration's checkpoint is skipped, not training (default 2 s). This is
+        what keeps training going while coordination (etcd) is down.
     """
 
     def __init__(self, model=None, optimizer=None, *, tensors=None, lr_scheduler=None,
                  rng=True, job=None, socket=None, replicated=None, asynchronous=True,
-                 copy_threads=1):
+                 copy_threads=1, skip_after_s=2.0):
         self.model, self.optimizer, self.lr_scheduler = model, optimizer, lr_scheduler
         self.tensors = dict(tensors or {})
         self.rng = rng
@@ -104,7 +109,8 @@ class Checkpointer:
         self.client = _gemini.Client(socket or _gemini.default_socket_path())
         self.saver = _gemini.AsyncSaver(self.client) if asynchronous else None
         self._held = None  # Tensors the in-flight copy reads; kept alive until it ends.
-        self.stats = {"saves": 0, "blocking_ms": [], "copy_s": []}
+        self.skip_after_ms = int(skip_after_s * 1000)
+        self.stats = {"saves": 0, "skipped": 0, "blocking_ms": [], "copy_s": []}
         self._zero = optimizer is not None and hasattr(optimizer, "consolidate_state_dict")
         if optimizer is not None and asynchronous:
             self._wrap_step(optimizer)
@@ -165,9 +171,13 @@ class Checkpointer:
         local.append(("meta", blob))
         entries = split_entries([("s/" + n, t) for n, t in shared], self.rank, self.world)
         entries += [entry("r/" + n, t) for n, t in local]
-        args = (self.job, self.rank, self.world, int(step), entries, self.copy_threads)
+        args = (self.job, self.rank, self.world, int(step), entries, self.copy_threads,
+                4 << 20, self.skip_after_ms)
         if self.saver is None:
-            self.client.save(*args)
+            try:
+                self.client.save(*args)
+            except GeminiError as e:
+                self._skipped(step, e)
         else:
             self.wait()
             self._held = (shared, local)
@@ -181,9 +191,19 @@ class Checkpointer:
             return
         try:
             self.saver.wait()
+            self.stats["copy_s"].append(self.saver.last_stats()["copy_s"])
+        except GeminiError as e:
+            self._skipped(self.saver.last_stats()["iteration"], e)
         finally:
             self._held = None
-        self.stats["copy_s"].append(self.saver.last_stats()["copy_s"])
+
+    def _skipped(self, step, error):
+        if error.code != "DEADLINE_EXCEEDED":
+            raise error
+        self.stats["skipped"] += 1
+        if self.stats["skipped"] in (1, 10, 100) or self.stats["skipped"] % 1000 == 0:
+            warnings.warn(f"gemini: checkpoint of step {step} skipped ({self.stats['skipped']} "
+                          f"so far): {error}", RuntimeWarning)
 
     # ---------------------------------------------------------------- loading
     def _agree(self, value, op):

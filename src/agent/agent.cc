@@ -135,7 +135,7 @@ Status Agent::StartLaunchMode() {
       [this, job = c.job](uint32_t rank, int64_t it) { return Fetch(job, rank, it, -1); }});
   root_ = std::make_unique<RootAgent>(
       RootContext{c.job, c.host, config_, static_cast<double>(c.lease_ttl_s), coord_.get(),
-                  [this](const HostInfo& h) { return Dial(h).ok(); }});
+                  [this](const HostInfo& h) { return Dial(h, milliseconds(700)).ok(); }});
   worker_->Start();
   root_->Start();
   return Status::Ok();
@@ -190,11 +190,12 @@ void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t itera
   Persist(rank, iteration);
 }
 
-Result<std::unique_ptr<transport::Connection>> Agent::Dial(const HostInfo& host) {
-  GEMINI_ASSIGN_OR_RETURN(
-      auto conn, transport::TcpConnection::Connect(host.addr, host.port, In(kDialTimeout)));
+Result<std::unique_ptr<transport::Connection>> Agent::Dial(const HostInfo& host,
+                                                           milliseconds timeout) {
+  GEMINI_ASSIGN_OR_RETURN(auto conn,
+                          transport::TcpConnection::Connect(host.addr, host.port, In(timeout)));
   GEMINI_RETURN_IF_ERROR(
-      transport::ClientHandshake(*conn, *secret_, options_.cluster->job, In(kDialTimeout)));
+      transport::ClientHandshake(*conn, *secret_, options_.cluster->job, In(timeout)));
   return conn;
 }
 

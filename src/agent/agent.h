@@ -77,7 +77,8 @@ class Agent {
   void Persist(uint32_t rank, int64_t iteration);
   void OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration);
   Result<int64_t> Fetch(const std::string& job, uint32_t rank, int64_t iteration, int64_t from);
-  Result<std::unique_ptr<transport::Connection>> Dial(const HostInfo& host);
+  Result<std::unique_ptr<transport::Connection>> Dial(
+      const HostInfo& host, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
   bool Owns(uint32_t rank);
 
   AgentOptions options_;

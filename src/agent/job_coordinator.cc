@@ -62,6 +62,7 @@ Status JobCoordinator::Register(std::function<void(const Status&)> on_lost) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     keeper_ = std::make_unique<LeaseKeeper>(kv_, lease, std::move(on_lost));
+    registered_ = true;
     ranks.swap(self_.ranks);
   }
   if (ranks.empty()) return PutSelf();
@@ -93,10 +94,10 @@ Result<bool> JobCoordinator::Maintain() {
   std::unique_ptr<LeaseKeeper> old;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!keeper_ || keeper_->status().ok() || stopping_) return false;
-    old = std::move(keeper_);
+    if (!registered_ || stopping_ || (keeper_ && keeper_->status().ok())) return false;
+    old = std::move(keeper_);  // Null if the last attempt failed: try again.
   }
-  old->Stop();
+  if (old) old->Stop();
   GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease, kv_->LeaseGrant(ttl_s_, DeadlineAfter(kCallTimeout)));
   {
     std::lock_guard<std::mutex> lock(mu_);

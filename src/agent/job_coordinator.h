@@ -90,6 +90,7 @@ class JobCoordinator {
   std::mutex mu_;
   HostInfo self_;
   std::unique_ptr<LeaseKeeper> keeper_;
+  bool registered_ = false;  // Register() succeeded once: Maintain() keeps it so.
   std::function<void(int64_t)> on_complete_;
   std::atomic<bool> stopping_{false};
   std::unique_ptr<Watch> watch_;

@@ -11,10 +11,9 @@ std::vector<uint32_t> LostHosts(const JobConfig& config, const Plan& current,
   for (uint32_t h = 0; h < config.num_hosts; ++h) {
     // While the job starts, hosts are still joining; while a recovery
     // prepares, its replacements are.
-    bool expected_missing =
-        current.state == "preparing" &&
-        (current.kind == "start" ||
-         std::count(current.failed_hosts.begin(), current.failed_hosts.end(), h));
+    bool expected_missing = current.state == "preparing" &&
+                            (current.kind == "start" || std::count(current.failed_hosts.begin(),
+                                                                   current.failed_hosts.end(), h));
     if (!obs.live_hosts.count(h) && !expected_missing) lost.push_back(h);
   }
   return lost;

@@ -100,6 +100,10 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
     auto j = nlohmann::json::parse(e.value, nullptr, false);
     obs.exits[LastNumber(e.key)] = j.is_object() ? j.value("at", obs.now) : obs.now;
   }
+  // A trainer died: is its whole host gone? (Faster than waiting for its lease.)
+  if (!obs.exits.empty())
+    for (auto it = obs.live_hosts.begin(); it != obs.live_hosts.end();)
+      it = hosts.count(*it) && !ctx_.probe(hosts[*it]) ? obs.live_hosts.erase(it) : std::next(it);
   GEMINI_ASSIGN_OR_RETURN(auto ready,
                           kv.GetPrefix(EpochDir("ready", plan.epoch), DeadlineAfter(kCall)));
   for (const auto& r : ready.kvs) {

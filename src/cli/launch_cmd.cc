@@ -54,6 +54,7 @@ struct LaunchArgs {
   std::string job = "job";
   std::string budget = "2GiB";
   std::string persist_dir;
+  std::string log_dir;
   int64_t persist_every = 0;
   int64_t lease_ttl = 3;
   double timeout_s = 900;
@@ -62,9 +63,11 @@ struct LaunchArgs {
 
 struct Fired {
   Injection inj;
-  double at = 0;          // Wall time of the injection.
-  int64_t complete = -1;  // Complete iteration when it fired.
-  double etcd_back = 0;   // stop-etcd: when etcd was resumed.
+  double at = 0;                    // Wall time of the injection.
+  int64_t complete = -1;            // Complete iteration when it fired.
+  double etcd_back = 0;             // stop-etcd: when etcd is (negative: was) resumed.
+  int64_t complete_at_resume = -1;  // stop-etcd: complete iteration when etcd came back.
+  double completion_resumed = 0;    // stop-etcd: when `complete` advanced again.
 };
 
 class Launcher {
@@ -82,7 +85,7 @@ class Launcher {
   json Report(const Plan& plan);
   int64_t Complete();
   void Log(const std::string& line);
-  void TearDown();
+  void TearDown(bool keep_logs = false);
 
   LaunchArgs a_;
   std::vector<Injection> pending_;
@@ -90,7 +93,7 @@ class Launcher {
   std::unique_ptr<LocalCluster> cluster_;
   std::unique_ptr<EtcdProcess> etcd_;
   std::shared_ptr<KvStore> kv_;
-  std::string endpoint_, dir_;
+  std::string endpoint_, dir_, logs_;
   std::vector<std::unique_ptr<Subprocess>> agents_;
   std::map<int64_t, int> ns_of_host_;      // Host id -> namespace index.
   std::map<std::string, int> ns_of_addr_;  // Address -> namespace index.
@@ -131,12 +134,13 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
       "--lease-ttl",
       std::to_string(a_.lease_ttl),
       "--log-dir",
-      dir_,
+      logs_,
       standby ? "--standby" : "--launch"};
   if (!standby) more.insert(more.end(), {"--host-id", std::to_string(host_id)});
   argv.insert(argv.end(), more.begin(), more.end());
   GEMINI_ASSIGN_OR_RETURN(
-      auto p, Subprocess::Start(argv, {}, false, dir_ + "/agent-ns" + std::to_string(ns) + ".log"));
+      auto p,
+      Subprocess::Start(argv, {}, false, logs_ + "/agent-ns" + std::to_string(ns) + ".log"));
   agents_.push_back(std::move(p));
   ns_of_addr_[addr] = ns;
   if (!standby) ns_of_host_[host_id] = ns;
@@ -147,6 +151,8 @@ Status Launcher::SetUp() {
   GEMINI_ASSIGN_OR_RETURN(pending_, ParseInjections(a_.inject));
   GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby));
   dir_ = cluster_->dir();
+  logs_ = a_.log_dir.empty() ? dir_ : a_.log_dir;
+  std::filesystem::create_directories(logs_);
   endpoint_ = a_.etcd;
   if (endpoint_.empty()) {
     EtcdProcessOptions eo;
@@ -166,7 +172,7 @@ Status Launcher::SetUp() {
   config.command = a_.command;
   config.env = {{"GLOO_SOCKET_IFNAME", "eth0"},
                 {"OMP_NUM_THREADS", "1"},
-                {"GEMINI_FINAL_STATE_FILE", dir_ + "/final.json"}};
+                {"GEMINI_FINAL_STATE_FILE", logs_ + "/final.json"}};
   if (const char* pp = std::getenv("PYTHONPATH")) config.env["PYTHONPATH"] = pp;
   config.persist_dir =
       a_.persist_dir.empty() && a_.persist_every > 0 ? dir_ + "/persist" : a_.persist_dir;
@@ -241,14 +247,20 @@ void Launcher::Fire(Fired& f) {
 }
 
 void Launcher::Inject(int64_t complete, const Plan& plan) {
-  for (auto& f : fired_)
+  for (auto& f : fired_) {
     if (f.etcd_back > 0 && WallNow() >= f.etcd_back && etcd_) {
       kill(etcd_->pid(), SIGCONT);
       Log("etcd resumed");
       f.etcd_back = -f.etcd_back;  // Remember when, mark done.
+      f.complete_at_resume = Complete();
     }
+    if (f.etcd_back < 0 && f.completion_resumed == 0 && complete > f.complete_at_resume) {
+      f.completion_resumed = WallNow();
+      Log("completion records resumed: iteration " + std::to_string(complete) + " complete");
+    }
+  }
   if (pending_.empty() || plan.state != "running" || complete < pending_.front().iteration) return;
-  Fired f{pending_.front(), 0, complete, 0};
+  Fired f{pending_.front(), 0, complete, 0, -1, 0};
   pending_.erase(pending_.begin());
   Fire(f);
   fired_.push_back(f);
@@ -271,7 +283,7 @@ void Launcher::PrintTimeline(const Plan& plan) {
 
 json Launcher::Report(const Plan& plan) {
   json out{{"final_iteration", nullptr}, {"final_state_crc", nullptr}, {"events", json::array()}};
-  std::ifstream f(dir_ + "/final.json");
+  std::ifstream f(logs_ + "/final.json");
   auto fin = json::parse(f, nullptr, false);
   if (fin.is_object()) {
     out["final_iteration"] = fin["final_iteration"];
@@ -286,35 +298,49 @@ json Launcher::Report(const Plan& plan) {
             {"resume_s", nullptr},
             {"resumed_iteration", nullptr},
             {"source", nullptr}};
-    for (int64_t e = 2; e <= plan.epoch; ++e) {  // The first plan made after the injection.
+    // Detection: the first plan made after the injection. Recovery: the first
+    // plan from then on whose trainers resumed (a plan can be superseded while
+    // it prepares, e.g. when a second symptom of the same failure arrives).
+    bool detected = false;
+    for (int64_t e = 2; e <= plan.epoch; ++e) {
       auto pk = kv_->Get("plans/" + std::to_string(e), DeadlineAfter(kCall));
       auto p = pk.ok() ? DecodePlan(pk->value) : Result<Plan>(pk.status());
       if (!p.ok() || p->detected_at < fd.at) continue;
-      ev["detect_s"] = p->detected_at - fd.at;
-      ev["resumed_iteration"] = p->resume_iteration;
-      ev["iterations_lost"] = fd.complete - p->resume_iteration;
-      ev["source"] = p->failed_hosts.empty() || p->source != "local" ? p->source : "peer";
-      if (p->kind == "group_lost") ev["kind"] = "group_lost";
+      if (!detected) ev["detect_s"] = p->detected_at - fd.at;
+      detected = true;
       auto resumed = kv_->GetPrefix("resumed/" + std::to_string(e) + "/", DeadlineAfter(kCall));
       double last = 0;
       if (resumed.ok())
         for (const auto& r : resumed->kvs) last = std::max(last, std::atof(r.value.c_str()));
+      if (last == 0 && e < plan.epoch) continue;
       if (last > 0) ev["resume_s"] = last - fd.at;
+      ev["resumed_iteration"] = p->resume_iteration;
+      ev["iterations_lost"] = fd.complete - p->resume_iteration;
+      ev["source"] = p->failed_hosts.empty() || p->source != "local" ? p->source : "peer";
+      ev["plan_kind"] = p->kind;
+      if (p->kind == "group_lost") ev["kind"] = "group_lost";
       break;
     }
-    if (fd.inj.kind == Injection::Kind::kStopEtcd) ev["etcd_stopped_s"] = fd.inj.target;
+    if (fd.inj.kind == Injection::Kind::kStopEtcd) {
+      ev["etcd_stopped_s"] = fd.inj.target;
+      ev["complete_when_stopped"] = fd.complete;
+      ev["complete_when_resumed"] = fd.complete_at_resume;
+      if (fd.completion_resumed > 0)
+        ev["completion_resumed_s"] = fd.completion_resumed + fd.etcd_back;  // After SIGCONT.
+    }
     out["events"].push_back(ev);
   }
   return out;
 }
 
-void Launcher::TearDown() {
+void Launcher::TearDown(bool keep_logs) {
   for (auto& p : agents_) p->Signal(SIGTERM);
   for (auto& p : agents_) (void)p->Wait(milliseconds(10000));
   agents_.clear();
   if (etcd_) kill(etcd_->pid(), SIGCONT);
   etcd_.reset();
-  if (cluster_) cluster_->Down();
+  if (cluster_) cluster_->Down(keep_logs);
+  if (keep_logs) std::printf("logs kept in %s\n", dir_.c_str());
 }
 
 int Launcher::Run() {
@@ -348,7 +374,7 @@ int Launcher::Run() {
            : "training did not finish in time");
   for (const auto& ev : report["events"]) Log("failure: " + ev.dump());
   if (!a_.report.empty()) std::ofstream(a_.report) << report.dump(2) << "\n";
-  TearDown();
+  TearDown(/*keep_logs=*/!done);
   return done ? 0 : 1;
 }
 
@@ -373,6 +399,7 @@ void AddLaunch(CLI::App& app) {
   cmd->add_option("--persist-every", a->persist_every, "Persist every N iterations (0: never)")
       ->capture_default_str();
   cmd->add_option("--persist-dir", a->persist_dir, "Persistent tier directory (shared)");
+  cmd->add_option("--log-dir", a->log_dir, "Keep agent and trainer logs here");
   cmd->add_option("--lease-ttl", a->lease_ttl, "Heartbeat TTL, seconds")->capture_default_str();
   cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")
       ->capture_default_str();

@@ -72,11 +72,11 @@ Result<int> LocalCluster::Add() {
   return i;
 }
 
-void LocalCluster::Down() {
+void LocalCluster::Down(bool keep_logs) {
   if (!up_) return;
   up_ = false;
   (void)Run({"down"});
-  std::filesystem::remove_all(dir_);
+  if (!keep_logs) std::filesystem::remove_all(dir_);
 }
 
 LocalCluster::~LocalCluster() { Down(); }

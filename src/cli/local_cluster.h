@@ -30,7 +30,8 @@ class LocalCluster {
   Status Remove(int host);
   // One more host; returns its index.
   Result<int> Add();
-  void Down();
+  // Removes the hosts; the log folder too unless keep_logs.
+  void Down(bool keep_logs = false);
 
  private:
   Result<std::string> Run(const std::vector<std::string>& args) const;

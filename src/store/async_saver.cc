@@ -16,7 +16,7 @@ AsyncSaver::~AsyncSaver() {
 }
 
 Status AsyncSaver::Submit(SaveRequest request) {
-  Status previous = Wait();
+  Status previous = InFlight() ? Wait() : Status::Ok();  // Reported once, by Wait or here.
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_ = std::move(request);

@@ -7,7 +7,8 @@
 // until Wait() returns: the caller keeps the sources alive and unmodified.
 //
 // Errors are sticky per save: Wait() returns the status of the last save,
-// and Submit() returns the status of the save it had to wait for.
+// and Submit() returns the status of a save it had to wait for (OK when
+// nothing was in flight: that save's status was Wait()'s to report).
 // Thread-safe; the worker thread is owned and joined by the destructor.
 #pragma once
 
