@@ -17,11 +17,10 @@
 #include <optional>
 #include <thread>
 
+#include "cli/cluster_demo.h"
 #include "cli/command.h"
-#include "cli/local_cluster.h"
 #include "common/subprocess.h"
 #include "common/units.h"
-#include "coord/etcd_process.h"
 #include "store/client.h"
 
 namespace gemini::cli {
@@ -36,6 +35,8 @@ struct DemoArgs {
   int nproc = 2;     // Trainers on one machine (--hosts 1).
   int hosts = 1;     // Namespace hosts, one trainer each (needs root).
   int replicas = 2;
+  std::string inject;  // --hosts > 1: the fault (default: kill host 1 mid-run).
+  std::string report;
   std::string python = "/usr/bin/python3";
   std::string budget = "2GiB";
   bool json_out = false;
@@ -79,8 +80,6 @@ struct World {
   std::vector<std::vector<std::string>> prefix;  // Per rank: command prefix (host exec).
   std::vector<std::string> socket;               // Per rank: its agent's socket.
   std::string master = "127.0.0.1";
-  std::unique_ptr<LocalCluster> cluster;
-  std::unique_ptr<EtcdProcess> etcd;
   std::vector<std::unique_ptr<Subprocess>> agents;
   int size() const { return static_cast<int>(socket.size()); }
 };
@@ -105,35 +104,6 @@ Status SetUpOneMachine(const DemoArgs& a, const std::string& dir, World& w) {
                     socket, dir + "/log.txt");
 }
 
-Status SetUpHosts(const DemoArgs& a, const std::string& dir, World& w) {
-  GEMINI_ASSIGN_OR_RETURN(w.cluster, LocalCluster::Up(a.hosts));
-  EtcdProcessOptions eo;
-  eo.host = w.cluster->bridge();
-  GEMINI_ASSIGN_OR_RETURN(w.etcd, EtcdProcess::Start(eo));
-  w.master = w.cluster->addr(0);
-  for (int h = 0; h < a.hosts; ++h) {
-    std::string socket = dir + "/agent-" + std::to_string(h) + ".sock";
-    std::vector<std::string> argv = w.cluster->ExecArgs(h);
-    for (const auto& x : std::vector<std::string>{
-             SelfExe(),       "agent",
-             "--socket",      socket,
-             "--budget",      a.budget,
-             "--shm-prefix",  "gemini-demo-" + std::to_string(getpid()) + "-" + std::to_string(h),
-             "--etcd",        w.etcd->endpoint(),
-             "--job",         "demo",
-             "--host-id",     std::to_string(h),
-             "--hosts",       std::to_string(a.hosts),
-             "--replicas",    std::to_string(a.replicas),
-             "--advertise",   w.cluster->addr(h),
-             "--secret-file", w.cluster->secret_file()})
-      argv.push_back(x);
-    GEMINI_RETURN_IF_ERROR(StartAgent(w, argv, socket, dir + "/log.txt"));
-    w.prefix.push_back(w.cluster->ExecArgs(h));
-    w.socket.push_back(socket);
-  }
-  return Status::Ok();
-}
-
 // Runs the trainers of `job` to the end, or SIGKILLs all of them once rank 0
 // reports iteration `kill_at`.
 Result<RunResult> RunTrainers(const DemoArgs& a, const World& w, const std::string& job,
@@ -147,7 +117,6 @@ Result<RunResult> RunTrainers(const DemoArgs& a, const World& w, const std::stri
         {"MASTER_ADDR", w.master},      {"MASTER_PORT", std::to_string(port)},
         {"GEMINI_SOCKET", w.socket[r]}, {"PYTHONPATH", PythonDir()},
         {"OMP_NUM_THREADS", "1"}};
-    if (w.cluster) env["GLOO_SOCKET_IFNAME"] = "eth0";  // Not loopback: the host's own link.
     std::vector<std::string> argv = w.prefix[r];
     for (const auto& x :
          std::vector<std::string>{a.python, "-m", "gemini.demo_train", "--iterations",
@@ -236,30 +205,9 @@ void PrintAccount(const DemoArgs& a, int ranks, const RunResult& timed, const Ru
     std::printf("\nresult: %d losses differ from the uninterrupted run\n", mismatches);
 }
 
-// Where each rank's shard lives, from the cluster status (multi-host runs).
-void PrintPlacement(const World& w, FILE* out) {
-  auto client = AgentClient::Connect(w.socket[0]);
-  auto text = client.ok() ? (*client)->StatusJson() : Result<std::string>(client.status());
-  auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
-  if (!s.is_object() || !s.contains("cluster")) return;
-  const auto& c = s["cluster"];
-  std::fprintf(out,
-               "\nwhere each shard lives (%d copies in CPU memory; newest complete "
-               "iteration %lld):\n",
-               c["replicas"].get<int>(), c["complete_iteration"].get<long long>());
-  for (const auto& [rank, r] : c["ranks"].items()) {
-    std::string held;
-    for (const auto& h : r["held_by"])
-      held += " host " + std::to_string(h["host"].get<int>()) + " " + h["iterations"].dump();
-    std::fprintf(out, "  rank %s (owner host %d): held by%s\n", rank.c_str(), r.value("owner", -1),
-                 held.c_str());
-  }
-}
-
 void Report(const DemoArgs& a, const World& w, const RunResult& ref, const RunResult& crash,
             const RunResult& resumed, double kill_to_resume, int mismatches) {
-  // Multi-host reference runs do not checkpoint: timings come from the crash run.
-  const RunResult& timed = a.hosts > 1 ? crash : ref;
+  const RunResult& timed = ref;
   if (!a.json_out)
     return PrintAccount(a, w.size(), timed, ref, resumed, kill_to_resume, mismatches);
   json out{{"iterations", a.iterations},
@@ -279,6 +227,14 @@ void Report(const DemoArgs& a, const World& w, const RunResult& ref, const RunRe
 }
 
 int RunDemo(DemoArgs a) {
+  if (a.hosts > 1 && geteuid() != 0) {
+    std::cerr << "gemini demo: --hosts " << a.hosts << " makes network-namespace hosts and needs "
+              << "root; run it as root, or use --hosts 1 for the single-machine demo\n";
+    return 2;
+  }
+  if (a.hosts > 1)
+    return RunClusterDemo(ClusterDemoArgs{a.hosts, a.iterations, a.replicas, a.inject, a.report,
+                                          a.python, a.json_out});
   if (a.kill_at < 0) a.kill_at = a.iterations * 3 / 5;
   if (a.kill_at < 1 || a.kill_at >= a.iterations || a.hosts < 1) {
     std::cerr << "gemini demo: --kill-at must be in [1, iterations) and --hosts >= 1\n";
@@ -288,7 +244,7 @@ int RunDemo(DemoArgs a) {
   char tmpl[] = "/tmp/gemini-demo-XXXXXX";
   std::string dir = mkdtemp(tmpl), log = dir + "/log.txt";
   World w;
-  Status st = a.hosts > 1 ? SetUpHosts(a, dir, w) : SetUpOneMachine(a, dir, w);
+  Status st = SetUpOneMachine(a, dir, w);
   if (!st.ok()) {
     std::cerr << "gemini demo: cannot set up: " << st.ToString() << " (logs in " << dir << ")\n";
     return 1;
@@ -307,7 +263,6 @@ int RunDemo(DemoArgs a) {
   std::fflush(progress);
   auto crash = ref.ok() ? RunTrainers(a, w, "demo", a.kill_at, log) : ref.status();
   auto killed_at = Clock::now();
-  if (crash.ok() && a.hosts > 1) PrintPlacement(w, progress);
   std::fprintf(progress, "[3/3] restart: the trainers resume from the agents' memory ...\n");
   std::fflush(progress);
   auto resumed = crash.ok() ? RunTrainers(a, w, "demo", -1, log) : crash.status();
@@ -343,6 +298,10 @@ void AddDemo(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--replicas", a->replicas, "Copies in CPU memory (multi-host)")
       ->capture_default_str();
+  cmd->add_option("--inject", a->inject,
+                  "Multi-host: faults, as gemini launch --inject "
+                  "(default kill-host:1@<iterations/2>)");
+  cmd->add_option("--report", a->report, "Multi-host: write the failure run's report here");
   cmd->add_option("--python", a->python, "Python with torch")->capture_default_str();
   cmd->add_option("--budget", a->budget, "Agent memory budget")->capture_default_str();
   cmd->add_flag("--json", a->json_out, "Print a JSON summary instead of the account");

@@ -35,6 +35,7 @@
 #include "coord/etcd_process.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/inject.h"
+#include "store/client.h"
 
 namespace gemini::cli {
 namespace {
@@ -58,6 +59,7 @@ struct LaunchArgs {
   int64_t persist_every = 0;
   int64_t lease_ttl = 3;
   double timeout_s = 900;
+  bool show_placement = false;
   std::vector<std::string> command;
 };
 
@@ -80,6 +82,7 @@ class Launcher {
   Status StartAgent(int ns, int64_t host_id, bool standby);
   void ServeProvider();
   void Inject(int64_t complete, const Plan& plan);
+  void ShowPlacement();
   void Fire(Fired& f);
   void PrintTimeline(const Plan& plan);
   json Report(const Plan& plan);
@@ -246,6 +249,24 @@ void Launcher::Fire(Fired& f) {
   }
 }
 
+// Where each rank's shard lives right now, from host 0's agent.
+void Launcher::ShowPlacement() {
+  auto client = AgentClient::Connect(dir_ + "/agent-ns" + std::to_string(ns_of_host_[0]) + ".sock");
+  auto text = client.ok() ? (*client)->StatusJson() : Result<std::string>(client.status());
+  auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
+  if (!s.is_object() || !s.contains("cluster")) return;
+  const auto& c = s["cluster"];
+  Log("where each shard lives (" + c["replicas"].dump() +
+      " copies in CPU memory; newest complete iteration " + c["complete_iteration"].dump() + "):");
+  for (const auto& [rank, r] : c["ranks"].items()) {
+    std::string held;
+    for (const auto& h : r["held_by"])
+      held += " host " + h["host"].dump() + " " + h["iterations"].dump();
+    Log("  rank " + rank + " (owner host " + r.value("owner", json(-1)).dump() + "): held by" +
+        held);
+  }
+}
+
 void Launcher::Inject(int64_t complete, const Plan& plan) {
   for (auto& f : fired_) {
     if (f.etcd_back > 0 && WallNow() >= f.etcd_back && etcd_) {
@@ -260,6 +281,7 @@ void Launcher::Inject(int64_t complete, const Plan& plan) {
     }
   }
   if (pending_.empty() || plan.state != "running" || complete < pending_.front().iteration) return;
+  if (a_.show_placement && fired_.empty()) ShowPlacement();
   Fired f{pending_.front(), 0, complete, 0, -1, 0};
   pending_.erase(pending_.begin());
   Fire(f);
@@ -400,6 +422,8 @@ void AddLaunch(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--persist-dir", a->persist_dir, "Persistent tier directory (shared)");
   cmd->add_option("--log-dir", a->log_dir, "Keep agent and trainer logs here");
+  cmd->add_flag("--show-placement", a->show_placement,
+                "Print where each shard lives before the first injected fault");
   cmd->add_option("--lease-ttl", a->lease_ttl, "Heartbeat TTL, seconds")->capture_default_str();
   cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")
       ->capture_default_str();

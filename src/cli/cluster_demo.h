@@ -1,0 +1,23 @@
+// `gemini demo --hosts N` (N > 1): the recovery demo on namespace hosts,
+// run through `gemini launch` twice: once uninterrupted (the reference), once
+// with a fault (default: kill a whole host mid-run, replaced by a standby),
+// then the final states are compared.
+#pragma once
+
+#include <string>
+
+namespace gemini::cli {
+
+struct ClusterDemoArgs {
+  int hosts = 4;
+  int iterations = 30;
+  int replicas = 2;
+  std::string inject;  // Default: kill-host:1@<iterations/2>.
+  std::string report;
+  std::string python = "/usr/bin/python3";
+  bool json = false;
+};
+
+int RunClusterDemo(const ClusterDemoArgs& a);
+
+}  // namespace gemini::cli
