@@ -15,12 +15,12 @@ sys.path.insert(0, os.path.join(REPO, "python"))
 
 
 class Agent:
-    def __init__(self, tmp_path, budget="1GiB"):
+    def __init__(self, tmp_path, budget="1GiB", extra=()):
         self.socket = str(tmp_path / f"agent-{uuid.uuid4().hex[:8]}.sock")
         self.prefix = f"gemini-pytest-{uuid.uuid4().hex[:8]}"
         self.log = open(tmp_path / "agent.log", "ab")
         self.proc = subprocess.Popen([GEMINI, "agent", "--socket", self.socket, "--budget", budget,
-                                      "--shm-prefix", self.prefix], stderr=self.log)
+                                      "--shm-prefix", self.prefix, *extra], stderr=self.log)
         deadline = time.time() + 10
         while not os.path.exists(self.socket):
             assert self.proc.poll() is None, "agent exited at start-up"

@@ -160,3 +160,23 @@ def test_status_reports_what_the_agent_holds(agent):
     job = next(j for j in s["jobs"] if j["job"] == "st")
     assert job["complete_iteration"] == 5 and job["ranks"][0]["newest_iteration"] == 5
     assert s["used_bytes"] > 0 and s["budget_bytes"] == 1 << 30
+
+
+def test_agent_serves_prometheus_metrics(tmp_path):
+    import urllib.request
+    from conftest import Agent
+    from test_ddp import free_port
+    port = free_port()
+    a = Agent(tmp_path, extra=["--metrics-port", str(port)])
+    try:
+        gt.Checkpointer(tensors={"x": torch.ones(1000)}, socket=a.socket, job="m",
+                        asynchronous=False).save(1)
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "gemini_capture_total 1" in text
+        value = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+                 if l and not l.startswith("#")}
+        assert value["gemini_capture_bytes_total"] >= 4000  # The tensor plus metadata.
+        assert "gemini_memory_budget_bytes" in text
+        assert "# TYPE gemini_recoveries_total counter" in text
+    finally:
+        a.stop()

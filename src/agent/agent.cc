@@ -70,8 +70,33 @@ Status Agent::Start() {
     };
   }
   hooks.status_json = [this] { return StatusJson(); };
+  hooks.on_capture = [this](double s, uint64_t b) { metrics_.RecordCapture(s, b); };
+  GEMINI_RETURN_IF_ERROR(StartMetrics());
   server_ = std::make_unique<AgentServer>(store_.get(), options_.socket, std::move(hooks));
   return server_->Start();
+}
+
+Status Agent::StartMetrics() {
+  if (options_.metrics_port < 0) return Status::Ok();
+  metrics_server_ = std::make_unique<MetricsServer>(&metrics_, [this] { return Gauges(); });
+  GEMINI_ASSIGN_OR_RETURN(metrics_port_,
+                          metrics_server_->Start(options_.metrics_addr, options_.metrics_port));
+  return Status::Ok();
+}
+
+std::map<std::string, double> Agent::Gauges() {
+  auto s = nlohmann::json::parse(store_->StatusJson());
+  std::map<std::string, double> g{{"gemini_memory_used_bytes", s["used_bytes"].get<double>()},
+                                  {"gemini_memory_budget_bytes", s["budget_bytes"].get<double>()}};
+  if (options_.cluster) {
+    g["gemini_complete_iteration"] =
+        static_cast<double>(store_->CompleteIteration(options_.cluster->job));
+    ReplicatorStats r = replicator_->stats();
+    g["gemini_replicated_shards_total"] = static_cast<double>(r.shards_sent);
+    g["gemini_replicated_bytes_total"] = static_cast<double>(r.bytes_sent);
+    g["gemini_replication_failures_total"] = static_cast<double>(r.failures);
+  }
+  return g;
 }
 
 Status Agent::StartCluster() {
@@ -132,7 +157,8 @@ Status Agent::StartLaunchMode() {
   }
   worker_ = std::make_unique<Worker>(WorkerContext{
       c.job, c.host, options_.socket, c.log_dir, config_, store_.get(), coord_.get(),
-      [this, job = c.job](uint32_t rank, int64_t it) { return Fetch(job, rank, it, -1); }});
+      [this, job = c.job](uint32_t rank, int64_t it) { return Fetch(job, rank, it, -1); },
+      &metrics_});
   root_ = std::make_unique<RootAgent>(
       RootContext{c.job, c.host, config_, static_cast<double>(c.lease_ttl_s), coord_.get(),
                   [this](const HostInfo& h) { return Dial(h, milliseconds(700)).ok(); }});
@@ -154,6 +180,7 @@ void Agent::Persist(uint32_t rank, int64_t iteration) {
 }
 
 void Agent::Stop() {
+  if (metrics_server_) metrics_server_->Stop();
   if (root_) root_->Stop();
   if (worker_) worker_->Stop();
   if (server_) server_->Stop();

@@ -20,6 +20,7 @@
 
 #include "agent/agent_server.h"
 #include "agent/job_coordinator.h"
+#include "agent/metrics.h"
 #include "agent/peer_service.h"
 #include "agent/replicator.h"
 #include "agent/root.h"
@@ -51,6 +52,8 @@ struct ClusterOptions {
 struct AgentOptions {
   std::string socket;
   StoreOptions store;
+  int metrics_port = -1;                   // Prometheus text over HTTP; -1: off, 0: any port.
+  std::string metrics_addr = "127.0.0.1";  // Local by default.
   std::optional<ClusterOptions> cluster;
 };
 
@@ -70,9 +73,13 @@ class Agent {
   // Store status, plus in cluster mode the hosts, each rank's holders and
   // the iterations they hold, and the newest complete iteration.
   std::string StatusJson();
+  // The metrics port (after Start), or -1.
+  int metrics_port() const { return metrics_port_; }
 
  private:
   Status StartCluster();
+  Status StartMetrics();
+  std::map<std::string, double> Gauges();
   Status StartLaunchMode();
   void Persist(uint32_t rank, int64_t iteration);
   void OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration);
@@ -90,6 +97,9 @@ class Agent {
   std::unique_ptr<transport::PeerServer> peer_server_;
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<PersistentTier> persist_;
+  Metrics metrics_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  int metrics_port_ = -1;
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<RootAgent> root_;
   JobConfig config_;

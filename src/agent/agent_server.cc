@@ -115,6 +115,8 @@ AgentServer::Reply AgentServer::HandleBegin(Conn* conn, Reader& r) {
   auto grant =
       store_->Begin(conn->id, *m, std::min(std::chrono::milliseconds(wait_ms), kMaxBeginWait));
   if (!grant.ok()) return {grant.status()};
+  conn->begin_at = std::chrono::steady_clock::now();
+  conn->begin_bytes = m->data_bytes;
   Writer w;
   w.PutU32(grant->slot_index);
   w.PutString(grant->segment_name);
@@ -131,6 +133,10 @@ AgentServer::Reply AgentServer::HandleCommit(Conn* conn, Reader& r) {
       !r.done())
     return {Malformed(kCommit)};
   Status st = store_->Commit(conn->id, job, rank, iteration, std::move(crcs));
+  if (st.ok() && hooks_.on_capture)
+    hooks_.on_capture(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - conn->begin_at).count(),
+        conn->begin_bytes);
   if (st.ok() && hooks_.on_commit) hooks_.on_commit(job, rank, iteration);
   return {st};
 }

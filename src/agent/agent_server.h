@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <list>
 #include <memory>
@@ -36,6 +37,8 @@ struct AgentHooks {
                                 int64_t from_host)>
       fetch;
   std::function<std::string()> status_json;
+  // A trainer captured a shard: Begin to Commit took `seconds`.
+  std::function<void(double seconds, uint64_t bytes)> on_capture;
 };
 
 class AgentServer {
@@ -53,6 +56,8 @@ class AgentServer {
     uint64_t id;
     std::thread thread;
     std::atomic<bool> done{false};
+    std::chrono::steady_clock::time_point begin_at;  // Of the save in progress.
+    uint64_t begin_bytes = 0;
   };
   // What a request handler produced: a status, a reply body, maybe an fd.
   struct Reply {

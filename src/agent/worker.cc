@@ -79,6 +79,8 @@ void Worker::EnterEpoch(const Plan& plan) {
   finished_.clear();
   reported_.clear();
   ctx_.coord->SetEpoch(plan.epoch);
+  if (plan.kind != "start" && ctx_.metrics)
+    ctx_.metrics->RecordRecovery(plan.kind, plan.detected_at - plan.failed_at);
   ctx_.store->ResetComplete(ctx_.job, plan.resume_iteration);
   Status st = Prepare(plan);
   GEMINI_LOG(INFO) << "[worker] host " << ctx_.host << " epoch " << plan.epoch << " (" << plan.kind
@@ -186,6 +188,8 @@ void Worker::OnCommit(uint32_t rank, int64_t iteration) {
     if (resumed_ || iteration <= plan_.resume_iteration) return;
     resumed_ = true;
     epoch = plan_.epoch;
+    if (plan_.kind != "start" && ctx_.metrics)
+      ctx_.metrics->RecordResume(WallNow() - plan_.failed_at);
   }
   (void)ctx_.coord->kv().Put(Key("resumed", epoch, ctx_.host), std::to_string(WallNow()),
                              DeadlineAfter(kCall));

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/job_coordinator.h"
+#include "agent/metrics.h"
 #include "agent/plan.h"
 #include "common/subprocess.h"
 #include "store/store.h"
@@ -40,6 +41,7 @@ struct WorkerContext {
   JobCoordinator* coord = nullptr;
   // Fetches a rank's shard at an iteration from a peer holder into the store.
   std::function<Result<int64_t>(uint32_t rank, int64_t iteration)> fetch;
+  Metrics* metrics = nullptr;
 };
 
 class Worker {

@@ -40,6 +40,8 @@ struct AgentArgs {
   int64_t lease_ttl = 3;
   bool launch = false;
   bool standby = false;
+  int metrics_port = -1;
+  std::string metrics_addr = "127.0.0.1";
   std::string log_dir = "/tmp";
 };
 
@@ -85,6 +87,8 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   o.socket = a.socket;
   o.store.budget_bytes = budget;
   o.store.shm_prefix = a.shm_prefix;
+  o.metrics_port = a.metrics_port;
+  o.metrics_addr = a.metrics_addr;
   if (a.etcd.empty()) return o;
   if (a.advertise.empty()) return InvalidArgument("--advertise ADDR is required with --etcd");
   ClusterOptions c;
@@ -142,6 +146,9 @@ int RunAgent(AgentArgs args) {
   if (options->cluster)
     std::cerr << "; host " << args.host << " of " << args.hosts << " in job " << args.job
               << ", peers at " << agent.peer_address() << ", " << args.replicas << " replicas";
+  if (agent.metrics_port() >= 0)
+    std::cerr << "; metrics at http://" << args.metrics_addr << ":" << agent.metrics_port()
+              << "/metrics";
   std::cerr << std::endl;
   int sig = 0;
   sigwait(&stop, &sig);
@@ -159,6 +166,10 @@ void AddAgent(CLI::App& app) {
   cmd->add_option("--budget", a->budget, "Shared memory the store may use, e.g. 16GiB")
       ->capture_default_str();
   cmd->add_option("--shm-prefix", a->shm_prefix, "Name prefix of /dev/shm objects")
+      ->capture_default_str();
+  cmd->add_option("--metrics-port", a->metrics_port,
+                  "Serve Prometheus metrics over HTTP on this port (0: any; default off)");
+  cmd->add_option("--metrics-addr", a->metrics_addr, "Address of the metrics port")
       ->capture_default_str();
   auto* g = cmd->add_option_group("cluster", "Multi-machine mode (replication through etcd)");
   g->add_option("--etcd", a->etcd, "etcd endpoints, comma-separated (enables cluster mode)");

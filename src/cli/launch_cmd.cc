@@ -138,6 +138,10 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
       std::to_string(a_.lease_ttl),
       "--log-dir",
       logs_,
+      "--metrics-port",
+      "9400",
+      "--metrics-addr",
+      addr,
       standby ? "--standby" : "--launch"};
   if (!standby) more.insert(more.end(), {"--host-id", std::to_string(host_id)});
   argv.insert(argv.end(), more.begin(), more.end());
