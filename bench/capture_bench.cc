@@ -93,7 +93,8 @@ int RunCapture(const CaptureArgs& a) {
     return 2;
   }
   std::string socket = "/tmp/gemini-bench-" + std::to_string(getpid()) + ".sock";
-  Store store(StoreOptions{3 * *total + (1ull << 30), "gemini-bench-" + std::to_string(getpid())});
+  Store store(StoreOptions{.budget_bytes = 3 * *total + (1ull << 30),
+                           .shm_prefix = "gemini-bench-" + std::to_string(getpid())});
   AgentServer server(&store, socket);
   Status st = server.Start();
   auto client = st.ok() ? AgentClient::Connect(socket) : Result<std::unique_ptr<AgentClient>>(st);

@@ -21,6 +21,19 @@ constexpr milliseconds kFetchTimeout{10 * 60 * 1000};
 
 Deadline In(milliseconds d) { return std::chrono::steady_clock::now() + d; }
 
+// Runs an etcd call up to three times while it times out or cannot connect:
+// recovery must not fail on one slow answer.
+template <typename Fn>
+auto Retried(Fn fn) -> decltype(fn()) {
+  auto r = fn();
+  for (int i = 1;
+       i < 3 && !r.ok() &&
+       (r.status().code() == Code::kDeadlineExceeded || r.status().code() == Code::kUnavailable);
+       ++i)
+    r = fn();
+  return r;
+}
+
 // The store status JSON of a peer agent.
 Result<nlohmann::json> PeerStatus(transport::Connection& conn) {
   GEMINI_RETURN_IF_ERROR(transport::SendFrame(conn, kPeerStatus, "", In(kDialTimeout)));
@@ -234,7 +247,7 @@ Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iter
   if (from >= 0) {
     candidates.push_back(static_cast<uint32_t>(from));
   } else {
-    GEMINI_ASSIGN_OR_RETURN(uint32_t owner, coord_->HostOfRank(rank));
+    GEMINI_ASSIGN_OR_RETURN(uint32_t owner, Retried([&] { return coord_->HostOfRank(rank); }));
     GEMINI_ASSIGN_OR_RETURN(
         Placement p, MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
                                    PlacementStrategy::kMixed));
@@ -242,7 +255,7 @@ Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iter
     for (int h : p.holders[owner])
       if (static_cast<uint32_t>(h) != c.host) candidates.push_back(static_cast<uint32_t>(h));
   }
-  GEMINI_ASSIGN_OR_RETURN(auto hosts, coord_->Hosts());
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, Retried([&] { return coord_->Hosts(); }));
   Status last = NotFound("no live holder of rank " + std::to_string(rank));
   for (uint32_t h : candidates) {
     if (!hosts.count(h)) continue;

@@ -16,8 +16,8 @@ class AgentServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     path_ = "/tmp/gemini-test-" + std::to_string(getpid()) + ".sock";
-    store_ =
-        std::make_unique<Store>(StoreOptions{256 << 20, "gemini-t" + std::to_string(getpid())});
+    store_ = std::make_unique<Store>(StoreOptions{
+        .budget_bytes = 256 << 20, .shm_prefix = "gemini-t" + std::to_string(getpid())});
     server_ = std::make_unique<AgentServer>(store_.get(), path_);
     ASSERT_TRUE(server_->Start().ok());
   }

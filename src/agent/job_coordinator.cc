@@ -175,44 +175,27 @@ void JobCoordinator::WatchComplete(std::function<void(int64_t)> on_change) {
   watch_thread_ = std::thread([this] { WatchLoop(); });
 }
 
+// Polls rather than watches: through etcd's JSON gateway all watch streams
+// share one gRPC connection, and a stream to a host that died (its TCP peer
+// gone) can stall that connection, and every agent's etcd calls with it, until
+// TCP gives up. A read every 25 ms costs little and cannot stall.
 void JobCoordinator::WatchLoop() {
-  int64_t from = 0;
+  int64_t last_epoch = -1, last_iteration = -2;
   while (!stopping_) {
     auto cur = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
     if (cur.ok()) {
       auto [epoch, iteration] = ParseComplete(cur->value);
-      if (epoch == epoch_) on_complete_(iteration);
-      from = cur->mod_revision + 1;
+      if (epoch == epoch_ && (epoch != last_epoch || iteration != last_iteration))
+        on_complete_(iteration);
+      last_epoch = epoch;
+      last_iteration = iteration;
     }
-    auto w = kv_->WatchKey(kComplete, false, from, DeadlineAfter(kCallTimeout));
-    if (!w.ok()) {
-      std::this_thread::sleep_for(milliseconds(200));
-      continue;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      watch_ = std::move(*w);
-    }
-    while (!stopping_) {
-      auto events = watch_->Poll(DeadlineAfter(milliseconds(500)));
-      if (!events.ok()) break;
-      for (const auto& ev : *events) {
-        if (ev.type != WatchEvent::Type::kPut) continue;
-        auto [epoch, iteration] = ParseComplete(ev.kv.value);
-        if (epoch == epoch_) on_complete_(iteration);
-      }
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    watch_.reset();
+    std::this_thread::sleep_for(milliseconds(25));
   }
 }
 
 void JobCoordinator::Stop() {
   if (stopping_.exchange(true)) return;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (watch_) watch_->Cancel();
-  }
   if (watch_thread_.joinable()) watch_thread_.join();
   std::unique_ptr<LeaseKeeper> keeper;
   {

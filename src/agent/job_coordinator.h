@@ -14,7 +14,7 @@
 // abandoned timeline never count toward completion.
 //
 // Thread-safe. Owns a LeaseKeeper (heartbeat thread) and, once started, a
-// watch thread delivering changes of `complete`; Stop() joins both.
+// thread delivering changes of `complete`; Stop() joins both.
 #pragma once
 
 #include <atomic>
@@ -65,7 +65,7 @@ class JobCoordinator {
   Result<int64_t> TryAdvanceComplete(uint32_t world_size);
   Result<int64_t> Complete();
   // Calls on_change(iteration) from a thread the coordinator owns, once now
-  // and after every change of `complete` (re-watching if the watch breaks).
+  // and after every change of `complete` in this epoch (polled every 25 ms).
   void WatchComplete(std::function<void(int64_t)> on_change);
   void Stop();
   // Re-registers under a fresh lease if the heartbeat lease was lost (etcd
@@ -93,7 +93,6 @@ class JobCoordinator {
   bool registered_ = false;  // Register() succeeded once: Maintain() keeps it so.
   std::function<void(int64_t)> on_complete_;
   std::atomic<bool> stopping_{false};
-  std::unique_ptr<Watch> watch_;
   std::thread watch_thread_;
 };
 

@@ -24,8 +24,9 @@ class ReplicationTest : public ::testing::Test {
     for (uint32_t h = 0; h < n; ++h) {
       AgentOptions o;
       o.socket = "/tmp/gemini-repl-" + std::to_string(getpid()) + "-" + std::to_string(h);
-      o.store = StoreOptions{256 << 20,
-                             "gemini-repl-" + std::to_string(getpid()) + "-" + std::to_string(h)};
+      o.store = StoreOptions{
+          .budget_bytes = 256 << 20,
+          .shm_prefix = "gemini-repl-" + std::to_string(getpid()) + "-" + std::to_string(h)};
       ClusterOptions c;
       c.job = "job";
       c.host = h;

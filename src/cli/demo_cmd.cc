@@ -33,7 +33,7 @@ struct DemoArgs {
   int iterations = 50;
   int kill_at = -1;  // Default: 60% into the run.
   int nproc = 2;     // Trainers on one machine (--hosts 1).
-  int hosts = 1;     // Namespace hosts, one trainer each (needs root).
+  int hosts = 4;     // Namespace hosts, one trainer and agent each (needs root); 1: one machine.
   int replicas = 2;
   std::string inject;  // --hosts > 1: the fault (default: kill host 1 mid-run).
   std::string report;

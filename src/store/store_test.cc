@@ -26,7 +26,8 @@ Manifest Shard(const std::string& job, uint32_t rank, uint32_t world, int64_t it
 std::vector<uint32_t> Crcs(const Manifest& m) { return std::vector<uint32_t>(m.NumChunks(), 0); }
 
 StoreOptions Opts(uint64_t budget = 64 << 20) {
-  return StoreOptions{budget, "gemini-test-" + std::to_string(getpid())};
+  return StoreOptions{.budget_bytes = budget,
+                      .shm_prefix = "gemini-test-" + std::to_string(getpid())};
 }
 
 Status SaveOne(Store& s, uint64_t writer, const Manifest& m) {
