@@ -204,8 +204,8 @@ void Store::AbortWriter(uint64_t writer) {
   committed_cv_.notify_all();
 }
 
-Result<CommittedShard> Store::Open(const std::string& job_name, uint32_t rank, int64_t iteration) {
-  std::lock_guard<std::mutex> lock(mu_);
+Result<Store::Found> Store::FindCommittedLocked(const std::string& job_name, uint32_t rank,
+                                                int64_t iteration) {
   auto it = jobs_.find(job_name);
   if (it == jobs_.end()) return NotFound("the agent holds no job '" + job_name + "'");
   auto rit = it->second->ranks.find(rank);
@@ -215,38 +215,33 @@ Result<CommittedShard> Store::Open(const std::string& job_name, uint32_t rank, i
   if (iteration < 0) iteration = rs.NewestIteration();
   for (uint32_t i = 0; i < 2; ++i) {
     Slot& s = rs.slots[i];
-    if (s.state != SlotState::kCommitted || s.iteration() != iteration) continue;
-    GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, GrantFor(*s.segment, i));
-    return CommittedShard{s.manifest, s.crcs, grant};
+    if (s.state == SlotState::kCommitted && s.iteration() == iteration)
+      return Found{it->second.get(), &s, i};
   }
   return NotFound("job '" + job_name + "' rank " + std::to_string(rank) +
                   " holds no committed iteration " + std::to_string(iteration));
 }
 
-Result<std::unique_ptr<ShardPin>> Store::Pin(const std::string& job_name, uint32_t rank,
+Result<CommittedShard> Store::Open(const std::string& job, uint32_t rank, int64_t iteration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  GEMINI_ASSIGN_OR_RETURN(Found f, FindCommittedLocked(job, rank, iteration));
+  GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, GrantFor(*f.slot->segment, f.index));
+  return CommittedShard{f.slot->manifest, f.slot->crcs, grant};
+}
+
+Result<std::unique_ptr<ShardPin>> Store::Pin(const std::string& job, uint32_t rank,
                                              int64_t iteration) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = jobs_.find(job_name);
-  if (it == jobs_.end()) return NotFound("the agent holds no job '" + job_name + "'");
-  auto rit = it->second->ranks.find(rank);
-  if (rit == it->second->ranks.end())
-    return NotFound("job '" + job_name + "' has no rank " + std::to_string(rank));
-  RankSlots& rs = rit->second;
-  if (iteration < 0) iteration = rs.NewestIteration();
-  for (Slot& s : rs.slots) {
-    if (s.state != SlotState::kCommitted || s.iteration() != iteration) continue;
-    ++s.pins;
-    ++it->second->waiters;  // Keeps the job (and so the slot) alive while pinned.
-    Job* job = it->second.get();
-    return std::make_unique<ShardPin>(s.manifest, s.crcs, s.segment->data(), [this, job, &s] {
-      std::lock_guard<std::mutex> l(mu_);
-      --s.pins;
-      --job->waiters;
-      committed_cv_.notify_all();
-    });
-  }
-  return NotFound("job '" + job_name + "' rank " + std::to_string(rank) +
-                  " holds no committed iteration " + std::to_string(iteration));
+  GEMINI_ASSIGN_OR_RETURN(Found f, FindCommittedLocked(job, rank, iteration));
+  ++f.slot->pins;
+  ++f.job->waiters;  // Keeps the job (and so the slot) alive while pinned.
+  return std::make_unique<ShardPin>(f.slot->manifest, f.slot->crcs, f.slot->segment->data(),
+                                    [this, f] {
+                                      std::lock_guard<std::mutex> l(mu_);
+                                      --f.slot->pins;
+                                      --f.job->waiters;
+                                      committed_cv_.notify_all();
+                                    });
 }
 
 int64_t Store::CompleteIteration(const std::string& job) {

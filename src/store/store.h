@@ -127,6 +127,13 @@ class Store {
   struct RankSlots;
   struct Job;
 
+  // A committed slot of (job, rank) at `iteration` (-1: newest).
+  struct Found {
+    Job* job;
+    Slot* slot;
+    uint32_t index;
+  };
+  Result<Found> FindCommittedLocked(const std::string& job, uint32_t rank, int64_t iteration);
   int64_t CompleteLocked(const Job& job) const;
   Status ReserveLocked(Slot& slot, uint64_t bytes);
   uint64_t UsedLocked() const;
