@@ -9,7 +9,7 @@
 #include "coord/prefix_kv_store.h"
 #include "gemini/placement.h"
 #include "persist/env.h"
-#include "transport/tcp/tcp_connection.h"
+#include "transport/tcp/dial.h"
 #include "transport/tcp/tcp_listener.h"
 
 namespace gemini {
@@ -232,11 +232,7 @@ void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t itera
 
 Result<std::unique_ptr<transport::Connection>> Agent::Dial(const HostInfo& host,
                                                            milliseconds timeout) {
-  GEMINI_ASSIGN_OR_RETURN(auto conn,
-                          transport::TcpConnection::Connect(host.addr, host.port, In(timeout)));
-  GEMINI_RETURN_IF_ERROR(
-      transport::ClientHandshake(*conn, *secret_, options_.cluster->job, In(timeout)));
-  return conn;
+  return transport::DialPeer(host.addr, host.port, *secret_, options_.cluster->job, In(timeout));
 }
 
 Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iteration,

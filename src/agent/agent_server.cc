@@ -15,11 +15,11 @@ namespace {
 constexpr auto kFrameDeadline = std::chrono::seconds(10);
 constexpr std::chrono::milliseconds kMaxBeginWait{10 * 60 * 1000};
 
-Status Malformed(uint32_t type) {
-  return InvalidArgument("malformed request of type " + std::to_string(type));
-}
-
 }  // namespace
+
+AgentServer::Reply AgentServer::Malformed(uint32_t type) {
+  return {InvalidArgument("malformed request of type " + std::to_string(type)), "", -1, true};
+}
 
 AgentServer::AgentServer(Store* store, std::string socket_path, AgentHooks hooks)
     : store_(store), socket_path_(std::move(socket_path)), hooks_(std::move(hooks)) {}
@@ -109,7 +109,7 @@ AgentServer::Reply AgentServer::HandleBegin(Conn* conn, Reader& r) {
   std::string manifest_bytes;
   uint32_t wait_ms = 0;
   if (!r.GetString(&manifest_bytes, kMaxFrame) || !r.GetU32(&wait_ms) || !r.done())
-    return {Malformed(kBegin)};
+    return Malformed(kBegin);
   auto m = Manifest::Decode(manifest_bytes);
   if (!m.ok()) return {m.status()};
   auto grant =
@@ -131,7 +131,7 @@ AgentServer::Reply AgentServer::HandleCommit(Conn* conn, Reader& r) {
   std::vector<uint32_t> crcs;
   if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !GetCrcs(r, &crcs) ||
       !r.done())
-    return {Malformed(kCommit)};
+    return Malformed(kCommit);
   Status st = store_->Commit(conn->id, job, rank, iteration, std::move(crcs));
   if (st.ok() && hooks_.on_capture)
     hooks_.on_capture(
@@ -146,7 +146,7 @@ AgentServer::Reply AgentServer::HandleOpen(Reader& r) {
   uint32_t rank = 0;
   int64_t iteration = 0;
   if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.done())
-    return {Malformed(kOpen)};
+    return Malformed(kOpen);
   auto shard = store_->Open(job, rank, iteration);
   if (!shard.ok()) return {shard.status()};
   Writer w;
@@ -161,7 +161,7 @@ AgentServer::Reply AgentServer::HandleOpen(Reader& r) {
 // kQuery and kDrop: [string job].
 AgentServer::Reply AgentServer::HandleJobRequest(uint32_t type, Reader& r) {
   std::string job;
-  if (!r.GetString(&job, 256) || !r.done()) return {Malformed(type)};
+  if (!r.GetString(&job, 256) || !r.done()) return Malformed(type);
   if (type == kDrop) return {store_->DropJob(job)};
   Writer w;
   w.PutI64(store_->CompleteIteration(job));
@@ -174,7 +174,7 @@ AgentServer::Reply AgentServer::HandleFetch(Reader& r) {
   int64_t iteration = 0, from = -1;
   if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.GetI64(&from) ||
       !r.done())
-    return {Malformed(kFetch)};
+    return Malformed(kFetch);
   if (!hooks_.fetch)
     return {FailedPrecondition("this agent is not part of a cluster (start it with --etcd)")};
   auto got = hooks_.fetch(job, rank, iteration, from);
@@ -212,13 +212,10 @@ bool AgentServer::Handle(Conn* conn, uint32_t type, const std::string& payload) 
   }
   Status sent = SendFrame(conn->fd, kReply, EncodeReply(reply.status, reply.body), reply.fd);
   if (reply.fd >= 0) close(reply.fd);
-  const Status& st = reply.status;
-  bool protocol_error = !st.ok() && (st.message().rfind("malformed", 0) == 0 ||
-                                     st.message().rfind("unknown request type", 0) == 0);
-  if (protocol_error)
-    GEMINI_LOG(WARN) << "[agent] connection " << conn->id << ": " << st.ToString()
+  if (reply.close)
+    GEMINI_LOG(WARN) << "[agent] connection " << conn->id << ": " << reply.status.ToString()
                      << "; closing it";
-  return sent.ok() && !protocol_error;
+  return sent.ok() && !reply.close;
 }
 
 }  // namespace gemini

@@ -64,12 +64,14 @@ class AgentServer {
     Status status;
     std::string body;
     int fd = -1;
+    bool close = false;  // A protocol error: the connection is dropped after the reply.
   };
 
   void AcceptLoop();
   void Serve(Conn* conn);
   // Handles one request; returns false when the connection must close.
   bool Handle(Conn* conn, uint32_t type, const std::string& payload);
+  static Reply Malformed(uint32_t type);
   Reply HandleBegin(Conn* conn, Reader& r);
   Reply HandleCommit(Conn* conn, Reader& r);
   Reply HandleOpen(Reader& r);

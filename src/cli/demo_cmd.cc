@@ -74,56 +74,40 @@ Status WaitForSocket(const std::string& path, Subprocess& agent) {
   return DeadlineExceeded("the agent did not start within 10 s");
 }
 
-// Where the trainers run: one machine (every rank beside one agent) or
-// namespace hosts (one rank per host, each with its own agent).
+// The single-machine demo's world: one agent, `ranks` trainers beside it.
 struct World {
-  std::vector<std::vector<std::string>> prefix;  // Per rank: command prefix (host exec).
-  std::vector<std::string> socket;               // Per rank: its agent's socket.
-  std::string master = "127.0.0.1";
-  std::vector<std::unique_ptr<Subprocess>> agents;
-  int size() const { return static_cast<int>(socket.size()); }
+  std::string socket;
+  int ranks = 0;
+  std::unique_ptr<Subprocess> agent;
 };
 
-Status StartAgent(World& w, const std::vector<std::string>& argv, const std::string& socket,
-                  const std::string& log) {
-  GEMINI_ASSIGN_OR_RETURN(auto agent, Subprocess::Start(argv, {}, false, log));
-  GEMINI_RETURN_IF_ERROR(WaitForSocket(socket, *agent));
-  w.agents.push_back(std::move(agent));
-  return Status::Ok();
-}
-
 Status SetUpOneMachine(const DemoArgs& a, const std::string& dir, World& w) {
-  std::string socket = dir + "/agent.sock";
-  for (int r = 0; r < a.nproc; ++r) {
-    w.prefix.push_back({});
-    w.socket.push_back(socket);
-  }
-  return StartAgent(w,
-                    {SelfExe(), "agent", "--socket", socket, "--budget", a.budget, "--shm-prefix",
-                     "gemini-demo-" + std::to_string(getpid())},
-                    socket, dir + "/log.txt");
+  w.socket = dir + "/agent.sock";
+  w.ranks = a.nproc;
+  GEMINI_ASSIGN_OR_RETURN(
+      w.agent, Subprocess::Start({SelfExe(), "agent", "--socket", w.socket, "--budget", a.budget,
+                                  "--shm-prefix", "gemini-demo-" + std::to_string(getpid())},
+                                 {}, false, dir + "/log.txt"));
+  return WaitForSocket(w.socket, *w.agent);
 }
 
 // Runs the trainers of `job` to the end, or SIGKILLs all of them once rank 0
 // reports iteration `kill_at`.
 Result<RunResult> RunTrainers(const DemoArgs& a, const World& w, const std::string& job,
-                              int kill_at, const std::string& log, bool checkpoint = true) {
+                              int kill_at, const std::string& log) {
   GEMINI_ASSIGN_OR_RETURN(int port, FreeTcpPort());
   std::vector<std::unique_ptr<Subprocess>> ranks;
   auto start = Clock::now();
-  for (int r = 0; r < w.size(); ++r) {
+  for (int r = 0; r < w.ranks; ++r) {
     std::map<std::string, std::string> env{
-        {"RANK", std::to_string(r)},    {"WORLD_SIZE", std::to_string(w.size())},
-        {"MASTER_ADDR", w.master},      {"MASTER_PORT", std::to_string(port)},
-        {"GEMINI_SOCKET", w.socket[r]}, {"PYTHONPATH", PythonDir()},
+        {"RANK", std::to_string(r)},  {"WORLD_SIZE", std::to_string(w.ranks)},
+        {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)},
+        {"GEMINI_SOCKET", w.socket},  {"PYTHONPATH", PythonDir()},
         {"OMP_NUM_THREADS", "1"}};
-    std::vector<std::string> argv = w.prefix[r];
-    for (const auto& x :
-         std::vector<std::string>{a.python, "-m", "gemini.demo_train", "--iterations",
-                                  std::to_string(a.iterations), "--job", job})
-      argv.push_back(x);
-    if (!checkpoint) argv.push_back("--no-checkpoint");
-    GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(argv, env, r == 0, log));
+    GEMINI_ASSIGN_OR_RETURN(auto p,
+                            Subprocess::Start({a.python, "-m", "gemini.demo_train", "--iterations",
+                                               std::to_string(a.iterations), "--job", job},
+                                              env, r == 0, log));
     ranks.push_back(std::move(p));
   }
   RunResult res;
@@ -175,14 +159,14 @@ Result<RunResult> RunTrainers(const DemoArgs& a, const World& w, const std::stri
   return res;
 }
 
-void PrintAccount(const DemoArgs& a, int ranks, const RunResult& timed, const RunResult& ref,
-                  const RunResult& resumed, double kill_to_resume_s, int mismatches) {
+void PrintAccount(const DemoArgs& a, int ranks, const RunResult& ref, const RunResult& resumed,
+                  double kill_to_resume_s, int mismatches) {
   std::printf("\ncheckpoint every iteration (%d ranks, %s parameters):\n", ranks,
               std::to_string(ref.params).c_str());
-  std::printf("  save() blocks the training loop  %.2f ms (median)\n", Median(timed.blocking_ms));
+  std::printf("  save() blocks the training loop  %.2f ms (median)\n", Median(ref.blocking_ms));
   std::printf("  copy into the agent's memory     %.2f ms (median, off the training thread)\n",
-              Median(timed.copy_ms));
-  std::printf("  iteration time                   %.1f ms (median)\n", Median(timed.iter_s) * 1e3);
+              Median(ref.copy_ms));
+  std::printf("  iteration time                   %.1f ms (median)\n", Median(ref.iter_s) * 1e3);
   std::printf("\ncrash and resume:\n");
   std::printf("  SIGKILL of every trainer after iteration %d\n", a.kill_at);
   std::printf("  resumed from iteration %d, held in memory by the agent\n",
@@ -205,20 +189,18 @@ void PrintAccount(const DemoArgs& a, int ranks, const RunResult& timed, const Ru
     std::printf("\nresult: %d losses differ from the uninterrupted run\n", mismatches);
 }
 
-void Report(const DemoArgs& a, const World& w, const RunResult& ref, const RunResult& crash,
-            const RunResult& resumed, double kill_to_resume, int mismatches) {
-  const RunResult& timed = ref;
-  if (!a.json_out)
-    return PrintAccount(a, w.size(), timed, ref, resumed, kill_to_resume, mismatches);
+void Report(const DemoArgs& a, const World& w, const RunResult& ref, const RunResult& resumed,
+            double kill_to_resume, int mismatches) {
+  if (!a.json_out) return PrintAccount(a, w.ranks, ref, resumed, kill_to_resume, mismatches);
   json out{{"iterations", a.iterations},
-           {"ranks", w.size()},
+           {"ranks", w.ranks},
            {"hosts", a.hosts},
            {"params", ref.params},
            {"killed_after_iteration", a.kill_at},
            {"resumed_from", resumed.resumed_from.value_or(-1)},
-           {"save_blocking_ms_median", Median(timed.blocking_ms)},
-           {"copy_ms_median", Median(timed.copy_ms)},
-           {"iteration_ms_median", Median(timed.iter_s) * 1e3},
+           {"save_blocking_ms_median", Median(ref.blocking_ms)},
+           {"copy_ms_median", Median(ref.copy_ms)},
+           {"iteration_ms_median", Median(ref.iter_s) * 1e3},
            {"load_s", resumed.load_s},
            {"kill_to_first_iteration_s", kill_to_resume},
            {"losses_compared", resumed.loss.size()},
@@ -250,14 +232,12 @@ int RunDemo(DemoArgs a) {
     return 1;
   }
   std::fprintf(progress,
-               "gemini demo: GPT-style model, %d ranks (DDP over gloo) on %d %s, %d iterations, "
-               "one in-memory checkpoint per iteration\nlogs in %s\n",
-               w.size(), a.hosts,
-               a.hosts > 1 ? "namespace hosts (one agent each, etcd)" : "machine", a.iterations,
-               log.c_str());
+               "gemini demo: GPT-style model, %d ranks (DDP over gloo) on one machine, %d "
+               "iterations, one in-memory checkpoint per iteration\nlogs in %s\n",
+               w.ranks, a.iterations, log.c_str());
   std::fprintf(progress, "[1/3] reference run, uninterrupted ...\n");
   std::fflush(progress);
-  auto ref = RunTrainers(a, w, "reference", -1, log, /*checkpoint=*/a.hosts == 1);
+  auto ref = RunTrainers(a, w, "reference", -1, log);
   std::fprintf(progress, "[2/3] the same run, all trainers SIGKILLed after iteration %d ...\n",
                a.kill_at);
   std::fflush(progress);
@@ -270,8 +250,8 @@ int RunDemo(DemoArgs a) {
                               ? Seconds(Clock::now() - killed_at) - resumed->wall_s +
                                     resumed->spawn_to_first_iteration_s
                               : 0;
-  for (auto& agent : w.agents) agent->Signal(SIGTERM);
-  for (auto& agent : w.agents) (void)agent->Wait(std::chrono::seconds(10));
+  w.agent->Signal(SIGTERM);
+  (void)w.agent->Wait(std::chrono::seconds(10));
   if (!resumed.ok()) {
     std::cerr << "gemini demo failed: " << resumed.status().ToString() << " (logs in " << dir
               << ")\n";
@@ -281,7 +261,7 @@ int RunDemo(DemoArgs a) {
   for (const auto& [it, loss] : resumed->loss)
     if (!ref->loss.count(it) || ref->loss.at(it) != loss) ++mismatches;
   if (!resumed->resumed_from || resumed->loss.empty()) mismatches = std::max(mismatches, 1);
-  Report(a, w, *ref, *crash, *resumed, kill_to_resume, mismatches);
+  Report(a, w, *ref, *resumed, kill_to_resume, mismatches);
   std::filesystem::remove_all(dir);
   return mismatches == 0 ? 0 : 1;
 }
