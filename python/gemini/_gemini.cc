@@ -13,6 +13,7 @@
 #include "common/paths.h"
 #include "store/async_saver.h"
 #include "store/client.h"
+#include "store/timeline_client.h"
 
 namespace py = pybind11;
 using namespace gemini;
@@ -86,9 +87,12 @@ PYBIND11_MODULE(_gemini, m) {
       py::arg("ptr"), py::arg("length"), py::arg("crc") = 0,
       "CRC32C of `length` bytes at address `ptr`, continuing from `crc`.");
 
-  py::class_<OpenShard>(m, "Shard").def_property_readonly("manifest", [](const OpenShard& s) {
-    return ManifestDict(s.manifest);
-  });
+  py::class_<OpenShard>(m, "Shard")
+      .def_property_readonly("manifest",
+                             [](const OpenShard& s) { return ManifestDict(s.manifest); })
+      .def_property_readonly(
+          "crc", [](const OpenShard& s) { return Crc32c(s.crcs.data(), s.crcs.size() * 4, 0); },
+          "CRC32C over the shard's chunk CRCs: equal shards, equal values.");
 
   py::class_<AgentClient>(m, "Client")
       .def(py::init([](const std::string& path) { return Unwrap(AgentClient::Connect(path)); }),
@@ -182,5 +186,45 @@ PYBIND11_MODULE(_gemini, m) {
         d["copy_s"] = st.copy_seconds;
         d["bytes"] = st.bytes;
         return d;
+      });
+
+  py::class_<TimelineClient>(m, "TimelineClient")
+      .def(py::init([](const std::string& path) { return Unwrap(TimelineClient::Connect(path)); }),
+           py::arg("socket_path"))
+      .def_static("now", &TimelineClient::Now)
+      .def(
+          "report",
+          [](TimelineClient& c, const std::string& job, uint32_t rank, int64_t iteration,
+             uint32_t kind, int op, double t) {
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = c.Report(job, rank, iteration, kind, op, t);
+            }
+            Check(st);
+          },
+          py::arg("job"), py::arg("rank"), py::arg("iteration"), py::arg("kind"), py::arg("op"),
+          py::arg("t"))
+      .def(
+          "wait_due",
+          [](TimelineClient& c, const std::string& job, uint32_t rank, int64_t iteration,
+             bool before_step, double timeout_s) {
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = c.WaitDue(job, rank, iteration, before_step,
+                             std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+            }
+            Check(st);
+          },
+          py::arg("job"), py::arg("rank"), py::arg("iteration"), py::arg("before_step"),
+          py::arg("timeout_s") = 60.0)
+      .def("schedule", [](TimelineClient& c, const std::string& job) {
+        Result<std::string> r = Internal("not asked");
+        {
+          py::gil_scoped_release nogil;
+          r = c.GetSchedule(job);
+        }
+        return Unwrap(std::move(r));
       });
 }

@@ -115,12 +115,14 @@ def main():
     model = GPT(args.vocab, args.dim, args.layers, args.heads, args.seq)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
-        model.register_comm_hook(None, ordered_allreduce_hook)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s, 1000) / 1000)))
     ckpt = None if args.no_checkpoint else gt.Checkpointer(model, opt, lr_scheduler=sched,
                                                            job=args.job)
+    if world > 1:  # The checkpointer's hook reports each allreduce (traffic interleaving).
+        model.register_comm_hook(
+            None, ckpt.comm_hook(ordered_allreduce_hook) if ckpt else ordered_allreduce_hook)
     t0 = time.perf_counter()
     start = ckpt.load_latest() if ckpt else None
     load_s = time.perf_counter() - t0
@@ -132,6 +134,8 @@ def main():
     loss_fn = nn.CrossEntropyLoss()
     for it in range((start or 0) + 1, args.iterations + 1):
         t_it = time.perf_counter()
+        if ckpt:
+            ckpt.begin_iteration(it)
         x, y = batch(args.seed, it, rank, args)
         loss = loss_fn(model(x).reshape(-1, args.vocab), y.reshape(-1))
         loss.backward()
@@ -152,7 +156,7 @@ def main():
                    "iter_s": time.perf_counter() - t_it}
             if args.state_crcs:
                 rec["state_crc"] = gt.state_crc(model, opt)
-            if ckpt:
+            if ckpt and ckpt.stats["blocking_ms"]:
                 rec["save_blocking_ms"] = ckpt.stats["blocking_ms"][-1]
                 rec["copy_ms"] = ckpt.stats["copy_s"][-1] * 1e3 if ckpt.stats["copy_s"] else None
             print(json.dumps(rec), flush=True)

@@ -9,7 +9,16 @@
 
 The copy into the agent's shared memory runs on a native thread; the next
 ``optimizer.step()`` waits for it only if it has not finished (the
-checkpointer wraps the optimizer's ``step``). Model buffers, optimizer
+checkpointer wraps the optimizer's ``step``).
+
+Traffic interleaving (docs/interleave.md): call ``ckpt.begin_iteration(step)``
+at the top of each iteration and register ``ckpt.comm_hook()`` on the DDP
+model; the agent then learns the training traffic's idle spans and sends the
+replicas in them. The checkpointer waits where the agent's mode says: before
+the next iteration (naive mode, and while the profile warms up) or before the
+next optimizer step for what did not fit in the spans (interleave). When the
+idle time is too short for a checkpoint every iteration, the agent asks for
+one every k-th iteration and ``save`` skips the others. Model buffers, optimizer
 hyper-parameters, scheduler and RNG state are captured synchronously (they
 are small); parameters and optimizer tensors asynchronously.
 
@@ -18,6 +27,7 @@ it: each stores 1/world of the bytes, and ``load_latest`` reassembles it with
 an all-gather. ``ZeroRedundancyOptimizer`` state is per rank and stored whole
 by its rank. Any dict of tensors can be checkpointed with ``tensors=``.
 """
+import json
 import os
 import pickle
 import random
@@ -40,12 +50,15 @@ def _dist_on():
 
 
 def _rng_state():
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+    # Bytes, not a tensor: a pickled tensor carries its storage's address, so equal
+    # states would give different checkpoint bytes (and CRCs) from run to run.
+    return {"torch": torch.get_rng_state().numpy().tobytes(), "python": random.getstate(),
             "numpy": np.random.get_state()}
 
 
 def _set_rng_state(s):
-    torch.set_rng_state(s["torch"])
+    t = s["torch"]
+    torch.set_rng_state(t if torch.is_tensor(t) else torch.frombuffer(bytearray(t), dtype=torch.uint8))
     random.setstate(s["python"])
     np.random.set_state(s["numpy"])
 
@@ -91,11 +104,15 @@ class Checkpointer:
         complete on every rank and replica (its slot cannot be reused before); then
         this iteration's checkpoint is skipped, not training (default 2 s). This is
         what keeps training going while coordination (etcd) is down.
+      interleave: report the training timeline to the agent and follow its
+        checkpoint schedule (default True; only active once begin_iteration is called).
+      due_timeout_s: longest wait for replicas that are due; then training goes on
+        and the iteration is counted in stats["due_timeouts"] (default 60 s).
     """
 
     def __init__(self, model=None, optimizer=None, *, tensors=None, lr_scheduler=None,
                  rng=True, job=None, socket=None, replicated=None, asynchronous=True,
-                 copy_threads=1, skip_after_s=2.0):
+                 copy_threads=1, skip_after_s=2.0, interleave=True, due_timeout_s=60.0):
         self.model, self.optimizer, self.lr_scheduler = model, optimizer, lr_scheduler
         self.tensors = dict(tensors or {})
         self.rng = rng
@@ -110,7 +127,19 @@ class Checkpointer:
         self.saver = _gemini.AsyncSaver(self.client) if asynchronous else None
         self._held = None  # Tensors the in-flight copy reads; kept alive until it ends.
         self.skip_after_ms = int(skip_after_s * 1000)
-        self.stats = {"saves": 0, "skipped": 0, "blocking_ms": [], "copy_s": []}
+        self.due_timeout_s = float(due_timeout_s)
+        self.stats = {"saves": 0, "skipped": 0, "blocking_ms": [], "copy_s": [],
+                      "not_due": 0, "wait_iteration_ms": [], "wait_step_ms": [],
+                      "due_timeouts": 0}
+        self.timeline = None
+        if interleave:
+            try:
+                self.timeline = _gemini.TimelineClient(socket or _gemini.default_socket_path())
+            except GeminiError as e:
+                warnings.warn(f"gemini: no timeline channel to the agent: {e}", RuntimeWarning)
+        self.schedule = {"mode": "none", "ready": False, "every_k": 1}
+        self._it = None  # The iteration begin_iteration() announced.
+        self._op = 0
         self._zero = optimizer is not None and hasattr(optimizer, "consolidate_state_dict")
         if optimizer is not None and asynchronous:
             self._wrap_step(optimizer)
@@ -120,7 +149,11 @@ class Checkpointer:
         inner = optimizer.step
 
         def step(opt, *args, **kwargs):
+            if self._it is not None:
+                self._report(4, -1)
             self.wait()
+            if self._it is not None:
+                self._wait_due(before_step=True)
             return inner(*args, **kwargs)
 
         # An LR scheduler built earlier marked its own wrapper; keep the mark so it
@@ -128,6 +161,67 @@ class Checkpointer:
         if getattr(inner, "_with_counter", False):
             step._with_counter = True
         optimizer.step = types.MethodType(step, optimizer)
+
+    # ---------------------------------------------------------- interleaving
+    def _report(self, kind, op, it=None):
+        try:
+            self.timeline.report(self.job, self.rank, self._it if it is None else it, kind, op,
+                                 _gemini.TimelineClient.now())
+        except GeminiError:
+            pass  # The agent went away: saves will say so.
+
+    def _wait_due(self, before_step):
+        t0 = time.perf_counter()
+        try:
+            self.timeline.wait_due(self.job, self.rank, self._it, before_step, self.due_timeout_s)
+        except GeminiError as e:
+            if e.code != "DEADLINE_EXCEEDED":
+                raise
+            self.stats["due_timeouts"] += 1
+            warnings.warn(f"gemini: replicas due before iteration {self._it} not done in "
+                          f"{self.due_timeout_s} s; training goes on", RuntimeWarning)
+        key = "wait_step_ms" if before_step else "wait_iteration_ms"
+        self.stats[key].append((time.perf_counter() - t0) * 1e3)
+
+    def begin_iteration(self, step):
+        """Call at the top of every iteration, before the forward pass."""
+        if self.timeline is None:
+            return
+        self._it, self._op = int(step), 0
+        self.schedule = json.loads(self.timeline.schedule(self.job))
+        mode = self.schedule["mode"]
+        if mode == "naive" or (mode == "interleave" and not self.schedule["ready"]):
+            self.wait()  # The previous capture is committed, so its replicas are planned.
+            self._wait_due(before_step=False)
+        self._report(1, -1)
+
+    def comm_hook(self, inner=None):
+        """A DDP communication hook that reports each bucket's allreduce to the agent.
+
+        `inner(state, bucket) -> Future[Tensor]` is the hook to wrap (default:
+        allreduce and average). Register it with ``ddp.register_comm_hook(None, hook)``.
+        """
+        def allreduce(state, bucket):
+            t = bucket.buffer()
+            t.div_(dist.get_world_size())
+            return dist.all_reduce(t, async_op=True).get_future().then(lambda f: f.value()[0])
+
+        inner = inner or allreduce
+
+        def hook(state, bucket):
+            it, op = self._it, self._op
+            self._op += 1
+            if it is None or self.timeline is None:
+                return inner(state, bucket)
+            self._report(2, op, it)
+
+            def finished(f):
+                self._report(3, op, it)
+                return f.value()
+
+            return inner(state, bucket).then(finished)
+
+        return hook
 
     def _local_optimizer(self):
         return self.optimizer.optim if self._zero else self.optimizer
@@ -166,6 +260,9 @@ class Checkpointer:
     def save(self, step):
         """Checkpoint the state after `step` (call it after optimizer.step())."""
         t0 = time.perf_counter()
+        if self._it is not None and int(step) % max(1, self.schedule.get("every_k", 1)):
+            self.stats["not_due"] += 1  # The agent asked for every k-th iteration only.
+            return
         shared, local, meta = self._collect(int(step))
         blob = torch.frombuffer(bytearray(pickle.dumps(meta)), dtype=torch.uint8)
         local.append(("meta", blob))

@@ -81,6 +81,22 @@ Status Agent::Start() {
     hooks.fetch = [this](const std::string& job, uint32_t rank, int64_t it, int64_t from) {
       return Fetch(job, rank, it, from);
     };
+    hooks.on_event = [this](const std::string& job, uint32_t rank, int64_t it, uint32_t kind,
+                            int op, double t) {
+      if (job != options_.cluster->job) return Status::Ok();
+      return interleaver_->OnEvent(rank, it, static_cast<TimelineEvent>(kind), op, t);
+    };
+    hooks.wait_due = [this](const std::string& job, uint32_t rank, int64_t it, bool before_step,
+                            milliseconds timeout) {
+      if (job != options_.cluster->job) return Status::Ok();
+      return interleaver_->WaitDue(rank, it, before_step,
+                                   std::chrono::steady_clock::now() + timeout);
+    };
+    hooks.schedule_json = [this](const std::string& job) -> Result<std::string> {
+      if (job != options_.cluster->job)
+        return NotFound("this agent serves job '" + options_.cluster->job + "'");
+      return ScheduleToJson(interleaver_->GetSchedule()).dump();
+    };
   }
   hooks.status_json = [this] { return StatusJson(); };
   hooks.on_capture = [this](double s, uint64_t b) { metrics_.RecordCapture(s, b); };
@@ -141,8 +157,18 @@ Status Agent::StartCluster() {
     GEMINI_LOG(ERROR) << "[agent] heartbeat lease lost: " << st.ToString();
   }));
   coord_->WatchComplete([this, job = c.job](int64_t it) { store_->SetExternalComplete(job, it); });
+  InterleaveOptions io = c.interleave;
+  if (c.launch) {
+    GEMINI_RETURN_IF_ERROR(LoadJobConfig());
+    GEMINI_ASSIGN_OR_RETURN(io.mode, ParseInterleaveMode(config_.interleave_mode));
+    io.buffer_bytes = config_.buffer_bytes;
+    io.sub_buffers = config_.sub_buffers;
+    io.mu = config_.mu;
+    io.warmup_iterations = config_.warmup_iterations;
+  }
+  GEMINI_ASSIGN_OR_RETURN(interleaver_, Interleaver::Create(io));
   replicator_ = std::make_unique<Replicator>(
-      store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); },
+      store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); }, interleaver_.get(),
       ReplicatorOptions{c.job, c.host, c.num_hosts, c.replicas});
   if (c.launch) GEMINI_RETURN_IF_ERROR(StartLaunchMode());
   GEMINI_LOG(INFO) << "[agent] host " << c.host << " of job " << c.job << " serving peers on "
@@ -150,8 +176,7 @@ Status Agent::StartCluster() {
   return Status::Ok();
 }
 
-Status Agent::StartLaunchMode() {
-  const ClusterOptions& c = *options_.cluster;
+Status Agent::LoadJobConfig() {
   Result<KeyValue> cfg = NotFound("no config");
   for (int i = 0; i < 300 && !cfg.ok(); ++i) {  // The launcher writes it first.
     cfg = kv_->Get("config", In(kDialTimeout));
@@ -159,8 +184,13 @@ Status Agent::StartLaunchMode() {
   }
   if (!cfg.ok()) return Unavailable("job config not found in etcd: " + cfg.status().ToString());
   GEMINI_ASSIGN_OR_RETURN(config_, DecodeJobConfig(cfg->value));
-  if (config_.num_hosts != c.num_hosts)
+  if (config_.num_hosts != options_.cluster->num_hosts)
     return InvalidArgument("--hosts disagrees with the job config");
+  return Status::Ok();
+}
+
+Status Agent::StartLaunchMode() {
+  const ClusterOptions& c = *options_.cluster;
   if (!config_.persist_dir.empty() && config_.persist_every > 0) {
     PersistOptions po;
     po.root = config_.persist_dir;
@@ -196,6 +226,7 @@ void Agent::Stop() {
   if (metrics_server_) metrics_server_->Stop();
   if (root_) root_->Stop();
   if (worker_) worker_->Stop();
+  if (interleaver_) interleaver_->Stop();
   if (server_) server_->Stop();
   if (persist_) persist_->Stop();
   if (replicator_) replicator_->Stop();
@@ -318,6 +349,7 @@ std::string Agent::StatusJson() {
     }
     cluster["hosts"].push_back(hj);
   }
+  cluster["interleave"] = interleaver_->ToJson();
   out["cluster"] = cluster;
   return out.dump();
 }

@@ -47,6 +47,8 @@ struct ClusterOptions {
   std::shared_ptr<KvStore> kv;    // Tests: used instead of etcd when set.
   bool launch = false;            // Follow the job's plan: run trainers, elect a root.
   std::string log_dir = "/tmp";   // Trainer logs (launch mode).
+  // Traffic interleaving; in launch mode the job config's settings win.
+  InterleaveOptions interleave;
 };
 
 struct AgentOptions {
@@ -67,6 +69,7 @@ class Agent {
 
   Store& store() { return *store_; }
   Replicator* replicator() { return replicator_.get(); }
+  Interleaver* interleaver() { return interleaver_.get(); }
   JobCoordinator* coordinator() { return coord_.get(); }
   // host:port peers connect to (cluster mode).
   std::string peer_address() const;
@@ -80,6 +83,7 @@ class Agent {
   Status StartCluster();
   Status StartMetrics();
   std::map<std::string, double> Gauges();
+  Status LoadJobConfig();
   Status StartLaunchMode();
   void Persist(uint32_t rank, int64_t iteration);
   void OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration);
@@ -95,6 +99,7 @@ class Agent {
   std::unique_ptr<JobCoordinator> coord_;
   std::unique_ptr<PeerService> peer_service_;
   std::unique_ptr<transport::PeerServer> peer_server_;
+  std::unique_ptr<Interleaver> interleaver_;
   std::unique_ptr<Replicator> replicator_;
   std::unique_ptr<PersistentTier> persist_;
   Metrics metrics_;

@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+
 #include "common/log.h"
 #include "common/unix_socket.h"
 #include "common/wire.h"
@@ -184,6 +186,46 @@ AgentServer::Reply AgentServer::HandleFetch(Reader& r) {
   return {Status::Ok(), w.Take()};
 }
 
+AgentServer::Reply AgentServer::HandleEvent(Reader& r) {
+  std::string job;
+  uint32_t rank = 0, kind = 0;
+  int64_t iteration = 0;
+  uint64_t op = 0, bits = 0;
+  if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.GetU32(&kind) ||
+      !r.GetU64(&op) || !r.GetU64(&bits) || !r.done())
+    return Malformed(kEvent);
+  Reply reply;
+  reply.none = true;
+  if (!hooks_.on_event) return reply;  // A one-machine agent has no schedule: ignore it.
+  double t;
+  std::memcpy(&t, &bits, sizeof(t));
+  Status st = hooks_.on_event(job, rank, iteration, kind, static_cast<int>(op) - 1, t);
+  // One-way: nobody to answer; a well-formed but inconsistent report is only logged.
+  if (!st.ok()) GEMINI_LOG(DEBUG) << "[agent] timeline event: " << st.ToString();
+  return reply;
+}
+
+AgentServer::Reply AgentServer::HandleWaitDue(Reader& r) {
+  std::string job;
+  uint32_t rank = 0, before_step = 0, timeout_ms = 0;
+  int64_t iteration = 0;
+  if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) ||
+      !r.GetU32(&before_step) || !r.GetU32(&timeout_ms) || !r.done())
+    return Malformed(kWaitDue);
+  if (!hooks_.wait_due) return {Status::Ok()};  // Nothing is replicated here: nothing is due.
+  return {hooks_.wait_due(job, rank, iteration, before_step != 0,
+                          std::min(std::chrono::milliseconds(timeout_ms), kMaxBeginWait))};
+}
+
+AgentServer::Reply AgentServer::HandleSchedule(Reader& r) {
+  std::string job;
+  if (!r.GetString(&job, 256) || !r.done()) return Malformed(kSchedule);
+  if (!hooks_.schedule_json) return {Status::Ok(), R"({"mode":"none","ready":false,"every_k":1})"};
+  auto j = hooks_.schedule_json(job);
+  if (!j.ok()) return {j.status()};
+  return {Status::Ok(), *j};
+}
+
 bool AgentServer::Handle(Conn* conn, uint32_t type, const std::string& payload) {
   Reader r(payload);
   Reply reply;
@@ -203,6 +245,16 @@ bool AgentServer::Handle(Conn* conn, uint32_t type, const std::string& payload) 
       break;
     case kFetch:
       reply = HandleFetch(r);
+      break;
+    case kEvent:
+      reply = HandleEvent(r);
+      if (reply.none) return true;
+      break;
+    case kWaitDue:
+      reply = HandleWaitDue(r);
+      break;
+    case kSchedule:
+      reply = HandleSchedule(r);
       break;
     case kStatus:
       reply.body = hooks_.status_json ? hooks_.status_json() : store_->StatusJson();

@@ -39,6 +39,14 @@ struct AgentHooks {
   std::function<std::string()> status_json;
   // A trainer captured a shard: Begin to Commit took `seconds`.
   std::function<void(double seconds, uint64_t bytes)> on_capture;
+  // The training timeline and the checkpoint schedule (agent/interleaver.h).
+  std::function<Status(const std::string& job, uint32_t rank, int64_t iteration, uint32_t kind,
+                       int op, double t)>
+      on_event;
+  std::function<Status(const std::string& job, uint32_t rank, int64_t iteration, bool before_step,
+                       std::chrono::milliseconds timeout)>
+      wait_due;
+  std::function<Result<std::string>(const std::string& job)> schedule_json;
 };
 
 class AgentServer {
@@ -65,6 +73,7 @@ class AgentServer {
     std::string body;
     int fd = -1;
     bool close = false;  // A protocol error: the connection is dropped after the reply.
+    bool none = false;   // A one-way message: no reply.
   };
 
   void AcceptLoop();
@@ -77,6 +86,9 @@ class AgentServer {
   Reply HandleOpen(Reader& r);
   Reply HandleJobRequest(uint32_t type, Reader& r);
   Reply HandleFetch(Reader& r);
+  Reply HandleEvent(Reader& r);
+  Reply HandleWaitDue(Reader& r);
+  Reply HandleSchedule(Reader& r);
   void ReapFinished();
 
   Store* store_;

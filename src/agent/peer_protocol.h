@@ -7,6 +7,7 @@
 //                -> kPeerFetchReply [u32 code][string message][string manifest][crcs]
 //                   then, if OK, kPeerData (data_bytes raw bytes)
 //   kPeerStatus  (empty) -> kPeerStatusReply [string json]
+//   kPeerReplicateChunked ...: a replica in chunks through p buffers (chunked_replica.h)
 //
 // Control frames are bounded by kMaxControlFrame; a kPeerData frame must be
 // exactly the announced manifest's data_bytes and is received straight into
@@ -31,6 +32,9 @@ enum PeerMsg : uint32_t {
   kPeerFetchReply = 5,
   kPeerStatus = 6,
   kPeerStatusReply = 7,
+  kPeerReplicateChunked = 8,  // chunked_replica.h
+  kPeerChunk = 9,
+  kPeerChunkAck = 10,
 };
 
 constexpr uint64_t kMaxControlFrame = 64ull << 20;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include "agent/chunked_replica.h"
 #include "agent/peer_protocol.h"
 #include "common/log.h"
 #include "common/wire.h"
@@ -48,6 +49,7 @@ PeerService::PeerService(Store* store, std::string job, std::function<bool(uint3
     : store_(store), job_(std::move(job)), is_owned_(std::move(is_owned)) {}
 
 Status PeerService::Serve(transport::Connection& conn) {
+  ChunkBuffers buffers;  // Reused by every chunked replica on this connection.
   for (;;) {
     auto hdr = transport::RecvFrameHeader(conn, PeerRequestLimits(), In(kIdle));
     if (!hdr.ok()) return hdr.status().code() == Code::kUnavailable ? Status::Ok() : hdr.status();
@@ -59,6 +61,14 @@ Status PeerService::Serve(transport::Connection& conn) {
       case kPeerReplicate:
         st = HandleReplicate(conn, payload);
         break;
+      case kPeerReplicateChunked: {
+        st = ReceiveChunkedReplica(conn, store_, next_writer_++, job_, payload, &buffers, is_owned_,
+                                   In(kTransfer));
+        Status sent =
+            transport::SendFrame(conn, kPeerReplicateAck, EncodeStatusReply(st), In(kTransfer));
+        if (st.ok()) st = sent;
+        break;
+      }
       case kPeerFetch:
         st = HandleFetch(conn, payload);
         break;

@@ -20,7 +20,13 @@ std::string EncodeJobConfig(const JobConfig& c) {
               {"command", c.command},
               {"env", c.env},
               {"persist_dir", c.persist_dir},
-              {"persist_every", c.persist_every}}
+              {"persist_every", c.persist_every},
+              {"interleave",
+               {{"mode", c.interleave_mode},
+                {"buffer_bytes", c.buffer_bytes},
+                {"sub_buffers", c.sub_buffers},
+                {"mu", c.mu},
+                {"warmup_iterations", c.warmup_iterations}}}}
       .dump();
 }
 
@@ -36,6 +42,14 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
     c.env = j.at("env").get<std::map<std::string, std::string>>();
     c.persist_dir = j.at("persist_dir");
     c.persist_every = j.at("persist_every");
+    if (j.contains("interleave")) {  // Absent in configs of older launchers.
+      const auto& i = j["interleave"];
+      c.interleave_mode = i.at("mode");
+      c.buffer_bytes = i.at("buffer_bytes");
+      c.sub_buffers = i.at("sub_buffers");
+      c.mu = i.at("mu");
+      c.warmup_iterations = i.at("warmup_iterations");
+    }
     if (c.num_hosts == 0 || c.nproc_per_host == 0 || c.command.empty())
       return InvalidArgument("job config needs hosts, processes and a command");
     return c;

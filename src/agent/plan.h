@@ -34,6 +34,12 @@ struct JobConfig {
   std::map<std::string, std::string> env;
   std::string persist_dir;    // Persistent tier root ("" = none).
   int64_t persist_every = 0;  // Persist iterations that are multiples of this.
+  // Traffic interleaving (agent/interleaver.h): mode and R, p, mu, W.
+  std::string interleave_mode = "interleave";
+  uint64_t buffer_bytes = 128ull << 20;
+  uint32_t sub_buffers = 4;
+  double mu = 0.9;
+  int warmup_iterations = 20;
   uint32_t world_size() const { return num_hosts * nproc_per_host; }
 };
 

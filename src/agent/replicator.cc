@@ -2,14 +2,19 @@
 
 #include <algorithm>
 
-#include "agent/peer_service.h"
+#include "agent/chunked_replica.h"
 #include "common/log.h"
 #include "gemini/placement.h"
 
 namespace gemini {
 
-Replicator::Replicator(Store* store, JobCoordinator* coord, Dialer dial, ReplicatorOptions options)
-    : store_(store), coord_(coord), dial_(std::move(dial)), options_(std::move(options)) {
+Replicator::Replicator(Store* store, JobCoordinator* coord, Dialer dial, Interleaver* interleaver,
+                       ReplicatorOptions options)
+    : store_(store),
+      coord_(coord),
+      dial_(std::move(dial)),
+      interleaver_(interleaver),
+      options_(std::move(options)) {
   worker_ = std::thread([this] { Run(); });
 }
 
@@ -26,9 +31,15 @@ void Replicator::Stop() {
 }
 
 void Replicator::OnCommit(uint32_t rank, int64_t iteration) {
+  uint64_t bytes = 0;
+  if (auto pin = store_->Pin(options_.job, rank, iteration); pin.ok())
+    bytes = (*pin)->manifest.data_bytes;
+  auto peers = PeerHolders();
+  int copies = peers.ok() ? static_cast<int>(peers->size()) : 0;
+  std::vector<SendStep> steps = interleaver_->PlanSend(rank, iteration, bytes, copies);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({rank, iteration});
+    queue_.push_back({rank, iteration, std::move(steps)});
   }
   cv_.notify_all();
 }
@@ -61,7 +72,7 @@ void Replicator::Run() {
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
     if (stop_) break;
-    Task t = queue_.front();
+    Task t = std::move(queue_.front());
     queue_.pop_front();
     busy_ = true;
     lock.unlock();
@@ -79,17 +90,23 @@ void Replicator::Run() {
 }
 
 Status Replicator::Replicate(const Task& t) {
-  auto end = std::chrono::steady_clock::now() + options_.task_timeout;
-  GEMINI_ASSIGN_OR_RETURN(std::vector<uint32_t> peers, PeerHolders());
-  GEMINI_ASSIGN_OR_RETURN(auto pin, store_->Pin(options_.job, t.rank, t.iteration));
-  for (uint32_t host : peers) GEMINI_RETURN_IF_ERROR(SendTo(host, *pin, end));
-  {
+  auto start = Clock::now();
+  auto end = start + options_.task_timeout;
+  auto pin = store_->Pin(options_.job, t.rank, t.iteration);
+  auto peers = PeerHolders();
+  Status sent = !pin.ok() ? pin.status() : !peers.ok() ? peers.status() : Status::Ok();
+  if (sent.ok() && interleaver_->mode() != InterleaveMode::kNone)
+    sent = SendScheduled(t, **pin, *peers, end);
+  interleaver_->MarkReplicated(t.rank, t.iteration, sent,
+                               std::chrono::duration<double>(Clock::now() - start).count());
+  GEMINI_RETURN_IF_ERROR(sent);
+  if (interleaver_->mode() != InterleaveMode::kNone) {
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.shards_sent += peers.size();
-    stats_.bytes_sent += peers.size() * pin->manifest.data_bytes;
+    stats_.shards_sent += peers->size();
+    stats_.bytes_sent += peers->size() * (*pin)->manifest.data_bytes;
   }
-  uint32_t world_size = pin->manifest.world_size;
-  pin.reset();
+  uint32_t world_size = (*pin)->manifest.world_size;
+  pin->reset();
   // Record it; etcd may be briefly unreachable: keep trying until the deadline.
   for (int attempt = 0;; ++attempt) {
     Status st = coord_->ReportReplicated(t.rank, t.iteration);
@@ -110,36 +127,78 @@ Status Replicator::Replicate(const Task& t) {
   }
 }
 
-Status Replicator::SendTo(uint32_t host, const ShardPin& pin,
-                          std::chrono::steady_clock::time_point end) {
+Result<transport::Connection*> Replicator::ConnectTo(uint32_t host) {
+  auto& conn = conns_[host];
+  if (conn && conn->status().ok()) return conn.get();
+  conn.reset();
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, coord_->Hosts());
+  if (hosts.count(host) == 0)
+    return Unavailable("host " + std::to_string(host) + " is not registered");
+  GEMINI_ASSIGN_OR_RETURN(conn, dial_(hosts[host]));
+  return conn.get();
+}
+
+Status Replicator::SendScheduled(const Task& t, const ShardPin& pin,
+                                 const std::vector<uint32_t>& peers, Clock::time_point end) {
+  std::vector<std::unique_ptr<ChunkedSender>> senders(peers.size());
+  std::vector<bool> failed(peers.size(), false);
+  auto fail = [&](size_t i, const Status& st) {
+    GEMINI_LOG(WARN) << "[replicator] rank " << t.rank << " iteration " << t.iteration
+                     << " to host " << peers[i] << ": " << st.ToString() << "; retrying";
+    failed[i] = true;
+    conns_[peers[i]].reset();
+  };
+  for (size_t i = 0; i < peers.size(); ++i) {
+    auto conn = ConnectTo(peers[i]);
+    auto sender = conn.ok() ? ChunkedSender::Start(**conn, pin, interleaver_->max_chunk(),
+                                                   interleaver_->window(), end)
+                            : Result<std::unique_ptr<ChunkedSender>>(conn.status());
+    if (sender.ok())
+      senders[i] = std::move(*sender);
+    else
+      fail(i, sender.status());
+  }
+  for (const SendStep& step : t.steps) {
+    size_t i = static_cast<size_t>(step.chunk.copy);
+    if (i >= peers.size() || failed[i]) continue;
+    if (step.gate_iteration >= 0)
+      interleaver_->AwaitSpan(step.gate_iteration, step.gate_position,
+                              Clock::now() + interleaver_->SpanTimeout());
+    Status st = senders[i]->Send(step.chunk.offset, step.chunk.length, end);
+    if (st.ok() && step.drain_after) st = senders[i]->Drain(end);
+    if (!st.ok()) fail(i, st);
+  }
+  for (size_t i = 0; i < peers.size(); ++i) {
+    if (failed[i]) continue;
+    Status st = senders[i]->Finish(end);
+    if (st.ok())
+      interleaver_->RecordSamples(senders[i]->samples());
+    else
+      fail(i, st);
+  }
+  for (size_t i = 0; i < peers.size(); ++i)
+    if (failed[i]) GEMINI_RETURN_IF_ERROR(SendTo(peers[i], pin, end));
+  return Status::Ok();
+}
+
+// Sends every chunk at once, on a fresh connection per attempt.
+Status Replicator::SendTo(uint32_t host, const ShardPin& pin, Clock::time_point end) {
   Status last = Unavailable("no attempt");
-  for (int attempt = 0; std::chrono::steady_clock::now() < end; ++attempt) {
+  for (int attempt = 0; Clock::now() < end; ++attempt) {
     if (attempt > 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min(attempt, 10) * 50));
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return Aborted("replicator stopping");
     }
-    auto& conn = conns_[host];
-    if (!conn || !conn->status().ok()) {
-      auto hosts = coord_->Hosts();
-      if (!hosts.ok() || hosts->count(host) == 0) {
-        last = hosts.ok() ? Unavailable("host " + std::to_string(host) + " is not registered")
-                          : hosts.status();
-        continue;
-      }
-      auto c = dial_((*hosts)[host]);
-      if (!c.ok()) {
-        last = c.status();
-        continue;
-      }
-      conn = std::move(*c);
+    auto conn = ConnectTo(host);
+    if (!conn.ok()) {
+      last = conn.status();
+      continue;
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        end - std::chrono::steady_clock::now());
-    last = SendReplica(*conn, pin, left);
+    last = SendAllChunks(**conn, pin, interleaver_->max_chunk(), interleaver_->window(), end);
     if (last.ok()) return last;
-    conn.reset();  // A refused or broken exchange: start over on a fresh connection.
+    conns_[host].reset();  // A refused or broken exchange: start over on a fresh connection.
   }
   return Status(last.code(), "replica of rank " + std::to_string(pin.manifest.rank) + " to host " +
                                  std::to_string(host) + ": " + last.message());

@@ -1,15 +1,20 @@
 // Replicator: sends every shard committed on this machine to the other
 // holders that the placement names, then records progress in etcd.
 //
-// OnCommit(rank, iteration) queues a task; a worker thread handles tasks in
-// order (every iteration of every rank, none skipped: completion counts on
-// each holder holding each iteration). For a task it pins the shard, sends it
-// to each other holder of the owner host's shard (mixed placement over
-// num_hosts hosts, m replicas), waits for each acknowledgement (the holder
-// verified every CRC and committed), then writes replicated/<rank> and tries
-// to advance the job's complete iteration. A failed send is retried on a
-// fresh connection until the task's deadline; then the task is dropped with
-// an error logged, and completion stalls (recovery takes over from there).
+// OnCommit(rank, iteration) asks the Interleaver how this checkpoint goes
+// (chunks, each maybe gated on an idle span of a following iteration) and
+// queues a task; a worker thread handles tasks in order (every iteration of
+// every rank, none skipped: completion counts on each holder holding each
+// iteration). For a task it pins the shard and sends it, in chunks of at most
+// R/p bytes with at most p unacknowledged (chunked_replica.h), to each other
+// holder of the owner host's shard (mixed placement over num_hosts hosts, m
+// replicas), waiting for each gate's span to open before its chunk. It then
+// waits for each holder's verdict (every CRC checked, committed), tells the
+// Interleaver, writes replicated/<rank> and tries to advance the job's
+// complete iteration. A failed send is retried at once (no gates) on a fresh
+// connection until the task's deadline; then the task is dropped with an
+// error logged, and completion stalls (recovery takes over from there). In
+// mode none nothing is sent and completion records the local captures.
 //
 // Connections to peers are made by a Dialer (TCP + handshake in production)
 // and cached per peer host. Thread-safe; the worker is joined by Stop().
@@ -24,6 +29,7 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/interleaver.h"
 #include "agent/job_coordinator.h"
 #include "store/store.h"
 #include "transport/connection.h"
@@ -49,7 +55,9 @@ struct ReplicatorStats {
 
 class Replicator {
  public:
-  Replicator(Store* store, JobCoordinator* coord, Dialer dial, ReplicatorOptions options);
+  // `interleaver` outlives the replicator.
+  Replicator(Store* store, JobCoordinator* coord, Dialer dial, Interleaver* interleaver,
+             ReplicatorOptions options);
   ~Replicator();
 
   void OnCommit(uint32_t rank, int64_t iteration);
@@ -64,14 +72,22 @@ class Replicator {
   struct Task {
     uint32_t rank;
     int64_t iteration;
+    std::vector<SendStep> steps;
   };
+  using Clock = std::chrono::steady_clock;
   void Run();
   Status Replicate(const Task& t);
-  Status SendTo(uint32_t host, const ShardPin& pin, std::chrono::steady_clock::time_point end);
+  // Sends the planned chunks to every peer; retries failed peers at once.
+  Status SendScheduled(const Task& t, const ShardPin& pin, const std::vector<uint32_t>& peers,
+                       Clock::time_point end);
+  Status SendTo(uint32_t host, const ShardPin& pin, Clock::time_point end);
+  // A cached connection to `host`, dialed if needed.
+  Result<transport::Connection*> ConnectTo(uint32_t host);
 
   Store* store_;
   JobCoordinator* coord_;
   Dialer dial_;
+  Interleaver* interleaver_;
   const ReplicatorOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;

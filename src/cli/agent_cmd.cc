@@ -13,6 +13,7 @@
 
 #include "agent/agent.h"
 #include "cli/command.h"
+#include "cli/interleave_flags.h"
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/units.h"
@@ -43,6 +44,7 @@ struct AgentArgs {
   int metrics_port = -1;
   std::string metrics_addr = "127.0.0.1";
   std::string log_dir = "/tmp";
+  InterleaveFlags interleave;
 };
 
 std::vector<std::string> SplitCommas(const std::string& s) {
@@ -104,6 +106,7 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   c.lease_ttl_s = a.lease_ttl;
   c.launch = a.launch || a.standby;
   c.log_dir = a.log_dir;
+  GEMINI_ASSIGN_OR_RETURN(c.interleave, ToInterleaveOptions(a.interleave));
   o.cluster = c;
   return o;
 }
@@ -187,6 +190,7 @@ void AddAgent(CLI::App& app) {
               "Run this host's trainers as the job's plan says (gemini launch)");
   g->add_flag("--standby", a->standby,
               "Wait idle until assigned a failed host's id, then --launch");
+  AddInterleaveFlags(g, &a->interleave);
   g->add_option("--log-dir", a->log_dir, "Where trainer logs go (--launch)")->capture_default_str();
   cmd->callback([a] { SetExitCode(RunAgent(*a)); });
 }

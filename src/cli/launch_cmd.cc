@@ -29,6 +29,7 @@
 #include "agent/job_coordinator.h"
 #include "agent/plan.h"
 #include "cli/command.h"
+#include "cli/interleave_flags.h"
 #include "cli/local_cluster.h"
 #include "common/subprocess.h"
 #include "coord/etcd_kv_store.h"
@@ -60,6 +61,8 @@ struct LaunchArgs {
   int64_t lease_ttl = 3;
   double timeout_s = 900;
   bool show_placement = false;
+  std::string rate;  // Link rate of each namespace host ("" = unlimited).
+  InterleaveFlags interleave;
   std::vector<std::string> command;
 };
 
@@ -156,7 +159,7 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
 
 Status Launcher::SetUp() {
   GEMINI_ASSIGN_OR_RETURN(pending_, ParseInjections(a_.inject));
-  GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby));
+  GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby, a_.rate));
   dir_ = cluster_->dir();
   logs_ = a_.log_dir.empty() ? dir_ : a_.log_dir;
   std::filesystem::create_directories(logs_);
@@ -180,10 +183,17 @@ Status Launcher::SetUp() {
   config.env = {{"GLOO_SOCKET_IFNAME", "eth0"},
                 {"OMP_NUM_THREADS", "1"},
                 {"GEMINI_FINAL_STATE_FILE", logs_ + "/final.json"}};
-  if (const char* pp = std::getenv("PYTHONPATH")) config.env["PYTHONPATH"] = pp;
+  for (const char* name : {"PYTHONPATH", "GEMINI_TIMING_DIR"})
+    if (const char* v = std::getenv(name)) config.env[name] = v;
   config.persist_dir =
       a_.persist_dir.empty() && a_.persist_every > 0 ? dir_ + "/persist" : a_.persist_dir;
   config.persist_every = a_.persist_every;
+  GEMINI_ASSIGN_OR_RETURN(InterleaveOptions io, ToInterleaveOptions(a_.interleave));
+  config.interleave_mode = InterleaveModeName(io.mode);
+  config.buffer_bytes = io.buffer_bytes;
+  config.sub_buffers = io.sub_buffers;
+  config.mu = io.mu;
+  config.warmup_iterations = io.warmup_iterations;
   Plan first;
   first.epoch = 1;
   first.state = "preparing";
@@ -431,6 +441,8 @@ void AddLaunch(CLI::App& app) {
   cmd->add_option("--lease-ttl", a->lease_ttl, "Heartbeat TTL, seconds")->capture_default_str();
   cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")
       ->capture_default_str();
+  cmd->add_option("--rate", a->rate, "Link rate of every host, e.g. 1gbit (tc tbf)");
+  AddInterleaveFlags(cmd, &a->interleave);
   cmd->add_option("command", a->command, "Trainer command (after --)")->required();
   cmd->callback([a] { SetExitCode(Launcher(*a).Run()); });
 }

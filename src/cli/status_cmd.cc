@@ -27,8 +27,29 @@ void PrintCluster(const nlohmann::json& c) {
   }
 }
 
+// The interleaving schedule and one profiled iteration, busy/idle in order.
+void PrintInterleave(const nlohmann::json& i) {
+  const auto& sched = i["schedule"];
+  std::cout << "interleave: mode " << i["mode"].get<std::string>() << "; "
+            << sched["explanation"].get<std::string>() << "\n";
+  if (i.contains("link"))
+    std::cout << "  link: "
+              << FormatBytes(static_cast<uint64_t>(i["link"]["bandwidth_Bps"].get<double>()))
+              << "/s, start-up " << i["link"]["alpha_s"].get<double>() * 1e3 << " ms\n";
+  const auto& prof = i["profiler"];
+  if (!prof.contains("profile")) return;
+  const auto& p = prof["profile"];
+  std::cout << "  profiled iteration: " << p["iteration_s"].get<double>() << " s, idle "
+            << p["idle_s_per_iter"].get<double>() << " s:";
+  for (const auto& seg : p["timeline"])
+    std::cout << " " << seg["kind"].get<std::string>() << " " << seg["length_s"].get<double>();
+  std::cout << "\n";
+}
+
 void PrintHuman(const nlohmann::json& s) {
   if (s.contains("cluster")) PrintCluster(s["cluster"]);
+  if (s.contains("cluster") && s["cluster"].contains("interleave"))
+    PrintInterleave(s["cluster"]["interleave"]);
   std::cout << "memory: " << FormatBytes(s["used_bytes"]) << " used of "
             << FormatBytes(s["budget_bytes"]) << " budget\n";
   if (s["jobs"].empty()) std::cout << "no checkpoints held\n";

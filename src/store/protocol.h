@@ -15,6 +15,11 @@
 //   kFetch   [string job][u32 rank][i64 iter][i64 from host (-1: any holder)]
 //            -> [i64 iteration]: the agent fetched the shard from a peer holder
 //               into its own memory (multi-machine agents only)
+//   kEvent   [string job][u32 rank][i64 iter][u32 kind][u64 op + 1][u64 t: double bits]
+//            -> no reply: a timeline report (agent/interleaver.h), sent as it happens
+//   kWaitDue [string job][u32 rank][i64 iter][u32 before_step][u32 timeout_ms]
+//            -> (empty) once the rank's checkpoints due by then are replicated
+//   kSchedule [string job]                            -> [string json]
 //
 // Decoders bound every count and length by the frame they came in.
 #pragma once
@@ -36,6 +41,9 @@ enum MsgType : uint32_t {
   kStatus = 5,
   kDrop = 6,
   kFetch = 7,
+  kEvent = 8,
+  kWaitDue = 9,
+  kSchedule = 10,
   kReply = 100,
 };
 

@@ -38,6 +38,19 @@ Status SendFrame(Connection& conn, uint32_t type, const void* data, size_t size,
   return conn.SendParts(parts, deadline);
 }
 
+Status SendFrameParts(Connection& conn, uint32_t type, std::span<const ConstBuffer> parts,
+                      Deadline deadline) {
+  if (parts.size() > 7) return InvalidArgument("at most 7 payload parts in one frame");
+  WireHeader h{kFrameMagic, type, 0};
+  ConstBuffer all[8];
+  all[0] = {&h, sizeof(h)};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    h.length += parts[i].size;
+    all[i + 1] = parts[i];
+  }
+  return conn.SendParts(std::span<const ConstBuffer>(all, parts.size() + 1), deadline);
+}
+
 Result<FrameHeader> RecvFrameHeader(Connection& conn, const FrameLimits& limits,
                                     Deadline deadline) {
   WireHeader h{};

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <map>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -64,6 +65,9 @@ class FrameLimits {
 
 // Sends one frame whose payload is `size` bytes at `data` (not copied).
 Status SendFrame(Connection& conn, uint32_t type, const void* data, size_t size, Deadline deadline);
+// Sends one frame whose payload is the concatenation of `parts` (not copied).
+Status SendFrameParts(Connection& conn, uint32_t type, std::span<const ConstBuffer> parts,
+                      Deadline deadline);
 inline Status SendFrame(Connection& conn, uint32_t type, std::string_view payload,
                         Deadline deadline) {
   return SendFrame(conn, type, payload.data(), payload.size(), deadline);

@@ -1,0 +1,113 @@
+"""The training job of `gemini bench interleave`: DDP on gloo, checkpointed every iteration.
+
+A stack of square linear layers trained with Adam on synthetic data, sized by
+--dim and --layers so that its gradient allreduce and its checkpoint shard
+load the (rate-limited) network by chosen fractions of an iteration. Every
+rank appends one JSON line per iteration to $GEMINI_TIMING_DIR/rank<R>.jsonl:
+its wall time, the waits the checkpointer made for replicas, whether the save
+was taken, and the CRC of the previous iteration's checkpoint shard (so runs
+in different modes can be compared byte for byte). Rank 0 also writes the
+agent's interleaving status at the end (agent.json).
+
+    RANK=0 WORLD_SIZE=1 PYTHONPATH=python GEMINI_SOCKET=/tmp/a.sock \\
+        /usr/bin/python3 -m gemini.interleave_train --iterations 5
+"""
+import argparse
+import json
+import os
+import random
+import sys
+import time
+
+import numpy as np
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+import gemini.torch as gt
+from gemini import _gemini
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--iterations", type=int, default=60)
+    p.add_argument("--dim", type=int, default=1024)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--job", default=os.environ.get("GEMINI_JOB", "bench"))
+    args = p.parse_args()
+
+    torch.set_num_threads(1)
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    if world > 1:
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(args.seed)  # Python's and numpy's RNGs are in the checkpoint too.
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(args.dim, args.dim, bias=False), nn.Tanh())
+                            for _ in range(args.layers)])
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    ckpt = gt.Checkpointer(model, opt, job=args.job)
+    if world > 1:
+        model.register_comm_hook(None, ckpt.comm_hook())
+    out_dir = os.environ.get("GEMINI_TIMING_DIR", ".")
+    os.makedirs(out_dir, exist_ok=True)
+    out = open(os.path.join(out_dir, f"rank{rank}.jsonl"), "w")
+    g = torch.Generator().manual_seed(args.seed * 1000 + rank)
+    x = torch.randn(args.batch, args.dim, generator=g)
+    y = torch.randn(args.batch, args.dim, generator=g)
+    last_saved = None
+    for it in range(1, args.iterations + 1):
+        t0 = time.perf_counter()
+        ckpt.begin_iteration(it)
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        saves = ckpt.stats["saves"]
+        ckpt.save(it)
+        rec = {"iteration": it, "iter_s": time.perf_counter() - t0,
+               "saved": ckpt.stats["saves"] > saves, "schedule": ckpt.schedule,
+               "wait_iteration_ms": ckpt.stats["wait_iteration_ms"][-1:],
+               "wait_step_ms": ckpt.stats["wait_step_ms"][-1:]}
+        if last_saved is not None:  # Committed by now: its CRC, outside the timed part.
+            ckpt.wait()
+            try:
+                rec["ckpt"] = {"iteration": last_saved,
+                               "crc": ckpt.client.open(ckpt.job, rank, last_saved).crc}
+            except _gemini.GeminiError as e:
+                rec["ckpt"] = {"iteration": last_saved, "error": str(e)}
+        if rec["saved"]:
+            last_saved = it
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+    ckpt.close()
+    summary = {"rank": rank, "due_timeouts": ckpt.stats["due_timeouts"],
+               "skipped": ckpt.stats["skipped"], "not_due": ckpt.stats["not_due"],
+               "state_crc": gt.state_crc(model, opt), "params": sum(
+                   q.numel() for q in model.parameters())}
+    if rank == 0:
+        try:
+            st = json.loads(ckpt.client.status_json())
+            summary["agent"] = st.get("cluster", {}).get("interleave")
+        except _gemini.GeminiError as e:
+            summary["agent_error"] = str(e)
+    out.write(json.dumps({"summary": summary}) + "\n")
+    out.close()
+    final = os.environ.get("GEMINI_FINAL_STATE_FILE")
+    if final and rank == 0:  # `gemini launch` reads the run's end from here.
+        with open(final + ".tmp", "w") as f:
+            json.dump({"final_iteration": args.iterations, "final_state_crc": summary["state_crc"]}, f)
+        os.replace(final + ".tmp", final)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

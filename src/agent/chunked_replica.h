@@ -1,0 +1,101 @@
+// Chunked replicas: a shard sent to a holder in chunks of at most R/p bytes,
+// with at most p chunks unacknowledged (DESIGN.md part 3, "Execute").
+//
+//   kPeerReplicateChunked [string shard header][u64 max_chunk][u32 window]
+//   kPeerChunk            [u64 offset][bytes]       (repeated, in order)
+//                     <-  kPeerChunkAck [u64 offset][u64 length]  (per chunk)
+//                     <-  kPeerReplicateAck [u32 code][string message] (at the end)
+//
+// The holder keeps `window` (p) receive buffers of `max_chunk` (R/p) bytes:
+// one thread receives chunk i+1 into a free buffer while another copies
+// chunk i into the replica slot and acknowledges it, which frees its buffer.
+// So the sender never has more than R = p * max_chunk bytes in flight. Chunks
+// must arrive in order, each continuing where the last ended; once every
+// byte is there, every CRC32C is checked and only then is the replica
+// committed. Any broken rule (an out-of-order, empty or oversized chunk, an
+// unknown frame) aborts the slot and fails the connection; nothing committed
+// changes.
+//
+// The sender (ChunkedSender) decides when each chunk goes: the interleaving
+// executor sends chunks as idle spans open; naive mode sends them back to
+// back. Each burst, from a chunk sent into an empty window until every chunk
+// is acknowledged again, is a (bytes, seconds) sample of the link for the
+// partition's f(s) = alpha + s/B: a span's chunks form one burst, and so does
+// a chunk followed by Drain().
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <vector>
+
+#include "schedule/link_fit.h"
+#include "store/store.h"
+#include "transport/connection.h"
+
+namespace gemini {
+
+// Limits a holder enforces on what a sender asks for.
+constexpr uint64_t kMaxChunkBytes = 256ull << 20;
+constexpr uint32_t kMaxWindow = 64;
+constexpr uint64_t kMaxReceiveBuffer = 1ull << 30;  // R
+
+// Per-connection receive buffers, reused across replicas.
+struct ChunkBuffers {
+  std::vector<std::vector<uint8_t>> buffers;
+};
+
+// Holder side: `payload` is the kPeerReplicateChunked frame's. Receives the
+// chunks into a slot reserved for `writer`, verifies and commits. The caller
+// sends the final kPeerReplicateAck with the returned status.
+Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
+                             const std::string& job, const std::string& payload,
+                             ChunkBuffers* buffers, const std::function<bool(uint32_t)>& is_owned,
+                             Deadline deadline);
+
+class ChunkedSender {
+ public:
+  // Sends the header; max_chunk = R/p, window = p.
+  static Result<std::unique_ptr<ChunkedSender>> Start(transport::Connection& conn,
+                                                      const ShardPin& shard, uint64_t max_chunk,
+                                                      uint32_t window, Deadline deadline);
+  // Sends bytes [offset, offset + length) of the shard; `offset` must be
+  // where the last chunk ended and length at most max_chunk. Blocks while
+  // `window` chunks are unacknowledged.
+  Status Send(uint64_t offset, uint64_t length, Deadline deadline);
+  // Waits until every chunk sent is acknowledged.
+  Status Drain(Deadline deadline);
+  // After the last chunk: waits for the holder's verdict (verified and committed).
+  Status Finish(Deadline deadline);
+  uint64_t sent() const { return sent_; }
+  uint64_t max_chunk() const { return max_chunk_; }
+  // Bursts: bytes sent from an empty window until it was empty again.
+  const std::vector<schedule::TransferSample>& samples() const { return samples_; }
+
+ private:
+  ChunkedSender(transport::Connection& conn, const ShardPin& shard, uint64_t max_chunk,
+                uint32_t window)
+      : conn_(conn), shard_(shard), max_chunk_(max_chunk), window_(window) {}
+  Status ReadAck(Deadline deadline);
+
+  struct InFlight {
+    uint64_t offset, length;
+  };
+  std::chrono::steady_clock::time_point burst_start_;
+  uint64_t burst_bytes_ = 0;
+  transport::Connection& conn_;
+  const ShardPin& shard_;
+  const uint64_t max_chunk_;
+  const uint32_t window_;
+  uint64_t sent_ = 0;
+  std::deque<InFlight> in_flight_;
+  std::vector<schedule::TransferSample> samples_;
+  bool finished_ = false;
+};
+
+// Sends the whole shard back to back and waits for the holder's verdict.
+Status SendAllChunks(transport::Connection& conn, const ShardPin& shard, uint64_t max_chunk,
+                     uint32_t window, Deadline deadline);
+
+}  // namespace gemini
