@@ -8,6 +8,8 @@
 // Also measures how long a save blocks its caller for a 256 MiB state: the
 // native AsyncSaver::Submit, and Python's gemini.torch.Checkpointer.save()
 // when /usr/bin/python3 with torch is available.
+// --device cuda runs the GPU variant (bench/gpu_capture_bench.cu, built with
+// -DGEMINI_CUDA=ON): capture from device memory vs pinned cudaMemcpyAsync.
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/agent_server.h"
+#include "capture_device.h"
 #include "cli/command.h"
 #include "common/subprocess.h"
 #include "common/units.h"
@@ -24,11 +27,18 @@
 #include "store/client.h"
 
 namespace gemini::cli {
+
+std::map<std::string, DeviceCaptureFn>& DeviceCaptureBenches() {
+  static std::map<std::string, DeviceCaptureFn> benches;
+  return benches;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 struct CaptureArgs {
+  std::string device = "cpu";
   std::string bytes = "1GiB";
   int tensors = 64;
   int threads = 1;
@@ -87,6 +97,15 @@ double PythonBlockingMs(const std::string& socket) {
 }
 
 int RunCapture(const CaptureArgs& a) {
+  if (a.device != "cpu") {
+    auto it = DeviceCaptureBenches().find(a.device);
+    if (it == DeviceCaptureBenches().end()) {
+      std::cerr << "gemini bench capture: no --device " << a.device
+                << " in this build (GPU: configure with -DGEMINI_CUDA=ON)\n";
+      return 2;
+    }
+    return it->second({a.bytes, a.tensors, a.threads, a.repeats, a.json});
+  }
   auto total = ParseBytes(a.bytes);
   if (!total.ok() || *total == 0 || a.tensors < 1 || a.repeats < 1) {
     std::cerr << "gemini bench capture: bad --bytes/--tensors/--repeats\n";
@@ -170,6 +189,8 @@ int RunCapture(const CaptureArgs& a) {
 void AddCapture(CLI::App& bench) {
   auto a = std::make_shared<CaptureArgs>();
   auto* cmd = bench.add_subcommand("capture", "Capture into the store vs plain memcpy");
+  cmd->add_option("--device", a->device, "cpu, or cuda (GEMINI_CUDA builds)")
+      ->capture_default_str();
   cmd->add_option("--bytes", a->bytes, "State size, e.g. 1GiB")->capture_default_str();
   cmd->add_option("--tensors", a->tensors, "Number of tensors")->capture_default_str();
   cmd->add_option("--threads", a->threads, "Copy threads")->capture_default_str();

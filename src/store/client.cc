@@ -48,7 +48,12 @@ Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const std::string& soc
   return std::unique_ptr<AgentClient>(new AgentClient(fd));
 }
 
-AgentClient::~AgentClient() { close(fd_); }
+AgentClient::~AgentClient() {
+  if (unmap_hook_)
+    for (auto& [key, c] : maps_)
+      if (c.mapping) unmap_hook_(c.mapping->data(), c.mapping->size());
+  close(fd_);
+}
 
 Result<std::string> AgentClient::Call(uint32_t type, const std::string& payload, int* fd,
                                       std::chrono::milliseconds timeout) {
@@ -80,6 +85,7 @@ Result<uint8_t*> AgentClient::MapSlot(const std::string& job, uint32_t rank, uin
   std::lock_guard<std::mutex> lock(map_mu_);
   CachedMap& c = maps_[{job, rank, slot}];
   if (c.segment != segment || !c.mapping || c.mapping->size() != size) {
+    if (c.mapping && unmap_hook_) unmap_hook_(c.mapping->data(), c.mapping->size());
     c.mapping.reset();  // Drop the old mapping first: its memory may be freed.
     GEMINI_ASSIGN_OR_RETURN(c.mapping, Mapping::Map(fd, size, /*writable=*/true));
     c.segment = segment;
@@ -87,9 +93,10 @@ Result<uint8_t*> AgentClient::MapSlot(const std::string& job, uint32_t rank, uin
   return c.mapping->data();
 }
 
-Status AgentClient::Save(const std::string& job, uint32_t rank, uint32_t world_size,
-                         int64_t iteration, const std::vector<TensorSource>& tensors,
-                         const SaveOptions& options) {
+Result<SaveGrant> AgentClient::BeginSave(const std::string& job, uint32_t rank, uint32_t world_size,
+                                         int64_t iteration,
+                                         const std::vector<TensorSource>& tensors,
+                                         const SaveOptions& options) {
   GEMINI_ASSIGN_OR_RETURN(
       Manifest m, BuildManifest(job, rank, world_size, iteration, tensors, options.chunk_size));
   Writer w;
@@ -105,18 +112,35 @@ Status AgentClient::Save(const std::string& job, uint32_t rank, uint32_t world_s
     return Internal("malformed begin reply from the agent");
   }
   GEMINI_ASSIGN_OR_RETURN(uint8_t * region, MapSlot(job, rank, g.slot, g.segment, g.size, fd));
+  return SaveGrant{std::move(m), region, g.size};
+}
+
+Status AgentClient::CommitSave(const SaveGrant& grant, const std::vector<uint32_t>& crcs) {
+  Writer c;
+  c.PutString(grant.manifest.job);
+  c.PutU32(grant.manifest.rank);
+  c.PutI64(grant.manifest.iteration);
+  PutCrcs(c, crcs);
+  return Call(kCommit, c.Take(), nullptr, kCallTimeout).status();
+}
+
+void AgentClient::SetUnmapHook(std::function<void(uint8_t*, size_t)> hook) {
+  std::lock_guard<std::mutex> lock(map_mu_);
+  unmap_hook_ = std::move(hook);
+}
+
+Status AgentClient::Save(const std::string& job, uint32_t rank, uint32_t world_size,
+                         int64_t iteration, const std::vector<TensorSource>& tensors,
+                         const SaveOptions& options) {
+  GEMINI_ASSIGN_OR_RETURN(SaveGrant g,
+                          BeginSave(job, rank, world_size, iteration, tensors, options));
+  const Manifest& m = g.manifest;
   std::vector<Piece> pieces;
   pieces.reserve(tensors.size());
   for (size_t i = 0; i < tensors.size(); ++i)
     pieces.push_back({tensors[i].data, m.entries[i].offset, m.entries[i].length});
-  std::vector<uint32_t> crcs =
-      CaptureInto(region, m.data_bytes, m.chunk_size, pieces, options.copy_threads);
-  Writer c;
-  c.PutString(job);
-  c.PutU32(rank);
-  c.PutI64(iteration);
-  PutCrcs(c, crcs);
-  return Call(kCommit, c.Take(), nullptr, kCallTimeout).status();
+  return CommitSave(
+      g, CaptureInto(g.region, m.data_bytes, m.chunk_size, pieces, options.copy_threads));
 }
 
 Result<OpenShard> AgentClient::Open(const std::string& job, uint32_t rank, int64_t iteration) {

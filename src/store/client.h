@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -52,6 +53,16 @@ struct OpenShard {
   const uint8_t* data = nullptr;
 };
 
+// An in-progress slot granted by BeginSave(): the caller fills `region` (the
+// manifest's entries at their offsets, zero padding) and passes one CRC32C per
+// chunk to CommitSave(). Save() is BeginSave + CaptureInto + CommitSave; the
+// GPU path (src/gpu/) fills the region with device-to-host copies instead.
+struct SaveGrant {
+  Manifest manifest;
+  uint8_t* region = nullptr;
+  uint64_t region_size = 0;  // The whole mapping (>= manifest.data_bytes).
+};
+
 class AgentClient {
  public:
   static Result<std::unique_ptr<AgentClient>> Connect(const std::string& socket_path);
@@ -61,6 +72,13 @@ class AgentClient {
 
   Status Save(const std::string& job, uint32_t rank, uint32_t world_size, int64_t iteration,
               const std::vector<TensorSource>& tensors, const SaveOptions& options = {});
+  Result<SaveGrant> BeginSave(const std::string& job, uint32_t rank, uint32_t world_size,
+                              int64_t iteration, const std::vector<TensorSource>& tensors,
+                              const SaveOptions& options = {});
+  Status CommitSave(const SaveGrant& grant, const std::vector<uint32_t>& crcs);
+  // Called with a cached mapping's (data, size) just before it is unmapped
+  // (e.g. to cudaHostUnregister it). Set it before the first save.
+  void SetUnmapHook(std::function<void(uint8_t*, size_t)> hook);
   // iteration -1: the rank's newest committed.
   Result<OpenShard> Open(const std::string& job, uint32_t rank, int64_t iteration);
   // Copies the shard's whole data region into dst (manifest.data_bytes bytes),
@@ -94,6 +112,7 @@ class AgentClient {
   std::mutex call_mu_;
   std::mutex map_mu_;
   std::map<std::tuple<std::string, uint32_t, uint32_t>, CachedMap> maps_;
+  std::function<void(uint8_t*, size_t)> unmap_hook_;
 };
 
 }  // namespace gemini

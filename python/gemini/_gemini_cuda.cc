@@ -1,0 +1,199 @@
+// gemini._gemini_cuda: the GPU data path (src/gpu/GpuSaver) for Python, built
+// only with -DGEMINI_CUDA=ON. A module of its own so the CPU-only module
+// (_gemini.cc) never depends on CUDA.
+//
+// Tensors cross as raw (pointer, length) pairs of device memory (host pointers
+// work too); streams as their cudaStream_t value (torch: stream.cuda_stream).
+// The caller keeps the source tensors alive until wait() or the next submit().
+// Every call that copies or waits releases the GIL. Errors are
+// gemini.GeminiError (from the _gemini module) with a `code` attribute.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "gpu/gpu_saver.h"
+
+namespace py = pybind11;
+using namespace gemini;
+
+namespace {
+
+py::object g_error;
+
+void Check(const Status& st) {
+  if (st.ok()) return;
+  py::object err = g_error(st.ToString());
+  err.attr("code") = CodeName(st.code());
+  PyErr_SetObject(g_error.ptr(), err.ptr());
+  throw py::error_already_set();
+}
+
+template <typename T>
+T Unwrap(Result<T> r) {
+  Check(r.status());
+  return std::move(r).value();
+}
+
+cudaStream_t AsStream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
+
+// (name, dtype, shape, data_ptr, length, tensor_offset), as in _gemini.
+using Entry =
+    std::tuple<std::string, std::string, std::vector<int64_t>, uintptr_t, uint64_t, uint64_t>;
+
+// A committed shard opened for restoring (a type of this module's own: the
+// _gemini module binds OpenShard).
+struct GpuShard {
+  OpenShard shard;
+};
+
+py::dict ManifestDict(const Manifest& m) {
+  py::list entries;
+  for (const auto& e : m.entries)
+    entries.append(
+        py::make_tuple(e.name, DtypeName(e.dtype), e.shape, e.offset, e.length, e.tensor_offset));
+  py::dict d;
+  d["job"] = m.job;
+  d["iteration"] = m.iteration;
+  d["rank"] = m.rank;
+  d["world_size"] = m.world_size;
+  d["data_bytes"] = m.data_bytes;
+  d["entries"] = entries;
+  return d;
+}
+
+py::dict StatsDict(const GpuSaveStats& s) {
+  py::dict d;
+  d["iteration"] = s.iteration;
+  d["bytes"] = s.bytes;
+  d["pinned"] = s.pinned;
+  d["begin_s"] = s.begin_s;
+  d["enqueue_s"] = s.enqueue_s;
+  d["copy_s"] = s.copy_s;
+  d["crc_s"] = s.crc_s;
+  d["total_s"] = s.total_s;
+  d["host_waits"] = s.host_waits;
+  d["gpu_waits"] = s.gpu_waits;
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_gemini_cuda, m) {
+  m.doc() = "gemini GPU data path: pinned device-to-host capture and restore";
+  g_error = py::module_::import("gemini._gemini").attr("GeminiError");
+
+  py::class_<GpuShard>(m, "Shard").def_property_readonly("manifest", [](const GpuShard& s) {
+    return ManifestDict(s.shard.manifest);
+  });
+
+  py::class_<GpuSaver>(m, "Saver")
+      .def(py::init([](const std::string& socket, int device) {
+             return Unwrap(GpuSaver::Create(socket, device));
+           }),
+           py::arg("socket_path"), py::arg("device") = -1)
+      .def(
+          "submit",
+          [](GpuSaver& s, const std::string& job, uint32_t rank, uint32_t world, int64_t iteration,
+             const std::vector<Entry>& entries, uintptr_t stream, int threads, uint64_t chunk_size,
+             int64_t wait_ms) {
+            GpuSaveRequest r{{job, rank, world, iteration, {}, {}}, AsStream(stream)};
+            for (const auto& [name, dtype, shape, ptr, length, toff] : entries)
+              r.save.tensors.push_back({name, Unwrap(DtypeFromName(dtype)), shape,
+                                        reinterpret_cast<const void*>(ptr), length, toff});
+            r.save.options.copy_threads = threads;
+            r.save.options.chunk_size = chunk_size;
+            r.save.options.wait = std::chrono::milliseconds(wait_ms);
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = s.Submit(std::move(r));
+            }
+            Check(st);
+          },
+          py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
+          py::arg("entries"), py::arg("stream") = 0, py::arg("threads") = 4,
+          py::arg("chunk_size") = Manifest::kDefaultChunkSize, py::arg("wait_ms") = 120000,
+          "Starts a capture after `stream`'s queued work; returns at once.")
+      .def(
+          "before_step",
+          [](GpuSaver& s, uintptr_t stream) {
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = s.BeforeStep(AsStream(stream));
+            }
+            Check(st);
+          },
+          py::arg("stream") = 0,
+          "Makes `stream` wait for the in-flight copies, if any (on the GPU).")
+      .def(
+          "wait",
+          [](GpuSaver& s, double timeout_s) {
+            Status st;
+            {
+              py::gil_scoped_release nogil;
+              st = s.Wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+            }
+            Check(st);
+          },
+          py::arg("timeout_s") = 600.0, "Blocks until the capture is committed.")
+      .def("in_flight", &GpuSaver::InFlight)
+      .def("last_stats", [](GpuSaver& s) { return StatsDict(s.LastStats()); })
+      .def("copy_stream", [](GpuSaver& s) { return reinterpret_cast<uintptr_t>(s.copy_stream()); })
+      .def("complete_iteration",
+           [](GpuSaver& s, const std::string& job) {
+             Result<int64_t> r = Internal("unset");
+             {
+               py::gil_scoped_release nogil;
+               r = s.client()->CompleteIteration(job);
+             }
+             return Unwrap(std::move(r));
+           })
+      .def(
+          "open",
+          [](GpuSaver& s, const std::string& job, uint32_t rank, int64_t iteration) {
+            Result<OpenShard> r = Internal("unset");
+            {
+              py::gil_scoped_release nogil;
+              r = s.client()->Open(job, rank, iteration);
+            }
+            return GpuShard{Unwrap(std::move(r))};
+          },
+          py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
+      .def(
+          "restore",
+          [](GpuSaver& s, const GpuShard& shard,
+             const std::vector<std::tuple<uint64_t, uintptr_t, uint64_t>>& pieces, uintptr_t stream,
+             int threads, bool pin) {
+            std::vector<RestorePiece> ps;
+            ps.reserve(pieces.size());
+            for (const auto& [off, dst, len] : pieces)
+              ps.push_back({off, reinterpret_cast<void*>(dst), len});
+            Result<RestoreStats> r = Internal("unset");
+            {
+              py::gil_scoped_release nogil;
+              r = s.Restore(shard.shard, ps, AsStream(stream), threads, pin);
+            }
+            RestoreStats st = Unwrap(std::move(r));
+            py::dict d;
+            d["verify_s"] = st.verify_s;
+            d["pin_s"] = st.pin_s;
+            d["copy_s"] = st.copy_s;
+            d["pinned"] = st.pinned;
+            d["bytes"] = st.bytes;
+            return d;
+          },
+          py::arg("shard"), py::arg("pieces"), py::arg("stream") = 0, py::arg("threads") = 4,
+          py::arg("pin") = true,
+          "Verifies every chunk's CRC32C, then copies (region_offset, dst_ptr, length) "
+          "pieces to their destinations and synchronizes `stream`.")
+      .def_static(
+          "read_bytes",
+          [](const GpuShard& shard, uint64_t offset, uint64_t length) {
+            const Manifest& man = shard.shard.manifest;
+            if (offset > man.data_bytes || length > man.data_bytes - offset)
+              Check(InvalidArgument("read outside the shard's data"));
+            return py::bytes(reinterpret_cast<const char*>(shard.shard.data) + offset, length);
+          },
+          py::arg("shard"), py::arg("offset"), py::arg("length"),
+          "Bytes of the shard's data region (unverified: call after restore()).");
+}

@@ -1,0 +1,146 @@
+"""gemini.fsdp: per-iteration in-memory checkpoints of FSDP2 (fully_shard) training.
+
+    model = ...; fully_shard(block) for each block; fully_shard(model)
+    optimizer = torch.optim.AdamW(model.parameters(), ...)
+    ckpt = gemini.fsdp.FSDPCheckpointer(model, optimizer)
+    start = ckpt.load_latest() or 0           # restored step, or None on a fresh start
+    for step in range(start + 1, steps + 1):
+        loss = model(batch(step)).sum(); loss.backward()
+        optimizer.step(); optimizer.zero_grad()
+        ckpt.save(step)                       # returns at once; copies run on the GPU
+
+Each rank checkpoints what it owns: the local shard (DTensor.to_local()) of every
+parameter and of every optimizer state tensor, copied device-to-host straight
+into the agent's shared memory by gemini.gpu. Small state travels in a pickled
+meta entry: CPU tensors of the optimizer (Adam's ``step``), its param_groups,
+the step and the RNG states. Buffers are stored by every rank (FSDP2 does not
+shard them). load_latest() restores everything in place on every rank from the
+newest iteration all ranks hold, so the world size and sharding must be those of
+the save.
+"""
+import random
+
+import torch
+import torch.distributed as dist
+
+from .gpu import GpuCheckpointer, GeminiError  # noqa: F401
+
+try:
+    from torch.distributed.tensor import DTensor
+except ImportError:  # torch < 2.4
+    DTensor = None
+
+
+def _local(t):
+    if DTensor is not None and isinstance(t, DTensor):
+        return t.to_local()
+    return t
+
+
+class FSDPCheckpointer:
+    """Args:
+      model: the fully_shard-ed module; optimizer: its optimizer (state created lazily).
+      job, socket, threads, skip_after_s, pin_restore: as gemini.gpu.GpuCheckpointer.
+      rng: capture and restore torch (CPU and CUDA) and Python RNG state.
+      wrap_step: make optimizer.step() wait (on the GPU) for an unfinished copy.
+    """
+
+    def __init__(self, model, optimizer, *, job=None, socket=None, threads=4, rng=True,
+                 wrap_step=True, skip_after_s=2.0, pin_restore=True):
+        self.model, self.optimizer, self.rng = model, optimizer, rng
+        self.gpu = GpuCheckpointer(job=job, socket=socket, threads=threads,
+                                   skip_after_s=skip_after_s, pin_restore=pin_restore)
+        self._fqn = {id(p): n for n, p in model.named_parameters()}
+        if wrap_step and optimizer is not None:
+            self.gpu.wrap_step(optimizer)
+
+    @property
+    def stats(self):
+        return self.gpu.stats
+
+    def _state(self):
+        """(device tensors [(name, tensor)], CPU optimizer tensors {name: tensor})."""
+        dev, cpu = [], {}
+        for n, p in self.model.named_parameters():
+            dev.append(("param/" + n, _local(p.detach())))
+        for n, b in self.model.named_buffers():
+            dev.append(("buffer/" + n, _local(b.detach())))
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                for p in group["params"]:
+                    for k, v in sorted(self.optimizer.state.get(p, {}).items()):
+                        if not torch.is_tensor(v):
+                            continue
+                        name = f"optim/{self._fqn[id(p)]}/{k}"
+                        v = _local(v.detach())
+                        if v.is_cuda:
+                            dev.append((name, v))
+                        else:
+                            cpu[name] = v
+        return dev, cpu
+
+    def _meta(self, step, cpu):
+        meta = {"step": int(step), "cpu": {k: v.clone() for k, v in cpu.items()}}
+        if self.optimizer is not None:
+            meta["param_groups"] = [{k: v for k, v in g.items() if k != "params"}
+                                    for g in self.optimizer.param_groups]
+            meta["plain"] = {f"{self._fqn[id(p)]}/{k}": v
+                             for g in self.optimizer.param_groups for p in g["params"]
+                             for k, v in self.optimizer.state.get(p, {}).items()
+                             if not torch.is_tensor(v)}
+        if self.rng:
+            meta["rng"] = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(),
+                           "python": random.getstate()}
+        return meta
+
+    def save(self, step):
+        """Checkpoints the state after `step` (call after optimizer.step()); returns
+        once the device-to-host copies are scheduled."""
+        dev, cpu = self._state()
+        self.gpu.save(step, dev, self._meta(step, cpu))
+
+    def wait(self):
+        self.gpu.wait()
+
+    def _init_optimizer_state(self):
+        """Creates the optimizer's state tensors (they appear at the first step)."""
+        if self.optimizer is None or self.optimizer.state:
+            return
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+        get_optimizer_state_dict(self.model, self.optimizer)  # Runs a zero-lr step.
+
+    def load_latest(self):
+        """Restores the newest iteration every rank holds; returns its step or None."""
+        self.gpu.wait()
+        it = self.gpu.complete_iteration()
+        if it < 0:
+            return None
+        self._init_optimizer_state()
+        dev, cpu = self._state()
+        targets = dict(dev)
+        for name, t in targets.items():
+            if not t.is_contiguous():
+                raise GeminiError(f"{name}: local shard is not contiguous; cannot restore in place")
+        _, meta = self.gpu.load(targets, iteration=it)
+        for name, v in cpu.items():
+            v.copy_(meta["cpu"][name])
+        if self.optimizer is not None:
+            for g, saved in zip(self.optimizer.param_groups, meta["param_groups"]):
+                g.update(saved)
+            for g in self.optimizer.param_groups:
+                for p in g["params"]:
+                    st = self.optimizer.state.get(p)
+                    for key, v in meta["plain"].items():
+                        fqn, k = key.rsplit("/", 1)
+                        if st is not None and fqn == self._fqn[id(p)]:
+                            st[k] = v
+        if self.rng and "rng" in meta:
+            torch.set_rng_state(meta["rng"]["cpu"])
+            torch.cuda.set_rng_state(meta["rng"]["cuda"])
+            random.setstate(meta["rng"]["python"])
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+        return meta["step"]
+
+    def close(self):
+        self.gpu.close()

@@ -1,0 +1,284 @@
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "gpu/chunk_crc.h"
+#include "gpu/cuda_status.h"
+#include "gpu/gpu_saver.h"
+
+namespace gemini {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Zeroes the bytes of [0, data_bytes) that no entry covers (alignment
+// padding), so that the CRCs over the whole region are deterministic.
+void ZeroPadding(uint8_t* region, const Manifest& m) {
+  uint64_t pos = 0;
+  for (const auto& e : m.entries) {
+    if (e.offset > pos) std::memset(region + pos, 0, e.offset - pos);
+    pos = std::max(pos, e.offset + e.length);
+  }
+  if (m.data_bytes > pos) std::memset(region + pos, 0, m.data_bytes - pos);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<GpuSaver>> GpuSaver::Create(const std::string& socket_path, int device) {
+  if (device < 0) GEMINI_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  GEMINI_ASSIGN_OR_RETURN(std::unique_ptr<AgentClient> client, AgentClient::Connect(socket_path));
+  std::unique_ptr<GpuSaver> s(new GpuSaver(std::move(client), device));
+  GEMINI_RETURN_IF_ERROR(s->Init());
+  return Result<std::unique_ptr<GpuSaver>>(std::move(s));
+}
+
+GpuSaver::GpuSaver(std::unique_ptr<AgentClient> client, int device)
+    : client_(std::move(client)), device_(device) {}
+
+Status GpuSaver::Init() {
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+  GEMINI_CUDA_RETURN_IF_ERROR(
+      cudaEventCreateWithFlags(&done_, cudaEventDisableTiming | cudaEventBlockingSync));
+  client_->SetUnmapHook([this](uint8_t* data, size_t) { pinned_.Forget(data); });
+  worker_ = std::thread([this] { Run(); });
+  return Status::Ok();
+}
+
+GpuSaver::~GpuSaver() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
+  client_->SetUnmapHook(nullptr);
+  pinned_.Clear();
+  for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
+  if (ready_ != nullptr) (void)cudaEventDestroy(ready_);
+  if (done_ != nullptr) (void)cudaEventDestroy(done_);
+  if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+}
+
+Status GpuSaver::Submit(GpuSaveRequest request) {
+  Status prev = Wait();
+  // The copies must see the step that produced these tensors: mark where the
+  // compute stream is now. Nothing else uses ready_ while no save is in flight.
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaEventRecord(ready_, request.ready_stream));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_ = std::move(request.save);
+    busy_ = true;
+    enqueued_ = false;
+    submitted_at_ = Clock::now();
+  }
+  cv_.notify_all();
+  return prev;
+}
+
+Status GpuSaver::BeforeStep(cudaStream_t stream) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!busy_) return Status::Ok();
+  if (!enqueued_) {
+    ++stats_.host_waits;
+    cv_.wait(lock, [this] { return enqueued_ || !busy_; });
+    if (!busy_) return Status::Ok();
+  }
+  if (!last_.ok()) return Status::Ok();  // Failed before copying: nothing to wait for.
+  cudaError_t q = cudaEventQuery(done_);
+  if (q == cudaSuccess) return Status::Ok();
+  if (q != cudaErrorNotReady) return CudaStatus(q, "cudaEventQuery");
+  ++stats_.gpu_waits;
+  return CudaStatus(cudaStreamWaitEvent(stream, done_, 0), "cudaStreamWaitEvent");
+}
+
+Status GpuSaver::Wait(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!cv_.wait_for(lock, timeout, [this] { return !busy_; }))
+    return DeadlineExceeded("GPU capture still in flight");
+  return last_;
+}
+
+bool GpuSaver::InFlight() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return busy_;
+}
+
+GpuSaveStats GpuSaver::LastStats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+Result<SaveGrant> GpuSaver::Enqueue(const SaveRequest& r, GpuSaveStats* stats) {
+  auto t0 = Clock::now();
+  GEMINI_ASSIGN_OR_RETURN(SaveGrant g, client_->BeginSave(r.job, r.rank, r.world_size, r.iteration,
+                                                          r.tensors, r.options));
+  Status pin = pinned_.Ensure(g.region, g.region_size);
+  stats->pinned = pin.ok();
+  if (!pin.ok()) {
+    (void)cudaGetLastError();
+    if (!warned_pageable_)
+      GEMINI_LOG(WARN) << "[gpu] cannot pin the slot, copying to pageable memory: "
+                       << pin.ToString();
+    warned_pageable_ = true;
+  }
+  stats->begin_s = Since(t0);
+  t0 = Clock::now();
+  ZeroPadding(g.region, g.manifest);
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, ready_, 0));
+  marks_.clear();
+  uint64_t next_mark = kSegment;
+  for (size_t i = 0; i < r.tensors.size(); ++i) {
+    const auto& e = g.manifest.entries[i];
+    const auto* src = static_cast<const uint8_t*>(r.tensors[i].data);
+    for (uint64_t done = 0; done < e.length;) {  // Split at segment boundaries.
+      uint64_t pos = e.offset + done;
+      if (pos >= next_mark) next_mark = pos / kSegment * kSegment + kSegment;
+      uint64_t n = std::min(e.length - done, next_mark - pos);
+      GEMINI_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(g.region + pos, src + done, n, cudaMemcpyDefault, stream_));
+      done += n;
+      if (pos + n >= next_mark) {
+        GEMINI_RETURN_IF_ERROR(RecordMark(pos + n));
+        next_mark = (pos + n) / kSegment * kSegment + kSegment;
+      }
+    }
+  }
+  GEMINI_RETURN_IF_ERROR(RecordMark(g.manifest.data_bytes));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaEventRecord(done_, stream_));
+  stats->enqueue_s = Since(t0);
+  stats->bytes = g.manifest.data_bytes;
+  return g;
+}
+
+Status GpuSaver::RecordMark(uint64_t end) {
+  if (marks_.size() == events_.size()) {
+    cudaEvent_t e;
+    // Blocking sync: the CRC threads sleep, not spin, while the copies run.
+    GEMINI_CUDA_RETURN_IF_ERROR(
+        cudaEventCreateWithFlags(&e, cudaEventDisableTiming | cudaEventBlockingSync));
+    events_.push_back(e);
+  }
+  cudaEvent_t e = events_[marks_.size()];
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaEventRecord(e, stream_));
+  marks_.push_back({e, end});
+  return Status::Ok();
+}
+
+Result<std::vector<uint32_t>> GpuSaver::ChecksumAsCopied(const SaveGrant& g, int threads,
+                                                         GpuSaveStats* stats) {
+  // `threads` threads live for the whole save; at each mark every thread
+  // checksums its contiguous share of the chunks the mark completes.
+  const Manifest& m = g.manifest;
+  std::vector<uint32_t> crcs(m.NumChunks());
+  int n = std::max(1, threads);
+  std::vector<Status> errors(n);
+  std::vector<double> busy(n, 0.0);
+  auto work = [&](int t) {
+    uint64_t first = 0;  // First chunk not yet checksummed (by anyone).
+    for (const Mark& mark : marks_) {
+      uint64_t last = mark.end >= m.data_bytes ? m.NumChunks() : mark.end / m.chunk_size;
+      if (last <= first) continue;
+      errors[t] = CudaStatus(cudaEventSynchronize(mark.event), "cudaEventSynchronize");
+      if (!errors[t].ok()) return;
+      uint64_t a = first + (last - first) * t / n, b = first + (last - first) * (t + 1) / n;
+      auto t0 = Clock::now();
+      for (uint64_t c = a; c < b; ++c) {
+        uint64_t pos = c * m.chunk_size;
+        crcs[c] = Crc32c(g.region + pos, std::min(m.chunk_size, m.data_bytes - pos));
+      }
+      busy[t] += Since(t0);
+      first = last;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < n; ++t) pool.emplace_back(work, t);
+  work(0);
+  for (auto& th : pool) th.join();
+  stats->crc_s = *std::max_element(busy.begin(), busy.end());
+  for (const Status& e : errors) GEMINI_RETURN_IF_ERROR(e);
+  return crcs;
+}
+
+void GpuSaver::Run() {
+  (void)cudaSetDevice(device_);
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || pending_.has_value(); });
+    if (!pending_) return;
+    SaveRequest r = std::move(*pending_);
+    pending_.reset();
+    auto submitted = submitted_at_;
+    lock.unlock();
+
+    GpuSaveStats st;
+    st.iteration = r.iteration;
+    Result<SaveGrant> g = Enqueue(r, &st);
+    Status status = g.status();
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      last_ = status;  // BeforeStep reads it: OK means the copies are enqueued.
+      enqueued_ = true;
+      st.host_waits = stats_.host_waits;
+      st.gpu_waits = stats_.gpu_waits;
+    }
+    cv_.notify_all();
+    if (g.ok()) {
+      Result<std::vector<uint32_t>> crcs = ChecksumAsCopied(*g, r.options.copy_threads, &st);
+      st.copy_s = Since(submitted);
+      status = crcs.ok() ? client_->CommitSave(*g, *crcs) : crcs.status();
+    }
+    st.total_s = Since(submitted);
+
+    lock.lock();
+    st.host_waits = stats_.host_waits;
+    st.gpu_waits = stats_.gpu_waits;
+    stats_ = st;
+    last_ = status;
+    busy_ = false;
+    cv_.notify_all();
+  }
+}
+
+Result<RestoreStats> GpuSaver::Restore(const OpenShard& shard,
+                                       const std::vector<RestorePiece>& pieces, cudaStream_t stream,
+                                       int threads, bool pin) {
+  const Manifest& m = shard.manifest;
+  RestoreStats st;
+  auto t0 = Clock::now();
+  GEMINI_RETURN_IF_ERROR(
+      VerifyChunksParallel(shard.data, m.data_bytes, m.chunk_size, shard.crcs, threads));
+  st.verify_s = Since(t0);
+  auto* data = const_cast<uint8_t*>(shard.data);
+  if (pin && !pinned_.Covers(data, m.data_bytes)) {
+    t0 = Clock::now();
+    size_t page = 4096;
+    GEMINI_RETURN_IF_ERROR(pinned_.Ensure(data, (m.data_bytes + page - 1) / page * page));
+    st.pin_s = Since(t0);
+  }
+  st.pinned = pinned_.Covers(data, m.data_bytes);
+  t0 = Clock::now();
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaSetDevice(device_));
+  for (const auto& p : pieces) {
+    if (p.length == 0) continue;
+    if (p.region_offset > m.data_bytes || p.length > m.data_bytes - p.region_offset)
+      return InvalidArgument("restore piece outside the shard's data");
+    GEMINI_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(p.dst, data + p.region_offset, p.length, cudaMemcpyDefault, stream));
+    st.bytes += p.length;
+  }
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+  st.copy_s = Since(t0);
+  return st;
+}
+
+}  // namespace gemini
