@@ -39,7 +39,8 @@ using json = nlohmann::json;
 
 struct InterleaveArgs {
   int hosts = 4;
-  std::string rate = "300mbit";
+  std::string rate = "200mbit";
+  int mtu = 9000;  // Jumbo frames, as on cloud training networks (EC2: 9001).
   int iterations = 52;
   int measure = 30;
   int warmup = 20;
@@ -50,6 +51,7 @@ struct InterleaveArgs {
   std::string buffer = "128MiB";
   std::string modes = "none,naive,interleave,ablation-p1,ablation-p4";
   std::string ablation_buffer = "4MiB";
+  int replication_nice = 10;
   int ablation_iterations = 14;
   bool json_out = false;
   std::string plot;
@@ -64,11 +66,13 @@ struct ModeRun {
   int iterations = 0;
   std::vector<std::vector<json>> ranks;  // Per rank: iteration records.
   std::vector<json> summaries;
-  double iter_s = 0;            // Median over the measured iterations.
-  double warmup_wait_s = 0;     // Median wait for replicas before an iteration, in warm-up.
-  double wait_step_s = 0;       // Median wait before the step, measured iterations.
-  double wait_iteration_s = 0;  // Median wait before the iteration, measured iterations.
-  json agent;                   // Rank 0's agent interleaving status.
+  double iter_s = 0;                  // Median over the measured iterations.
+  double warmup_wait_s = 0;           // Median wait for replicas before an iteration, in warm-up.
+  double wait_step_s = 0;             // Median wait before the step, measured iterations.
+  double wait_iteration_s = 0;        // Median wait before the iteration, measured iterations.
+  json agent;                         // Rank 0's agent interleaving status.
+  double agent_cpu_s_per_iter = 0;    // Host 0's agent: CPU seconds per iteration.
+  double machine_cpu_s_per_iter = 0;  // Every core, second half of the run.
 };
 
 double Median(std::vector<double> v) {
@@ -88,6 +92,8 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
                                    std::to_string(a.hosts),
                                    "--rate",
                                    a.rate,
+                                   "--mtu",
+                                   std::to_string(a.mtu),
                                    "--job",
                                    "bench-" + run->name,
                                    "--interleave",
@@ -98,6 +104,8 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
                                    run->buffer,
                                    "--warmup",
                                    std::to_string(a.warmup),
+                                   "--replication-nice",
+                                   std::to_string(a.replication_nice),
                                    "--log-dir",
                                    dir + "/logs",
                                    "--timeout",
@@ -156,7 +164,13 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
   run->wait_step_s = Median(step);
   run->wait_iteration_s = Median(before);
   for (const auto& s : run->summaries)
-    if (s.value("rank", -1) == 0 && s.contains("agent")) run->agent = s["agent"];
+    if (s.value("rank", -1) == 0 && s.contains("agent")) {
+      run->agent = s["agent"];
+      if (s.contains("agent_cpu_s") && s["agent_cpu_s"].is_number())
+        run->agent_cpu_s_per_iter = s["agent_cpu_s"].get<double>() / n;
+      if (s.contains("machine_cpu_s_per_iter") && s["machine_cpu_s_per_iter"].is_number())
+        run->machine_cpu_s_per_iter = s["machine_cpu_s_per_iter"];
+    }
   return Status::Ok();
 }
 
@@ -238,6 +252,8 @@ int RunInterleave(const InterleaveArgs& a) {
     return nullptr;
   };
   json out{{"hosts", a.hosts},
+           {"replication_nice", a.replication_nice},
+           {"mtu", a.mtu},
            {"rate", a.rate},
            {"iterations", a.iterations},
            {"measured_iterations", a.measure},
@@ -252,6 +268,8 @@ int RunInterleave(const InterleaveArgs& a) {
                             {"warmup_send_wait_s", r.warmup_wait_s},
                             {"wait_before_step_s", r.wait_step_s},
                             {"wait_before_iteration_s", r.wait_iteration_s},
+                            {"agent_cpu_s_per_iter", r.agent_cpu_s_per_iter},
+                            {"machine_cpu_s_per_iter", r.machine_cpu_s_per_iter},
                             {"agent", r.agent}};
   }
   const ModeRun* none = find("none");
@@ -327,6 +345,7 @@ void AddInterleave(CLI::App& bench) {
       "interleave", "Iteration time with per-iteration checkpoints: none/naive/interleave (root)");
   cmd->add_option("--hosts", a->hosts, "Namespace hosts (one rank each)")->capture_default_str();
   cmd->add_option("--rate", a->rate, "Link rate of each host (tc tbf)")->capture_default_str();
+  cmd->add_option("--mtu", a->mtu, "Link MTU of each host")->capture_default_str();
   cmd->add_option("--iterations", a->iterations, "Iterations per mode")->capture_default_str();
   cmd->add_option("--measure", a->measure, "Iterations in each median")->capture_default_str();
   cmd->add_option("--warmup", a->warmup, "Profiling warm-up iterations")->capture_default_str();
@@ -336,6 +355,9 @@ void AddInterleave(CLI::App& bench) {
   cmd->add_option("--sub-buffers", a->sub_buffers, "p of the main runs")->capture_default_str();
   cmd->add_option("--buffer", a->buffer, "R")->capture_default_str();
   cmd->add_option("--modes", a->modes, "Runs, comma-separated")->capture_default_str();
+  cmd->add_option("--replication-nice", a->replication_nice,
+                  "CPU nice of the agents' replication threads")
+      ->capture_default_str();
   cmd->add_option("--ablation-buffer", a->ablation_buffer, "R of the p=1 vs p=4 runs")
       ->capture_default_str();
   cmd->add_option("--ablation-iterations", a->ablation_iterations, "Iterations of those runs")

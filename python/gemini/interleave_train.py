@@ -29,6 +29,14 @@ import gemini.torch as gt
 from gemini import _gemini
 
 
+def cpu_busy_s():
+    """Busy CPU seconds of the whole machine so far (all cores, /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--iterations", type=int, default=60)
@@ -62,7 +70,10 @@ def main():
     x = torch.randn(args.batch, args.dim, generator=g)
     y = torch.randn(args.batch, args.dim, generator=g)
     last_saved = None
+    cpu_marks = {}
     for it in range(1, args.iterations + 1):
+        if it in (args.iterations // 2, args.iterations):
+            cpu_marks[it] = cpu_busy_s()
         t0 = time.perf_counter()
         ckpt.begin_iteration(it)
         loss = ((model(x) - y) ** 2).mean()
@@ -71,7 +82,10 @@ def main():
         opt.zero_grad(set_to_none=True)
         saves = ckpt.stats["saves"]
         ckpt.save(it)
+        tl = ckpt.last_timeline
+        t_start = next((t for k, _, t in tl if k == 1), None)
         rec = {"iteration": it, "iter_s": time.perf_counter() - t0,
+               "timeline": [(k, o, round(t - t_start, 4)) for k, o, t in tl] if t_start else [],
                "saved": ckpt.stats["saves"] > saves, "schedule": ckpt.schedule,
                "wait_iteration_ms": ckpt.stats["wait_iteration_ms"][-1:],
                "wait_step_ms": ckpt.stats["wait_step_ms"][-1:]}
@@ -87,7 +101,10 @@ def main():
         out.write(json.dumps(rec) + "\n")
         out.flush()
     ckpt.close()
-    summary = {"rank": rank, "due_timeouts": ckpt.stats["due_timeouts"],
+    lo, hi = args.iterations // 2, args.iterations
+    summary = {"rank": rank,
+               "machine_cpu_s_per_iter": (cpu_marks[hi] - cpu_marks[lo]) / (hi - lo)
+               if lo in cpu_marks and hi in cpu_marks and hi > lo else None, "due_timeouts": ckpt.stats["due_timeouts"],
                "skipped": ckpt.stats["skipped"], "not_due": ckpt.stats["not_due"],
                "state_crc": gt.state_crc(model, opt), "params": sum(
                    q.numel() for q in model.parameters())}
@@ -95,6 +112,7 @@ def main():
         try:
             st = json.loads(ckpt.client.status_json())
             summary["agent"] = st.get("cluster", {}).get("interleave")
+            summary["agent_cpu_s"] = st.get("cluster", {}).get("agent_cpu_s")
         except _gemini.GeminiError as e:
             summary["agent_error"] = str(e)
     out.write(json.dumps({"summary": summary}) + "\n")

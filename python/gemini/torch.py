@@ -139,6 +139,7 @@ class Checkpointer:
                 warnings.warn(f"gemini: no timeline channel to the agent: {e}", RuntimeWarning)
         self.schedule = {"mode": "none", "ready": False, "every_k": 1}
         self._it = None  # The iteration begin_iteration() announced.
+        self.last_timeline = []  # (kind, op, monotonic time) reported in this iteration.
         self._op = 0
         self._zero = optimizer is not None and hasattr(optimizer, "consolidate_state_dict")
         if optimizer is not None and asynchronous:
@@ -164,6 +165,7 @@ class Checkpointer:
 
     # ---------------------------------------------------------- interleaving
     def _report(self, kind, op, it=None):
+        self.last_timeline.append((kind, op, time.monotonic()))
         try:
             self.timeline.report(self.job, self.rank, self._it if it is None else it, kind, op,
                                  _gemini.TimelineClient.now())
@@ -188,6 +190,7 @@ class Checkpointer:
         if self.timeline is None:
             return
         self._it, self._op = int(step), 0
+        self.last_timeline = []
         self.schedule = json.loads(self.timeline.schedule(self.job))
         mode = self.schedule["mode"]
         if mode == "naive" or (mode == "interleave" and not self.schedule["ready"]):

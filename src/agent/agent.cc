@@ -1,5 +1,7 @@
 #include "agent/agent.h"
 
+#include <sys/resource.h>
+
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -143,8 +145,18 @@ Status Agent::StartCluster() {
   eo.endpoints = c.etcd;
   std::shared_ptr<KvStore> base = c.kv ? c.kv : std::make_shared<EtcdKvStore>(eo);
   kv_ = std::make_shared<PrefixKvStore>(base, "/gemini/" + c.job + "/");
-  peer_service_ =
-      std::make_unique<PeerService>(store_.get(), c.job, [this](uint32_t r) { return Owns(r); });
+  InterleaveOptions io = c.interleave;
+  if (c.launch) {
+    GEMINI_RETURN_IF_ERROR(LoadJobConfig());
+    GEMINI_ASSIGN_OR_RETURN(io.mode, ParseInterleaveMode(config_.interleave_mode));
+    io.buffer_bytes = config_.buffer_bytes;
+    io.sub_buffers = config_.sub_buffers;
+    io.mu = config_.mu;
+    io.warmup_iterations = config_.warmup_iterations;
+    io.replication_nice = config_.replication_nice;
+  }
+  peer_service_ = std::make_unique<PeerService>(
+      store_.get(), c.job, [this](uint32_t r) { return Owns(r); }, io.replication_nice);
   GEMINI_ASSIGN_OR_RETURN(auto listener, transport::TcpListener::Listen(c.listen_addr, c.port));
   uint16_t port = listener->port();
   peer_server_ = std::make_unique<transport::PeerServer>(
@@ -157,15 +169,6 @@ Status Agent::StartCluster() {
     GEMINI_LOG(ERROR) << "[agent] heartbeat lease lost: " << st.ToString();
   }));
   coord_->WatchComplete([this, job = c.job](int64_t it) { store_->SetExternalComplete(job, it); });
-  InterleaveOptions io = c.interleave;
-  if (c.launch) {
-    GEMINI_RETURN_IF_ERROR(LoadJobConfig());
-    GEMINI_ASSIGN_OR_RETURN(io.mode, ParseInterleaveMode(config_.interleave_mode));
-    io.buffer_bytes = config_.buffer_bytes;
-    io.sub_buffers = config_.sub_buffers;
-    io.mu = config_.mu;
-    io.warmup_iterations = config_.warmup_iterations;
-  }
   GEMINI_ASSIGN_OR_RETURN(interleaver_, Interleaver::Create(io));
   replicator_ = std::make_unique<Replicator>(
       store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); }, interleaver_.get(),
@@ -350,6 +353,10 @@ std::string Agent::StatusJson() {
     cluster["hosts"].push_back(hj);
   }
   cluster["interleave"] = interleaver_->ToJson();
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  cluster["agent_cpu_s"] =
+      ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
   out["cluster"] = cluster;
   return out.dump();
 }

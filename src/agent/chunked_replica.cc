@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "agent/peer_protocol.h"
+#include "common/crc32c.h"
 #include "common/wire.h"
-#include "store/chunks.h"
 #include "transport/frame.h"
 
 namespace gemini {
@@ -25,13 +25,21 @@ std::string EncodeChunkAck(uint64_t offset, uint64_t length) {
   return w.Take();
 }
 
-// The copier: copies received chunks into the slot in order and
-// acknowledges each, freeing its buffer. The only sender on the connection
-// while the reader receives.
+// The copier: copies received chunks into the slot in order, checking the
+// manifest's CRC32C of every chunk on the way (one pass: checksummed in
+// cache, written with streaming stores), and acknowledges each, freeing its
+// buffer. The only sender on the connection while the reader receives.
 class Copier {
  public:
-  Copier(transport::Connection& conn, uint8_t* slot, size_t buffers, Deadline deadline)
-      : conn_(conn), slot_(slot), busy_(buffers, false), deadline_(deadline) {
+  Copier(transport::Connection& conn, uint8_t* slot, const Manifest& m,
+         const std::vector<uint32_t>& crcs, size_t buffers, Deadline deadline)
+      : conn_(conn),
+        slot_(slot),
+        data_bytes_(m.data_bytes),
+        chunk_size_(m.chunk_size),
+        crcs_(crcs),
+        busy_(buffers, false),
+        deadline_(deadline) {
     thread_ = std::thread([this] { Run(); });
   }
   ~Copier() { Close(); }
@@ -75,9 +83,10 @@ class Copier {
       Item it = queue_.front();
       queue_.pop_front();
       lock.unlock();
-      std::memcpy(slot_ + it.offset, it.src, it.length);
-      Status st = transport::SendFrame(conn_, kPeerChunkAck, EncodeChunkAck(it.offset, it.length),
-                                       deadline_);
+      Status st = CopyAndCheck(it);
+      if (st.ok())
+        st = transport::SendFrame(conn_, kPeerChunkAck, EncodeChunkAck(it.offset, it.length),
+                                  deadline_);
       lock.lock();
       busy_[it.b] = false;
       if (!st.ok() && status_.ok()) status_ = st;
@@ -85,8 +94,30 @@ class Copier {
     }
   }
 
+  // Chunks arrive in order, so the CRC of the manifest chunk in progress
+  // carries over from one received chunk to the next.
+  Status CopyAndCheck(const Item& it) {
+    for (uint64_t done = 0; done < it.length;) {
+      uint64_t pos = it.offset + done;
+      uint64_t c = pos / chunk_size_;
+      uint64_t end = std::min(data_bytes_, (c + 1) * chunk_size_);
+      uint64_t n = std::min(it.length - done, end - pos);
+      crc_ = CopyWithCrc32c(slot_ + pos, it.src + done, n, crc_);
+      done += n;
+      if (pos + n == end) {
+        if (crc_ != crcs_[c])
+          return DataLoss("CRC32C mismatch in chunk " + std::to_string(c) + " of a replica");
+        crc_ = 0;
+      }
+    }
+    return Status::Ok();
+  }
+
   transport::Connection& conn_;
   uint8_t* const slot_;
+  const uint64_t data_bytes_, chunk_size_;
+  const std::vector<uint32_t>& crcs_;
+  uint32_t crc_ = 0;  // Copier thread only.
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<bool> busy_;
@@ -97,9 +128,11 @@ class Copier {
   std::thread thread_;
 };
 
-Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, uint64_t data_bytes,
-                     uint64_t max_chunk, ChunkBuffers* buffers, Deadline deadline) {
-  Copier copier(conn, slot, buffers->buffers.size(), deadline);
+Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest& m,
+                     const std::vector<uint32_t>& crcs, uint64_t max_chunk, ChunkBuffers* buffers,
+                     Deadline deadline) {
+  const uint64_t data_bytes = m.data_bytes;
+  Copier copier(conn, slot, m, crcs, buffers->buffers.size(), deadline);
   FrameLimits limits{{kPeerChunk, max_chunk + 8}};
   uint64_t received = 0;
   Status st;
@@ -162,8 +195,8 @@ Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t
     buffers->buffers.assign(window, std::vector<uint8_t>(max_chunk));
   GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, store->Begin(writer, m, kSlotWait));
   close(grant.fd);
-  Status st = ReceiveChunks(conn, grant.data, m.data_bytes, max_chunk, buffers, deadline);
-  if (st.ok()) st = VerifyChunks(grant.data, m.data_bytes, m.chunk_size, crcs);
+  // Every chunk's CRC32C is checked as it is copied into the slot.
+  Status st = ReceiveChunks(conn, grant.data, m, crcs, max_chunk, buffers, deadline);
   if (st.ok()) st = store->Commit(writer, m.job, m.rank, m.iteration, std::move(crcs));
   if (!st.ok()) store->AbortWriter(writer);
   return st;

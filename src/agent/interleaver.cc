@@ -46,6 +46,8 @@ Status ValidateInterleaveOptions(const InterleaveOptions& o) {
     return InvalidArgument("buffer R must be at most 1 GiB, with R/p at most 256 MiB");
   if (!(o.mu > 0 && o.mu <= 1)) return InvalidArgument("mu must be in (0, 1]");
   if (o.warmup_iterations < 1) return InvalidArgument("warm-up iterations must be >= 1");
+  if (o.replication_nice < 0 || o.replication_nice > 19)
+    return InvalidArgument("replication nice must be 0..19");
   if (o.max_every_k < 1 || o.max_every_k > 10000)
     return InvalidArgument("max every-k must be 1..10000");
   return Status::Ok();

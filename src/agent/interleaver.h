@@ -59,6 +59,7 @@ struct InterleaveOptions {
   double mu = 0.9;                       // usable part of each span
   int warmup_iterations = 20;            // W
   int max_every_k = 100;
+  int replication_nice = 10;  // CPU nice of the threads that move replicas (0: as training).
 };
 Status ValidateInterleaveOptions(const InterleaveOptions& o);
 
@@ -94,6 +95,7 @@ class Interleaver {
   InterleaveMode mode() const { return options_.mode; }
   uint64_t max_chunk() const { return options_.buffer_bytes / options_.sub_buffers; }
   uint32_t window() const { return options_.sub_buffers; }
+  int replication_nice() const { return options_.replication_nice; }
 
   // A trainer's timeline report; InvalidArgument for a malformed one.
   Status OnEvent(uint32_t rank, int64_t iteration, TimelineEvent kind, int op, double t);

@@ -5,6 +5,7 @@
 #include "agent/chunked_replica.h"
 #include "agent/peer_protocol.h"
 #include "common/log.h"
+#include "common/thread_priority.h"
 #include "common/wire.h"
 #include "store/chunks.h"
 
@@ -45,10 +46,12 @@ Status ReceiveShard(transport::Connection& conn, Store* store, uint64_t writer, 
 
 }  // namespace
 
-PeerService::PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned)
-    : store_(store), job_(std::move(job)), is_owned_(std::move(is_owned)) {}
+PeerService::PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned,
+                         int nice)
+    : store_(store), job_(std::move(job)), is_owned_(std::move(is_owned)), nice_(nice) {}
 
 Status PeerService::Serve(transport::Connection& conn) {
+  SetThreadNice(nice_);
   ChunkBuffers buffers;  // Reused by every chunked replica on this connection.
   for (;;) {
     auto hdr = transport::RecvFrameHeader(conn, PeerRequestLimits(), In(kIdle));

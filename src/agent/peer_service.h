@@ -30,7 +30,8 @@ class PeerService {
  public:
   // is_owned(rank): whether a trainer on this machine owns `rank` (then no
   // peer may write it).
-  PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned);
+  // Connection threads run at CPU nice `nice` (common/thread_priority.h).
+  PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned, int nice = 0);
   // Serves requests until the peer closes (OK) or breaks a rule (error).
   Status Serve(transport::Connection& conn);
 
@@ -41,6 +42,7 @@ class PeerService {
   Store* store_;
   const std::string job_;
   const std::function<bool(uint32_t)> is_owned_;
+  const int nice_;
   std::atomic<uint64_t> next_writer_{uint64_t{1} << 62};
 };
 

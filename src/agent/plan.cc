@@ -26,7 +26,8 @@ std::string EncodeJobConfig(const JobConfig& c) {
                 {"buffer_bytes", c.buffer_bytes},
                 {"sub_buffers", c.sub_buffers},
                 {"mu", c.mu},
-                {"warmup_iterations", c.warmup_iterations}}}}
+                {"warmup_iterations", c.warmup_iterations},
+                {"replication_nice", c.replication_nice}}}}
       .dump();
 }
 
@@ -49,6 +50,7 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
       c.sub_buffers = i.at("sub_buffers");
       c.mu = i.at("mu");
       c.warmup_iterations = i.at("warmup_iterations");
+      c.replication_nice = i.value("replication_nice", 10);
     }
     if (c.num_hosts == 0 || c.nproc_per_host == 0 || c.command.empty())
       return InvalidArgument("job config needs hosts, processes and a command");

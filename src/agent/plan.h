@@ -40,6 +40,7 @@ struct JobConfig {
   uint32_t sub_buffers = 4;
   double mu = 0.9;
   int warmup_iterations = 20;
+  int replication_nice = 10;
   uint32_t world_size() const { return num_hosts * nproc_per_host; }
 };
 

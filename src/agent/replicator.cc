@@ -4,6 +4,7 @@
 
 #include "agent/chunked_replica.h"
 #include "common/log.h"
+#include "common/thread_priority.h"
 #include "gemini/placement.h"
 
 namespace gemini {
@@ -68,6 +69,7 @@ Result<std::vector<uint32_t>> Replicator::PeerHolders() const {
 }
 
 void Replicator::Run() {
+  SetThreadNice(interleaver_->replication_nice());
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });

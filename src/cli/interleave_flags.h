@@ -16,6 +16,7 @@ struct InterleaveFlags {
   uint32_t sub_buffers = 4;
   double mu = 0.9;
   int warmup = 20;
+  int replication_nice = 10;
 };
 
 inline void AddInterleaveFlags(CLI::App* cmd, InterleaveFlags* f) {
@@ -30,6 +31,9 @@ inline void AddInterleaveFlags(CLI::App* cmd, InterleaveFlags* f) {
   cmd->add_option("--mu", f->mu, "Usable part of each idle span")->capture_default_str();
   cmd->add_option("--warmup", f->warmup, "Iterations profiled before interleaving")
       ->capture_default_str();
+  cmd->add_option("--replication-nice", f->replication_nice,
+                  "CPU nice of the threads moving replicas (0: same as training)")
+      ->capture_default_str();
 }
 
 inline Result<InterleaveOptions> ToInterleaveOptions(const InterleaveFlags& f) {
@@ -39,6 +43,7 @@ inline Result<InterleaveOptions> ToInterleaveOptions(const InterleaveFlags& f) {
   o.sub_buffers = f.sub_buffers;
   o.mu = f.mu;
   o.warmup_iterations = f.warmup;
+  o.replication_nice = f.replication_nice;
   GEMINI_RETURN_IF_ERROR(ValidateInterleaveOptions(o));
   return o;
 }

@@ -62,6 +62,7 @@ struct LaunchArgs {
   double timeout_s = 900;
   bool show_placement = false;
   std::string rate;  // Link rate of each namespace host ("" = unlimited).
+  int mtu = 0;       // Link MTU of each namespace host (0 = 1500).
   InterleaveFlags interleave;
   std::vector<std::string> command;
 };
@@ -159,7 +160,7 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
 
 Status Launcher::SetUp() {
   GEMINI_ASSIGN_OR_RETURN(pending_, ParseInjections(a_.inject));
-  GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby, a_.rate));
+  GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby, a_.rate, a_.mtu));
   dir_ = cluster_->dir();
   logs_ = a_.log_dir.empty() ? dir_ : a_.log_dir;
   std::filesystem::create_directories(logs_);
@@ -194,6 +195,7 @@ Status Launcher::SetUp() {
   config.sub_buffers = io.sub_buffers;
   config.mu = io.mu;
   config.warmup_iterations = io.warmup_iterations;
+  config.replication_nice = io.replication_nice;
   Plan first;
   first.epoch = 1;
   first.state = "preparing";
@@ -442,6 +444,7 @@ void AddLaunch(CLI::App& app) {
   cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")
       ->capture_default_str();
   cmd->add_option("--rate", a->rate, "Link rate of every host, e.g. 1gbit (tc tbf)");
+  cmd->add_option("--mtu", a->mtu, "Link MTU of every host (default 1500; 9000: jumbo frames)");
   AddInterleaveFlags(cmd, &a->interleave);
   cmd->add_option("command", a->command, "Trainer command (after --)")->required();
   cmd->callback([a] { SetExitCode(Launcher(*a).Run()); });

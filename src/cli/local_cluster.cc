@@ -34,7 +34,8 @@ Result<std::string> LocalCluster::Run(const std::vector<std::string>& args) cons
   return out;
 }
 
-Result<std::unique_ptr<LocalCluster>> LocalCluster::Up(int hosts, const std::string& rate) {
+Result<std::unique_ptr<LocalCluster>> LocalCluster::Up(int hosts, const std::string& rate,
+                                                       int mtu) {
   if (geteuid() != 0) return FailedPrecondition("namespace hosts need root");
   auto c = std::unique_ptr<LocalCluster>(new LocalCluster());
   std::random_device rd;
@@ -44,6 +45,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Up(int hosts, const std::str
   c->dir_ = mkdtemp(tmpl);
   std::vector<std::string> args{"up", std::to_string(hosts)};
   if (!rate.empty()) args.insert(args.end(), {"--rate", rate});
+  if (mtu > 0) args.insert(args.end(), {"--mtu", std::to_string(mtu)});
   c->up_ = true;
   GEMINI_RETURN_IF_ERROR(c->Run(args).status());
   GEMINI_ASSIGN_OR_RETURN(c->bridge_, c->Run({"addr", "bridge"}));

@@ -17,8 +17,10 @@ namespace gemini::cli {
 class LocalCluster {
  public:
   ~LocalCluster();
-  // Creates `hosts` hosts named with a unique prefix; rate "" = unlimited.
-  static Result<std::unique_ptr<LocalCluster>> Up(int hosts, const std::string& rate = "");
+  // Creates `hosts` hosts named with a unique prefix; rate "" = unlimited,
+  // mtu 0 = the default (1500).
+  static Result<std::unique_ptr<LocalCluster>> Up(int hosts, const std::string& rate = "",
+                                                  int mtu = 0);
 
   const std::string& bridge() const { return bridge_; }
   const std::string& addr(int host) const { return addrs_[host]; }
