@@ -10,9 +10,11 @@
 // none measured in the same run. The network idle time per iteration comes
 // from the interleave run's profile; the checkpoint send time is the naive
 // run's median wait for its replicas. The ablation (Fig. 16) runs naive mode
-// twice more with a receive buffer R smaller than the shard (default 4 MiB),
-// split into p = 1 and p = 4 sub-buffers: chunks of R/p, at most p
-// unacknowledged, and compares the send time of one checkpoint.
+// twice more, on unlimited links by default (--ablation-rate), where the
+// holder's copy-out is not negligible next to the transfer, with a receive
+// buffer R smaller than the shard (default 4 MiB) split into p = 1 and p = 4
+// sub-buffers: chunks of R/p, at most p unacknowledged; it compares the send
+// time of one checkpoint.
 //
 // Checks, whatever the timings: every rank's checkpoint of every iteration
 // has the same CRC in every mode; no replica due before an optimizer step
@@ -51,6 +53,7 @@ struct InterleaveArgs {
   std::string buffer = "128MiB";
   std::string modes = "none,naive,interleave,ablation-p1,ablation-p4";
   std::string ablation_buffer = "4MiB";
+  std::string ablation_rate;  // "" = unlimited: the copy-out then matters next to the transfer.
   int replication_nice = 10;
   int ablation_iterations = 14;
   bool json_out = false;
@@ -86,12 +89,12 @@ double FirstOr0(const json& a) { return a.is_array() && !a.empty() ? a[0].get<do
 
 Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
   std::filesystem::create_directories(dir);
+  const bool ablation = run->name.rfind("ablation", 0) == 0;
+  const std::string rate = ablation ? a.ablation_rate : a.rate;
   std::vector<std::string> argv = {SelfExe(),
                                    "launch",
                                    "--hosts",
                                    std::to_string(a.hosts),
-                                   "--rate",
-                                   a.rate,
                                    "--mtu",
                                    std::to_string(a.mtu),
                                    "--job",
@@ -122,6 +125,7 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
                                    std::to_string(a.layers),
                                    "--batch",
                                    std::to_string(a.batch)};
+  if (!rate.empty()) argv.insert(argv.begin() + 4, {"--rate", rate});
   std::map<std::string, std::string> env = {{"GEMINI_TIMING_DIR", dir + "/t"},
                                             {"PYTHONPATH", RepoRoot() + "/python"}};
   GEMINI_ASSIGN_OR_RETURN(auto proc, Subprocess::Start(argv, env, false, dir + "/launch.log"));
@@ -235,8 +239,9 @@ int RunInterleave(const InterleaveArgs& a) {
     run.buffer = ablation ? a.ablation_buffer : a.buffer;
     run.iterations = ablation ? a.ablation_iterations : a.iterations;
     std::cerr << "[bench interleave] mode " << name << " (" << run.iterations << " iterations, "
-              << a.hosts << " hosts at " << a.rate << ", R " << run.buffer << ", p "
-              << run.sub_buffers << ") ..." << std::endl;
+              << a.hosts << " hosts at "
+              << (ablation ? (a.ablation_rate.empty() ? "unlimited" : a.ablation_rate) : a.rate)
+              << ", R " << run.buffer << ", p " << run.sub_buffers << ") ..." << std::endl;
     Status st = RunMode(a, root + "/" + name, &run);
     if (!st.ok()) {
       std::cerr << "gemini bench interleave: " << st.ToString() << "\n";
@@ -295,6 +300,7 @@ int RunInterleave(const InterleaveArgs& a) {
   if (p1 && p4)
     out["ablation"] = {
         {"buffer", a.ablation_buffer},
+        {"rate", a.ablation_rate.empty() ? "unlimited" : a.ablation_rate},
         {"send_s_p1", p1->wait_iteration_s},
         {"send_s_p4", p4->wait_iteration_s},
         {"iter_s_p1", p1->iter_s},
@@ -360,6 +366,8 @@ void AddInterleave(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--ablation-buffer", a->ablation_buffer, "R of the p=1 vs p=4 runs")
       ->capture_default_str();
+  cmd->add_option("--ablation-rate", a->ablation_rate,
+                  "Link rate of those runs (default: unlimited)");
   cmd->add_option("--ablation-iterations", a->ablation_iterations, "Iterations of those runs")
       ->capture_default_str();
   cmd->add_option("--keep", a->keep, "Keep every run's logs in this directory");

@@ -75,6 +75,7 @@ def main():
         if it in (args.iterations // 2, args.iterations):
             cpu_marks[it] = cpu_busy_s()
         t0 = time.perf_counter()
+        n_i, n_s = len(ckpt.stats["wait_iteration_ms"]), len(ckpt.stats["wait_step_ms"])
         ckpt.begin_iteration(it)
         loss = ((model(x) - y) ** 2).mean()
         loss.backward()
@@ -82,13 +83,13 @@ def main():
         opt.zero_grad(set_to_none=True)
         saves = ckpt.stats["saves"]
         ckpt.save(it)
+        waits_i, waits_s = ckpt.stats["wait_iteration_ms"], ckpt.stats["wait_step_ms"]
         tl = ckpt.last_timeline
         t_start = next((t for k, _, t in tl if k == 1), None)
         rec = {"iteration": it, "iter_s": time.perf_counter() - t0,
                "timeline": [(k, o, round(t - t_start, 4)) for k, o, t in tl] if t_start else [],
                "saved": ckpt.stats["saves"] > saves, "schedule": ckpt.schedule,
-               "wait_iteration_ms": ckpt.stats["wait_iteration_ms"][-1:],
-               "wait_step_ms": ckpt.stats["wait_step_ms"][-1:]}
+               "wait_iteration_ms": waits_i[n_i:], "wait_step_ms": waits_s[n_s:]}
         if last_saved is not None:  # Committed by now: its CRC, outside the timed part.
             ckpt.wait()
             try:
