@@ -56,7 +56,8 @@ def main():
             ax[2].text(bar.get_x() + bar.get_width() / 2, v, f"{v:.3f} s", ha="center",
                        va="bottom")
         ax[2].set_ylabel("checkpoint send time (s)")
-        ax[2].set_title(f"R = {ab['buffer']} in p sub-buffers (Fig. 16)")
+        ax[2].set_title(f"Send time, R = {ab['buffer']} in p sub-buffers,\n"
+                        f"{ab.get('rate', '')} links (Fig. 16)")
     else:
         ax[2].axis("off")
     fig.tight_layout()
