@@ -79,6 +79,14 @@ Status SetTimeoutUntil(int fd, int option, Deadline deadline) {
 
 Status Configure(int fd, const TcpOptions& options) {
   GEMINI_RETURN_IF_ERROR(SetInt(fd, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY"));
+  if (int ms = options.dead_peer_timeout_ms; ms > 0) {
+    int idle_s = std::max(1, ms / 2000);
+    GEMINI_RETURN_IF_ERROR(SetInt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, ms, "TCP_USER_TIMEOUT"));
+    GEMINI_RETURN_IF_ERROR(SetInt(fd, SOL_SOCKET, SO_KEEPALIVE, 1, "SO_KEEPALIVE"));
+    GEMINI_RETURN_IF_ERROR(SetInt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s, "TCP_KEEPIDLE"));
+    GEMINI_RETURN_IF_ERROR(SetInt(fd, IPPROTO_TCP, TCP_KEEPINTVL, 1, "TCP_KEEPINTVL"));
+    GEMINI_RETURN_IF_ERROR(SetInt(fd, IPPROTO_TCP, TCP_KEEPCNT, 3, "TCP_KEEPCNT"));
+  }
   size_t want = options.buffer_bytes;
   if (want == 0 || want > BufferCap() || want > (1u << 30)) return Status::Ok();
   GEMINI_RETURN_IF_ERROR(SetInt(fd, SOL_SOCKET, SO_SNDBUF, static_cast<int>(want), "SO_SNDBUF"));

@@ -18,6 +18,12 @@ struct TcpOptions {
   size_t buffer_bytes = 0;
   // listen(2) backlog of a TcpListener. Default 128.
   int listen_backlog = 128;
+  // A peer that stops answering (its machine died, its link went away) fails
+  // the connection after about this long: TCP_USER_TIMEOUT for unacknowledged
+  // data, keepalive probes for an idle connection. A slow but live peer keeps
+  // acknowledging (zero-window probes too), so it is never cut. 0: the
+  // kernel's defaults (minutes). Default 5000 ms.
+  int dead_peer_timeout_ms = 5000;
 };
 
 }  // namespace gemini::transport
