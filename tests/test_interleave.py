@@ -18,7 +18,7 @@ from conftest import GEMINI
 def test_modes_keep_checkpoints_identical_and_interleave_uses_spans():
     if not have_cluster_support():
         pytest.skip("needs root, iproute2 and etcd-server")
-    out = subprocess.run([GEMINI, "bench", "interleave", "--iterations", "14", "--measure", "3",
+    out = subprocess.run([GEMINI, "bench", "interleave", "--iterations", "20", "--measure", "3",
                           "--warmup", "5", "--dim", "256", "--layers", "3", "--batch", "512",
                           "--rate", "200mbit", "--modes", "none,naive,interleave", "--json"],
                          capture_output=True, text=True, timeout=900)

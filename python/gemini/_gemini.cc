@@ -6,9 +6,7 @@
 // unmodified) until the save completes. Every call that copies or waits
 // releases the GIL; Python objects are only touched with the GIL held.
 // Status errors become gemini.GeminiError with a `code` attribute.
-#include <pybind11/pybind11.h>
-#include <pybind11/stl.h>
-
+#include "binding.h"
 #include "common/crc32c.h"
 #include "common/paths.h"
 #include "store/async_saver.h"
@@ -17,59 +15,7 @@
 
 namespace py = pybind11;
 using namespace gemini;
-
-namespace {
-
-py::object g_error;
-
-void Check(const Status& st) {
-  if (st.ok()) return;
-  py::object err = g_error(st.ToString());
-  err.attr("code") = CodeName(st.code());
-  PyErr_SetObject(g_error.ptr(), err.ptr());
-  throw py::error_already_set();
-}
-
-template <typename T>
-T Unwrap(Result<T> r) {
-  Check(r.status());
-  return std::move(r).value();
-}
-
-// entries: [(name, dtype, shape, data_ptr, length, tensor_offset), ...]
-using Entry =
-    std::tuple<std::string, std::string, std::vector<int64_t>, uintptr_t, uint64_t, uint64_t>;
-
-SaveRequest MakeRequest(const std::string& job, uint32_t rank, uint32_t world, int64_t iteration,
-                        const std::vector<Entry>& entries, int threads, uint64_t chunk_size,
-                        int64_t wait_ms) {
-  SaveRequest req{job, rank, world, iteration, {}, {}};
-  req.tensors.reserve(entries.size());
-  for (const auto& [name, dtype, shape, ptr, length, toff] : entries)
-    req.tensors.push_back({name, Unwrap(DtypeFromName(dtype)), shape,
-                           reinterpret_cast<const void*>(ptr), length, toff});
-  req.options.copy_threads = threads;
-  req.options.chunk_size = chunk_size;
-  req.options.wait = std::chrono::milliseconds(wait_ms);
-  return req;
-}
-
-py::dict ManifestDict(const Manifest& m) {
-  py::list entries;
-  for (const auto& e : m.entries)
-    entries.append(
-        py::make_tuple(e.name, DtypeName(e.dtype), e.shape, e.offset, e.length, e.tensor_offset));
-  py::dict d;
-  d["job"] = m.job;
-  d["iteration"] = m.iteration;
-  d["rank"] = m.rank;
-  d["world_size"] = m.world_size;
-  d["data_bytes"] = m.data_bytes;
-  d["entries"] = entries;
-  return d;
-}
-
-}  // namespace
+using namespace gemini::binding;
 
 PYBIND11_MODULE(_gemini, m) {
   m.doc() = "gemini native module: the trainer side of the in-memory checkpoint store";
@@ -81,8 +27,7 @@ PYBIND11_MODULE(_gemini, m) {
   m.def(
       "crc32c",
       [](uintptr_t ptr, uint64_t n, uint32_t crc) {
-        py::gil_scoped_release nogil;
-        return Crc32c(reinterpret_cast<const void*>(ptr), n, crc);
+        return WithoutGil([&] { return Crc32c(reinterpret_cast<const void*>(ptr), n, crc); });
       },
       py::arg("ptr"), py::arg("length"), py::arg("crc") = 0,
       "CRC32C of `length` bytes at address `ptr`, continuing from `crc`.");
@@ -103,13 +48,10 @@ PYBIND11_MODULE(_gemini, m) {
              int64_t iteration, const std::vector<Entry>& entries, int threads, uint64_t chunk_size,
              int64_t wait_ms) {
             SaveRequest r =
-                MakeRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = c.Save(r.job, r.rank, r.world_size, r.iteration, r.tensors, r.options);
-            }
-            Check(st);
+                MakeSaveRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
+            Check(WithoutGil([&] {
+              return c.Save(r.job, r.rank, r.world_size, r.iteration, r.tensors, r.options);
+            }));
           },
           py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
           py::arg("entries"), py::arg("threads") = 1,
@@ -117,33 +59,20 @@ PYBIND11_MODULE(_gemini, m) {
       .def(
           "open",
           [](AgentClient& c, const std::string& job, uint32_t rank, int64_t iteration) {
-            Result<OpenShard> r = Internal("unset");
-            {
-              py::gil_scoped_release nogil;
-              r = c.Open(job, rank, iteration);
-            }
-            return Unwrap(std::move(r));
+            return Unwrap(WithoutGil([&] { return c.Open(job, rank, iteration); }));
           },
           py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
       .def_static(
           "read_into",
           [](const OpenShard& s, uintptr_t dst, int threads) {
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = AgentClient::ReadInto(s, reinterpret_cast<uint8_t*>(dst), threads);
-            }
-            Check(st);
+            Check(WithoutGil([&] {
+              return AgentClient::ReadInto(s, reinterpret_cast<uint8_t*>(dst), threads);
+            }));
           },
           py::arg("shard"), py::arg("dst_ptr"), py::arg("threads") = 1)
       .def("complete_iteration",
            [](AgentClient& c, const std::string& job) {
-             Result<int64_t> r = Internal("unset");
-             {
-               py::gil_scoped_release nogil;
-               r = c.CompleteIteration(job);
-             }
-             return Unwrap(std::move(r));
+             return Unwrap(WithoutGil([&] { return c.CompleteIteration(job); }));
            })
       .def("status_json", [](AgentClient& c) { return Unwrap(c.StatusJson()); })
       .def("drop_job", [](AgentClient& c, const std::string& job) { Check(c.DropJob(job)); });
@@ -156,13 +85,8 @@ PYBIND11_MODULE(_gemini, m) {
              int64_t iteration, const std::vector<Entry>& entries, int threads, uint64_t chunk_size,
              int64_t wait_ms) {
             SaveRequest r =
-                MakeRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = s.Submit(std::move(r));
-            }
-            Check(st);
+                MakeSaveRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms);
+            Check(WithoutGil([&] { return s.Submit(std::move(r)); }));
           },
           py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
           py::arg("entries"), py::arg("threads") = 1,
@@ -170,12 +94,9 @@ PYBIND11_MODULE(_gemini, m) {
       .def(
           "wait",
           [](AsyncSaver& s, double timeout_s) {
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = s.Wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
-            }
-            Check(st);
+            Check(WithoutGil([&] {
+              return s.Wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+            }));
           },
           py::arg("timeout_s") = 600.0)
       .def("in_flight", &AsyncSaver::InFlight)
@@ -196,12 +117,7 @@ PYBIND11_MODULE(_gemini, m) {
           "report",
           [](TimelineClient& c, const std::string& job, uint32_t rank, int64_t iteration,
              uint32_t kind, int op, double t) {
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = c.Report(job, rank, iteration, kind, op, t);
-            }
-            Check(st);
+            Check(WithoutGil([&] { return c.Report(job, rank, iteration, kind, op, t); }));
           },
           py::arg("job"), py::arg("rank"), py::arg("iteration"), py::arg("kind"), py::arg("op"),
           py::arg("t"))
@@ -209,22 +125,14 @@ PYBIND11_MODULE(_gemini, m) {
           "wait_due",
           [](TimelineClient& c, const std::string& job, uint32_t rank, int64_t iteration,
              bool before_step, double timeout_s) {
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = c.WaitDue(job, rank, iteration, before_step,
-                             std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
-            }
-            Check(st);
+            Check(WithoutGil([&] {
+              return c.WaitDue(job, rank, iteration, before_step,
+                               std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+            }));
           },
           py::arg("job"), py::arg("rank"), py::arg("iteration"), py::arg("before_step"),
           py::arg("timeout_s") = 60.0)
       .def("schedule", [](TimelineClient& c, const std::string& job) {
-        Result<std::string> r = Internal("not asked");
-        {
-          py::gil_scoped_release nogil;
-          r = c.GetSchedule(job);
-        }
-        return Unwrap(std::move(r));
+        return Unwrap(WithoutGil([&] { return c.GetSchedule(job); }));
       });
 }

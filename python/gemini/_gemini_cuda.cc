@@ -10,55 +10,22 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "binding.h"
 #include "gpu/gpu_saver.h"
 
 namespace py = pybind11;
 using namespace gemini;
+using namespace gemini::binding;
 
 namespace {
 
-py::object g_error;
-
-void Check(const Status& st) {
-  if (st.ok()) return;
-  py::object err = g_error(st.ToString());
-  err.attr("code") = CodeName(st.code());
-  PyErr_SetObject(g_error.ptr(), err.ptr());
-  throw py::error_already_set();
-}
-
-template <typename T>
-T Unwrap(Result<T> r) {
-  Check(r.status());
-  return std::move(r).value();
-}
-
 cudaStream_t AsStream(uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
-
-// (name, dtype, shape, data_ptr, length, tensor_offset), as in _gemini.
-using Entry =
-    std::tuple<std::string, std::string, std::vector<int64_t>, uintptr_t, uint64_t, uint64_t>;
 
 // A committed shard opened for restoring (a type of this module's own: the
 // _gemini module binds OpenShard).
 struct GpuShard {
   OpenShard shard;
 };
-
-py::dict ManifestDict(const Manifest& m) {
-  py::list entries;
-  for (const auto& e : m.entries)
-    entries.append(
-        py::make_tuple(e.name, DtypeName(e.dtype), e.shape, e.offset, e.length, e.tensor_offset));
-  py::dict d;
-  d["job"] = m.job;
-  d["iteration"] = m.iteration;
-  d["rank"] = m.rank;
-  d["world_size"] = m.world_size;
-  d["data_bytes"] = m.data_bytes;
-  d["entries"] = entries;
-  return d;
-}
 
 py::dict StatsDict(const GpuSaveStats& s) {
   py::dict d;
@@ -95,19 +62,10 @@ PYBIND11_MODULE(_gemini_cuda, m) {
           [](GpuSaver& s, const std::string& job, uint32_t rank, uint32_t world, int64_t iteration,
              const std::vector<Entry>& entries, uintptr_t stream, int threads, uint64_t chunk_size,
              int64_t wait_ms) {
-            GpuSaveRequest r{{job, rank, world, iteration, {}, {}}, AsStream(stream)};
-            for (const auto& [name, dtype, shape, ptr, length, toff] : entries)
-              r.save.tensors.push_back({name, Unwrap(DtypeFromName(dtype)), shape,
-                                        reinterpret_cast<const void*>(ptr), length, toff});
-            r.save.options.copy_threads = threads;
-            r.save.options.chunk_size = chunk_size;
-            r.save.options.wait = std::chrono::milliseconds(wait_ms);
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = s.Submit(std::move(r));
-            }
-            Check(st);
+            GpuSaveRequest r{
+                MakeSaveRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms),
+                AsStream(stream)};
+            Check(WithoutGil([&] { return s.Submit(std::move(r)); }));
           },
           py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
           py::arg("entries"), py::arg("stream") = 0, py::arg("threads") = 4,
@@ -116,24 +74,16 @@ PYBIND11_MODULE(_gemini_cuda, m) {
       .def(
           "before_step",
           [](GpuSaver& s, uintptr_t stream) {
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = s.BeforeStep(AsStream(stream));
-            }
-            Check(st);
+            Check(WithoutGil([&] { return s.BeforeStep(AsStream(stream)); }));
           },
           py::arg("stream") = 0,
           "Makes `stream` wait for the in-flight copies, if any (on the GPU).")
       .def(
           "wait",
           [](GpuSaver& s, double timeout_s) {
-            Status st;
-            {
-              py::gil_scoped_release nogil;
-              st = s.Wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
-            }
-            Check(st);
+            Check(WithoutGil([&] {
+              return s.Wait(std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)));
+            }));
           },
           py::arg("timeout_s") = 600.0, "Blocks until the capture is committed.")
       .def("in_flight", &GpuSaver::InFlight)
@@ -141,22 +91,13 @@ PYBIND11_MODULE(_gemini_cuda, m) {
       .def("copy_stream", [](GpuSaver& s) { return reinterpret_cast<uintptr_t>(s.copy_stream()); })
       .def("complete_iteration",
            [](GpuSaver& s, const std::string& job) {
-             Result<int64_t> r = Internal("unset");
-             {
-               py::gil_scoped_release nogil;
-               r = s.client()->CompleteIteration(job);
-             }
-             return Unwrap(std::move(r));
+             return Unwrap(WithoutGil([&] { return s.client()->CompleteIteration(job); }));
            })
       .def(
           "open",
           [](GpuSaver& s, const std::string& job, uint32_t rank, int64_t iteration) {
-            Result<OpenShard> r = Internal("unset");
-            {
-              py::gil_scoped_release nogil;
-              r = s.client()->Open(job, rank, iteration);
-            }
-            return GpuShard{Unwrap(std::move(r))};
+            return GpuShard{
+                Unwrap(WithoutGil([&] { return s.client()->Open(job, rank, iteration); }))};
           },
           py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
       .def(
@@ -168,12 +109,8 @@ PYBIND11_MODULE(_gemini_cuda, m) {
             ps.reserve(pieces.size());
             for (const auto& [off, dst, len] : pieces)
               ps.push_back({off, reinterpret_cast<void*>(dst), len});
-            Result<RestoreStats> r = Internal("unset");
-            {
-              py::gil_scoped_release nogil;
-              r = s.Restore(shard.shard, ps, AsStream(stream), threads, pin);
-            }
-            RestoreStats st = Unwrap(std::move(r));
+            RestoreStats st = Unwrap(WithoutGil(
+                [&] { return s.Restore(shard.shard, ps, AsStream(stream), threads, pin); }));
             py::dict d;
             d["verify_s"] = st.verify_s;
             d["pin_s"] = st.pin_s;

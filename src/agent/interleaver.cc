@@ -9,7 +9,7 @@ namespace gemini {
 namespace {
 
 constexpr int64_t kKeepIterations = 32;
-constexpr size_t kKeepSamples = 256;
+constexpr size_t kKeepSamples = 64;  // Refitted per replica: keep the fit cheap.
 
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;

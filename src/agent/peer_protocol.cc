@@ -6,10 +6,8 @@
 namespace gemini {
 
 transport::FrameLimits PeerRequestLimits() {
-  return transport::FrameLimits{{kPeerReplicate, kMaxControlFrame},
-                                {kPeerReplicateChunked, kMaxControlFrame},
-                                {kPeerFetch, 4096},
-                                {kPeerStatus, 0}};
+  return transport::FrameLimits{
+      {kPeerReplicateChunked, kMaxControlFrame}, {kPeerFetch, 4096}, {kPeerStatus, 0}};
 }
 
 std::string EncodeShardHeader(const Manifest& m, const std::vector<uint32_t>& crcs) {

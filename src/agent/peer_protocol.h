@@ -1,13 +1,13 @@
 // The agent <-> agent protocol, spoken over an authenticated transport
 // connection (transport/frame.h framing):
 //
-//   kPeerReplicate   [string manifest][crcs]            then kPeerData (data_bytes raw bytes)
-//                -> kPeerReplicateAck [u32 code][string message]
+//   kPeerReplicateChunked [string shard header][u64 max_chunk][u32 window]
+//                then kPeerChunk frames <- kPeerChunkAck each
+//                -> kPeerReplicateAck [u32 code][string message]   (chunked_replica.h)
 //   kPeerFetch       [string job][u32 rank][i64 iteration (-1 newest)]
 //                -> kPeerFetchReply [u32 code][string message][string manifest][crcs]
 //                   then, if OK, kPeerData (data_bytes raw bytes)
 //   kPeerStatus  (empty) -> kPeerStatusReply [string json]
-//   kPeerReplicateChunked ...: a replica in chunks through p buffers (chunked_replica.h)
 //
 // Control frames are bounded by kMaxControlFrame; a kPeerData frame must be
 // exactly the announced manifest's data_bytes and is received straight into
@@ -25,7 +25,7 @@
 namespace gemini {
 
 enum PeerMsg : uint32_t {
-  kPeerReplicate = 1,
+  // 1 was a whole-shard replica (before chunked replicas); never reused.
   kPeerData = 2,
   kPeerReplicateAck = 3,
   kPeerFetch = 4,

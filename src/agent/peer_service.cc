@@ -61,9 +61,6 @@ Status PeerService::Serve(transport::Connection& conn) {
         transport::RecvPayload(conn, *hdr, payload.data(), payload.size(), In(kTransfer)));
     Status st;
     switch (hdr->type) {
-      case kPeerReplicate:
-        st = HandleReplicate(conn, payload);
-        break;
       case kPeerReplicateChunked: {
         st = ReceiveChunkedReplica(conn, store_, next_writer_++, job_, payload, &buffers, is_owned_,
                                    In(kTransfer));
@@ -90,20 +87,6 @@ Status PeerService::Serve(transport::Connection& conn) {
   }
 }
 
-Status PeerService::HandleReplicate(transport::Connection& conn, const std::string& payload) {
-  Manifest m;
-  std::vector<uint32_t> crcs;
-  Status st = DecodeShardHeader(payload, &m, &crcs);
-  if (st.ok() && m.job != job_) st = InvalidArgument("replica of another job '" + m.job + "'");
-  if (st.ok() && is_owned_(m.rank))
-    st = InvalidArgument("replica of rank " + std::to_string(m.rank) + ", which this machine owns");
-  // Receive even a shard we refuse? No: a refused header ends the connection.
-  if (st.ok()) st = ReceiveShard(conn, store_, next_writer_++, m, std::move(crcs), In(kTransfer));
-  Status sent = transport::SendFrame(conn, kPeerReplicateAck, EncodeStatusReply(st), In(kTransfer));
-  if (!st.ok()) return st;
-  return sent;
-}
-
 Status PeerService::HandleFetch(transport::Connection& conn, const std::string& payload) {
   Reader r(payload);
   std::string job;
@@ -120,18 +103,6 @@ Status PeerService::HandleFetch(transport::Connection& conn, const std::string& 
       conn, kPeerFetchReply, EncodeStatusReply(Status::Ok(), EncodeShardHeader(p.manifest, p.crcs)),
       In(kTransfer)));
   return transport::SendFrame(conn, kPeerData, p.data, p.manifest.data_bytes, In(kTransfer));
-}
-
-Status SendReplica(transport::Connection& conn, const ShardPin& shard, milliseconds timeout) {
-  Deadline deadline = In(timeout);
-  GEMINI_RETURN_IF_ERROR(transport::SendFrame(
-      conn, kPeerReplicate, EncodeShardHeader(shard.manifest, shard.crcs), deadline));
-  GEMINI_RETURN_IF_ERROR(
-      transport::SendFrame(conn, kPeerData, shard.data, shard.manifest.data_bytes, deadline));
-  GEMINI_ASSIGN_OR_RETURN(
-      auto ack, transport::RecvFrame(conn, FrameLimits{{kPeerReplicateAck, 1 << 20}}, deadline));
-  std::string body;
-  return DecodeStatusReply(ack.payload, &body);
 }
 
 Result<int64_t> FetchInto(transport::Connection& conn, Store* store, uint64_t writer,

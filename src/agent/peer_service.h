@@ -1,17 +1,15 @@
 // PeerService: the agent's side of the agent <-> agent protocol
 // (peer_protocol.h) on one authenticated connection.
 //
-// kReplicate: the shard header is validated (manifest, CRC count, job, and a
-// replica may never overwrite a rank this machine owns), a slot is reserved
-// in the store within its budget, the data frame is received straight into
-// the slot, every chunk's CRC32C is checked, and only then is the replica
-// committed and acknowledged. A peer that breaks any rule gets an error
-// reply (where the stream still allows) and the connection is dropped; the
-// slot it was writing is released and nothing committed changes.
-// kFetch: the shard is pinned and streamed from the slot. kPeerStatus: the
-// store's status JSON.
+// kPeerReplicateChunked: a replica in chunks (chunked_replica.h: the header
+// is validated, including that a replica may never overwrite a rank this
+// machine owns; every chunk's CRC32C is checked before the commit). A peer
+// that breaks any rule gets an error reply (where the stream still allows)
+// and the connection is dropped; the slot it was writing is released and
+// nothing committed changes. kFetch: the shard is pinned and streamed from
+// the slot. kPeerStatus: the store's status JSON.
 //
-// Also the client halves: SendReplica() and FetchInto().
+// Also the client half of a fetch: FetchInto().
 // Thread-safe: one PeerService serves many connections concurrently (each on
 // its own thread); it holds no per-connection state.
 #pragma once
@@ -36,7 +34,6 @@ class PeerService {
   Status Serve(transport::Connection& conn);
 
  private:
-  Status HandleReplicate(transport::Connection& conn, const std::string& payload);
   Status HandleFetch(transport::Connection& conn, const std::string& payload);
 
   Store* store_;
@@ -45,10 +42,6 @@ class PeerService {
   const int nice_;
   std::atomic<uint64_t> next_writer_{uint64_t{1} << 62};
 };
-
-// Sends the pinned shard as a replica and waits for the acknowledgement.
-Status SendReplica(transport::Connection& conn, const ShardPin& shard,
-                   std::chrono::milliseconds timeout);
 
 // Fetches (job, rank, iteration) from a peer into `store` as a committed
 // shard (CRC-verified before commit). Returns the fetched iteration.

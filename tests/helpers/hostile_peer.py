@@ -66,7 +66,7 @@ def attack(host, port, secret, job, rng, held):
             elif kind == 4:  # Unknown frame type.
                 s.sendall(frame(99, b"x" * 10))
             elif kind == 5:  # A replica header that is garbage.
-                s.sendall(frame(1, os.urandom(200)))
+                s.sendall(frame(8, os.urandom(200)))  # kPeerReplicateChunked
             else:  # A data frame longer than announced / bad magic.
                 s.sendall(struct.pack("<IIQ", 0xDEADBEEF, 2, 10) + b"0123456789")
         s.settimeout(2)
