@@ -9,6 +9,7 @@ namespace gemini {
 namespace {
 
 constexpr int64_t kKeepIterations = 32;
+constexpr size_t kMinSamplesForMeanRate = 8;
 constexpr size_t kKeepSamples = 64;  // Refitted per replica: keep the fit cheap.
 
 double Median(std::vector<double> v) {
@@ -253,7 +254,24 @@ void Interleaver::RecordSamples(const std::vector<schedule::TransferSample>& sam
   if (samples_.size() > kKeepSamples)
     samples_.erase(samples_.begin(), samples_.end() - kKeepSamples);
   auto fit = schedule::FitLinkModel(samples_);
-  if (fit.ok()) link_ = *fit;
+  if (fit.ok()) {
+    link_ = *fit;
+    return;
+  }
+  // Small transfers can be too noisy for a line (e.g. a shard that passes in
+  // the link's burst): with enough of them, the mean rate, no start-up cost.
+  if (link_ || samples_.size() < kMinSamplesForMeanRate) return;
+  double bytes = 0, seconds = 0;
+  for (const auto& s : samples_) {
+    bytes += static_cast<double>(s.bytes);
+    seconds += s.seconds;
+  }
+  if (seconds > 0 && bytes > 0) {
+    schedule::LinkModel mean;
+    mean.bandwidth_Bps = bytes / seconds;
+    mean.samples_used = static_cast<int>(samples_.size());
+    link_ = mean;
+  }
 }
 
 void Interleaver::MarkReplicated(uint32_t rank, int64_t iteration, const Status& status,

@@ -122,6 +122,18 @@ TEST(Interleaver, InterleaveProfilesThenGatesChunksOnSpans) {
   EXPECT_TRUE(j.contains("link"));
 }
 
+TEST(Interleaver, NoisyLinkSamplesFallBackToTheMeanRate) {
+  auto il = *Interleaver::Create(Opts(InterleaveMode::kInterleave));
+  for (int it = 1; it <= 4; ++it) Iteration(*il, it, it * 2.0);
+  il->PlanSend(0, 9, 1 << 20, 1);
+  // Bigger transfers not slower: no line fits; 8 samples give the mean rate.
+  std::vector<schedule::TransferSample> s;
+  for (int i = 0; i < 8; ++i) s.push_back({i % 2 ? 4000u : 1000u, i % 2 ? 0.001 : 0.002});
+  il->RecordSamples(s);
+  ASSERT_TRUE(il->GetSchedule().ready);
+  EXPECT_NEAR(il->ToJson()["link"]["bandwidth_Bps"].get<double>(), 20000.0 / 0.012, 1.0);
+}
+
 TEST(Interleaver, ShortIdleTimeChecksEveryKthIteration) {
   auto il = *Interleaver::Create(Opts(InterleaveMode::kInterleave));
   for (int it = 1; it <= 4; ++it) Iteration(*il, it, it * 2.0);
