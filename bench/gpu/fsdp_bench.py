@@ -29,44 +29,13 @@ import time
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
-import torch.nn as nn
-import torch.nn.functional as F
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
 from gemini.fsdp import FSDPCheckpointer  # noqa: E402
 
 
-class Block(nn.Module):
-    def __init__(self, d, heads):
-        super().__init__()
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, self.heads, d // self.heads).unbind(2)
-        a = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                           v.transpose(1, 2), is_causal=True)
-        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
-        return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
-
-
-class GPT(nn.Module):
-    def __init__(self, layers, d, heads, vocab, seq):
-        super().__init__()
-        self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(seq, d)
-        self.blocks = nn.ModuleList(Block(d, heads) for _ in range(layers))
-        self.ln, self.head = nn.LayerNorm(d), nn.Linear(d, vocab, bias=False)
-
-    def forward(self, idx):
-        x = self.tok(idx) + self.pos(torch.arange(idx.shape[1], device=idx.device))
-        for b in self.blocks:
-            x = b(x)
-        return self.head(self.ln(x))
+from gpt import add_model_args, describe, setup  # noqa: E402
 
 
 def sync_time():
@@ -89,13 +58,7 @@ def mismatches(ckpt, snap):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--layers", type=int, default=24)
-    ap.add_argument("--dim", type=int, default=2048)
-    ap.add_argument("--heads", type=int, default=16)
-    ap.add_argument("--vocab", type=int, default=50304)
-    ap.add_argument("--seq", type=int, default=1024)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--accum", type=int, default=1, help="micro-batches per optimizer step")
+    add_model_args(ap)
     ap.add_argument("--iters", type=int, default=6, help="timed iterations per phase")
     ap.add_argument("--dcp-saves", type=int, default=3)
     ap.add_argument("--dcp-dir", default="/dev/shm/gemini-bench-dcp")
@@ -103,29 +66,7 @@ def main():
     ap.add_argument("--out", default="")
     a = ap.parse_args()
 
-    dist.init_process_group("cpu:gloo,cuda:nccl")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    torch.manual_seed(0)
-    model = GPT(a.layers, a.dim, a.heads, a.vocab, a.seq).cuda()
-    n_params = sum(p.numel() for p in model.parameters())
-    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for b in model.blocks:
-        fully_shard(b, mp_policy=mp)
-    fully_shard(model, mp_policy=mp)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
-    g = torch.Generator(device="cuda").manual_seed(rank)
-    data = torch.randint(0, a.vocab, (4, a.batch, a.seq + 1), device="cuda", generator=g)
-
-    def step(i):
-        for m in range(a.accum):
-            x = data[(i * a.accum + m) % data.shape[0]]
-            logits = model(x[:, :-1])
-            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]).float(), x[:, 1:].reshape(-1))
-            (loss / a.accum).backward()
-            del logits, loss
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+    rank, world, model, opt, n_params, step = setup(a)
 
     ckpt = FSDPCheckpointer(model, opt, job="fsdp-bench", threads=a.threads, skip_after_s=60)
     it = 0
@@ -236,8 +177,7 @@ def main():
                  and not isinstance(mine[k], bool)}
         out = {
             "gpu": torch.cuda.get_device_name(0), "gpus": world, "params": n_params,
-            "model": f"GPT {a.layers}x{a.dim}, {a.heads} heads, vocab {a.vocab}, seq {a.seq}, "
-                     f"batch {a.batch}x{a.accum}/GPU, bf16 compute, fp32 AdamW",
+            "model": describe(a),
             "state_gib_per_rank": state_bytes / 2**30,
             "worst_rank": worst,
             "ratio_b_local_capture_iter_vs_none": worst["gemini_iter_s"] / worst["none_iter_s"],

@@ -9,6 +9,7 @@
 #include "binding.h"
 #include "common/crc32c.h"
 #include "common/paths.h"
+#include "schedule/partition.h"
 #include "store/async_saver.h"
 #include "store/client.h"
 #include "store/timeline_client.h"
@@ -31,6 +32,36 @@ PYBIND11_MODULE(_gemini, m) {
       },
       py::arg("ptr"), py::arg("length"), py::arg("crc") = 0,
       "CRC32C of `length` bytes at address `ptr`, continuing from `crc`.");
+
+  m.def(
+      "partition",
+      [](const std::vector<double>& spans_s, uint64_t checkpoint_bytes, int copies,
+         uint64_t buffer_bytes, int sub_buffers, double bandwidth_Bps, double alpha_s, double mu,
+         uint64_t min_chunk_bytes) {
+        schedule::PartitionParams p;
+        p.checkpoint_bytes = checkpoint_bytes;
+        p.copies = copies;
+        p.buffer_bytes = buffer_bytes;
+        p.sub_buffers = sub_buffers;
+        p.bandwidth_Bps = bandwidth_Bps;
+        p.alpha_s = alpha_s;
+        p.mu = mu;
+        p.min_chunk_bytes = min_chunk_bytes;
+        schedule::PartitionPlan plan = Unwrap(schedule::Partition(spans_s, p));
+        py::list spans;
+        for (const auto& span : plan.spans) {
+          py::list chunks;
+          for (const auto& c : span.chunks)
+            chunks.append(py::make_tuple(c.copy, c.offset, c.length, c.leftover));
+          spans.append(chunks);
+        }
+        return spans;
+      },
+      py::arg("spans_s"), py::arg("checkpoint_bytes"), py::arg("copies"), py::arg("buffer_bytes"),
+      py::arg("sub_buffers"), py::arg("bandwidth_Bps"), py::arg("alpha_s"), py::arg("mu") = 0.9,
+      py::arg("min_chunk_bytes") = 1,
+      "Algorithm 2 (src/schedule/partition.h): for each idle span, the chunks "
+      "[(copy, offset, length, leftover)] sent in it.");
 
   py::class_<OpenShard>(m, "Shard")
       .def_property_readonly("manifest",

@@ -11,7 +11,9 @@
 #include <pybind11/stl.h>
 
 #include "binding.h"
+#include "gpu/chunk_crc_kernel.h"
 #include "gpu/gpu_saver.h"
+#include "gpu/slot_writer.h"
 
 namespace py = pybind11;
 using namespace gemini;
@@ -51,6 +53,50 @@ PYBIND11_MODULE(_gemini_cuda, m) {
   py::class_<GpuShard>(m, "Shard").def_property_readonly("manifest", [](const GpuShard& s) {
     return ManifestDict(s.shard.manifest);
   });
+
+  m.def(
+      "chunk_crcs",
+      [](uintptr_t data, uint64_t n, uint64_t chunk, uintptr_t out, uintptr_t stream) {
+        Check(LaunchChunkCrcs(reinterpret_cast<const void*>(data), n, chunk,
+                              reinterpret_cast<uint32_t*>(out), AsStream(stream)));
+      },
+      py::arg("data"), py::arg("n"), py::arg("chunk"), py::arg("out"), py::arg("stream") = 0,
+      "Enqueues out[i] = CRC32C of bytes [i*chunk, (i+1)*chunk) of device memory `data` "
+      "(out: ceil(n/chunk) uint32 words of device memory) on `stream`.");
+
+  py::class_<SlotWriter>(m, "SlotWriter")
+      .def(py::init([](const std::string& socket) { return Unwrap(SlotWriter::Create(socket)); }),
+           py::arg("socket_path"))
+      .def(
+          "begin",
+          [](SlotWriter& w, const std::string& job, uint32_t rank, uint32_t world,
+             int64_t iteration, const std::vector<Entry>& entries, uint64_t chunk_size,
+             int64_t wait_ms) {
+            SaveRequest r =
+                MakeSaveRequest(job, rank, world, iteration, entries, 1, chunk_size, wait_ms);
+            Manifest man = Unwrap(WithoutGil(
+                [&] { return w.Begin(job, rank, world, iteration, r.tensors, r.options); }));
+            return ManifestDict(man);
+          },
+          py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
+          py::arg("entries"), py::arg("chunk_size") = Manifest::kDefaultChunkSize,
+          py::arg("wait_ms") = 120000,
+          "Reserves the in-progress slot; returns its manifest (entry offsets, data_bytes).")
+      .def(
+          "copy_in",
+          [](SlotWriter& w, uint64_t offset, uintptr_t src, uint64_t n, uintptr_t stream) {
+            Check(w.CopyIn(offset, reinterpret_cast<const void*>(src), n, AsStream(stream)));
+          },
+          py::arg("offset"), py::arg("src"), py::arg("n"), py::arg("stream") = 0,
+          "Enqueues a device-to-host copy of n bytes into the slot at `offset` on `stream`.")
+      .def(
+          "commit",
+          [](SlotWriter& w, const std::vector<uint32_t>& crcs) {
+            Check(WithoutGil([&] { return w.Commit(crcs); }));
+          },
+          py::arg("crcs"), "Commits the slot (copies complete) with one CRC32C per chunk.")
+      .def_property_readonly("pinned", &SlotWriter::pinned)
+      .def_property_readonly("begun", &SlotWriter::begun);
 
   py::class_<GpuSaver>(m, "Saver")
       .def(py::init([](const std::string& socket, int device) {

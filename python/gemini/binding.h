@@ -76,6 +76,7 @@ inline py::dict ManifestDict(const Manifest& m) {
   d["rank"] = m.rank;
   d["world_size"] = m.world_size;
   d["data_bytes"] = m.data_bytes;
+  d["chunk_size"] = m.chunk_size;
   d["entries"] = entries;
   return d;
 }

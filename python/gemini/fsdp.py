@@ -33,8 +33,18 @@ except ImportError:  # torch < 2.4
 
 def _local(t):
     if DTensor is not None and isinstance(t, DTensor):
-        return t.to_local()
+        local = getattr(t, "_local_tensor", None)  # No autograd view: cheap every iteration.
+        return local if local is not None else t.to_local()
     return t
+
+
+def _rng_bytes(t):
+    return bytes(t.cpu().numpy().tobytes())
+
+
+def _rng_tensor(v):
+    # Saved as bytes (deterministic checkpoint bytes) or, by older versions, as a tensor.
+    return torch.frombuffer(bytearray(v), dtype=torch.uint8) if isinstance(v, bytes) else v
 
 
 class FSDPCheckpointer:
@@ -80,7 +90,10 @@ class FSDPCheckpointer:
         return dev, cpu
 
     def _meta(self, step, cpu):
-        meta = {"step": int(step), "cpu": {k: v.clone() for k, v in cpu.items()}}
+        # 0-dim CPU tensors (Adam's step) as plain numbers: pickling hundreds of
+        # tensors every iteration costs milliseconds.
+        meta = {"step": int(step),
+                "cpu": {k: v.item() if v.dim() == 0 else v.clone() for k, v in cpu.items()}}
         if self.optimizer is not None:
             meta["param_groups"] = [{k: v for k, v in g.items() if k != "params"}
                                     for g in self.optimizer.param_groups]
@@ -89,7 +102,8 @@ class FSDPCheckpointer:
                              for k, v in self.optimizer.state.get(p, {}).items()
                              if not torch.is_tensor(v)}
         if self.rng:
-            meta["rng"] = {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(),
+            meta["rng"] = {"cpu": _rng_bytes(torch.get_rng_state()),
+                           "cuda": _rng_bytes(torch.cuda.get_rng_state()),
                            "python": random.getstate()}
         return meta
 
@@ -123,7 +137,11 @@ class FSDPCheckpointer:
                 raise GeminiError(f"{name}: local shard is not contiguous; cannot restore in place")
         _, meta = self.gpu.load(targets, iteration=it)
         for name, v in cpu.items():
-            v.copy_(meta["cpu"][name])
+            saved = meta["cpu"][name]
+            if torch.is_tensor(saved):
+                v.copy_(saved)
+            else:
+                v.fill_(saved)
         if self.optimizer is not None:
             for g, saved in zip(self.optimizer.param_groups, meta["param_groups"]):
                 g.update(saved)
@@ -135,8 +153,8 @@ class FSDPCheckpointer:
                         if st is not None and fqn == self._fqn[id(p)]:
                             st[k] = v
         if self.rng and "rng" in meta:
-            torch.set_rng_state(meta["rng"]["cpu"])
-            torch.cuda.set_rng_state(meta["rng"]["cuda"])
+            torch.set_rng_state(_rng_tensor(meta["rng"]["cpu"]))
+            torch.cuda.set_rng_state(_rng_tensor(meta["rng"]["cuda"]))
             random.setstate(meta["rng"]["python"])
         if dist.is_available() and dist.is_initialized():
             dist.barrier()

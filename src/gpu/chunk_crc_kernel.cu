@@ -1,0 +1,87 @@
+#include <mutex>
+
+#include "common/crc32c_pieces.h"
+#include "gpu/chunk_crc_kernel.h"
+#include "gpu/cuda_status.h"
+
+namespace gemini {
+namespace {
+
+namespace cp = crc32c_pieces;
+constexpr int kThreads = 1024;  // 4 KiB pieces of a 4 MiB chunk: enough warps to hide load latency.
+
+__global__ void __launch_bounds__(kThreads)
+    ChunkCrcKernel(const uint8_t* data, uint64_t n, uint64_t chunk, uint32_t* out,
+                   const cp::Tables* tables) {
+  __shared__ uint32_t slice[4][256];
+  __shared__ uint32_t raw[kThreads];
+  for (int i = threadIdx.x; i < 4 * 256; i += blockDim.x)
+    slice[i / 256][i % 256] = tables->slice[i / 256][i % 256];
+  __syncthreads();
+  uint64_t base = blockIdx.x * chunk;
+  uint64_t len = n - base < chunk ? n - base : chunk;
+  uint64_t piece = ((len + kThreads - 1) / kThreads + 15) / 16 * 16;
+  uint64_t lo = threadIdx.x * piece, hi = lo + piece < len ? lo + piece : len;
+  uint32_t s = 0;
+  if (lo < hi) {
+    const uint8_t* p = data + base;
+    uint64_t i = lo;
+    for (; i + 16 <= hi; i += 16) {
+      uint4 v = *reinterpret_cast<const uint4*>(p + i);
+      s = cp::FeedWord(slice, s, v.x);
+      s = cp::FeedWord(slice, s, v.y);
+      s = cp::FeedWord(slice, s, v.z);
+      s = cp::FeedWord(slice, s, v.w);
+    }
+    s = cp::Feed(slice, s, p + i, hi - i);
+  }
+  raw[threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    cp::Folder f;
+    for (int t = 0; t < kThreads; ++t) {
+      uint64_t a = t * piece;
+      if (a >= len) break;
+      uint64_t b = a + piece < len ? a + piece : len;
+      f.Add(tables->shift, raw[t], b - a);
+    }
+    out[blockIdx.x] = f.Crc();
+  }
+}
+
+// The tables, in device memory of the current device (one copy per device).
+Result<const cp::Tables*> DeviceTables() {
+  static std::mutex mu;
+  static const cp::Tables* tables[64] = {};
+  int dev = 0;
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
+  if (dev < 0 || dev >= 64) return InvalidArgument("device index out of range");
+  std::lock_guard<std::mutex> lock(mu);
+  if (tables[dev] == nullptr) {
+    cp::Tables host;
+    host.Fill();
+    cp::Tables* d = nullptr;
+    GEMINI_CUDA_RETURN_IF_ERROR(cudaMalloc(&d, sizeof(cp::Tables)));
+    GEMINI_CUDA_RETURN_IF_ERROR(cudaMemcpy(d, &host, sizeof(host), cudaMemcpyHostToDevice));
+    tables[dev] = d;
+  }
+  return tables[dev];
+}
+
+}  // namespace
+
+Status LaunchChunkCrcs(const void* data, uint64_t n, uint64_t chunk, uint32_t* out,
+                       cudaStream_t stream) {
+  if (n == 0) return Status::Ok();
+  if (chunk == 0 || chunk % 16 != 0) return InvalidArgument("CRC chunk must be a multiple of 16");
+  if (reinterpret_cast<uintptr_t>(data) % 16 != 0)
+    return InvalidArgument("CRC data must be 16-byte aligned");
+  GEMINI_ASSIGN_OR_RETURN(const cp::Tables* tables, DeviceTables());
+  uint64_t blocks = (n + chunk - 1) / chunk;
+  if (blocks > 0x7fffffffull) return InvalidArgument("too many CRC chunks");
+  ChunkCrcKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
+      static_cast<const uint8_t*>(data), n, chunk, out, tables);
+  return CudaStatus(cudaGetLastError(), "ChunkCrcKernel launch");
+}
+
+}  // namespace gemini

@@ -1,0 +1,28 @@
+// CRC32C of every `chunk` bytes of a device buffer, computed on the GPU.
+//
+// The replicated GPU path (gemini.gpu_replica) checksums each packed chunk
+// where it already is, in GPU memory, so the host never reads checkpoint
+// bytes while training runs: the owner checksums what it sends (these are the
+// CRCs its manifest commits), the holder checksums what it received (compared
+// with the owner's before it commits the replica), and every load still
+// checks the host copy against them. One block per chunk, 1024 threads each
+// checksum a contiguous piece (slicing-by-4 from shared memory) and thread 0
+// folds the pieces in order (common/crc32c_pieces.h, unit-tested on the CPU).
+// The result equals Crc32c() of each chunk.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "common/status.h"
+
+namespace gemini {
+
+// out[i] = Crc32c(data + i*chunk, min(chunk, n - i*chunk)) for every chunk of
+// [data, data+n); `out` is device memory of ceil(n/chunk) words. `data` must
+// be 16-byte aligned and `chunk` a multiple of 16. Asynchronous on `stream`.
+Status LaunchChunkCrcs(const void* data, uint64_t n, uint64_t chunk, uint32_t* out,
+                       cudaStream_t stream);
+
+}  // namespace gemini
