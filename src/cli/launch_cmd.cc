@@ -76,6 +76,19 @@ struct Fired {
   double completion_resumed = 0;    // stop-etcd: when `complete` advanced again.
 };
 
+// Shared-memory names of this launcher's agents: "<this prefix><namespace>".
+std::string ShmPrefix() { return "gemini-launch-" + std::to_string(getpid()) + "-"; }
+
+// Removes the segments a killed agent could not free (an injected host
+// failure): only names under this launcher's own prefix, once every agent it
+// started has stopped.
+void RemoveSegments(const std::string& prefix) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
+  }
+}
+
 class Launcher {
  public:
   explicit Launcher(LaunchArgs a) : a_(std::move(a)) {}
@@ -117,36 +130,35 @@ void Launcher::Log(const std::string& line) {
 Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
   std::string addr = cluster_->addr(ns);
   std::vector<std::string> argv = cluster_->ExecArgs(ns);
-  std::vector<std::string> more{
-      SelfExe(),
-      "agent",
-      "--socket",
-      dir_ + "/agent-ns" + std::to_string(ns) + ".sock",
-      "--budget",
-      a_.budget,
-      "--shm-prefix",
-      "gemini-launch-" + std::to_string(getpid()) + "-" + std::to_string(ns),
-      "--etcd",
-      endpoint_,
-      "--job",
-      a_.job,
-      "--hosts",
-      std::to_string(a_.hosts),
-      "--replicas",
-      std::to_string(a_.replicas),
-      "--advertise",
-      addr,
-      "--secret-file",
-      cluster_->secret_file(),
-      "--lease-ttl",
-      std::to_string(a_.lease_ttl),
-      "--log-dir",
-      logs_,
-      "--metrics-port",
-      "9400",
-      "--metrics-addr",
-      addr,
-      standby ? "--standby" : "--launch"};
+  std::vector<std::string> more{SelfExe(),
+                                "agent",
+                                "--socket",
+                                dir_ + "/agent-ns" + std::to_string(ns) + ".sock",
+                                "--budget",
+                                a_.budget,
+                                "--shm-prefix",
+                                ShmPrefix() + std::to_string(ns),
+                                "--etcd",
+                                endpoint_,
+                                "--job",
+                                a_.job,
+                                "--hosts",
+                                std::to_string(a_.hosts),
+                                "--replicas",
+                                std::to_string(a_.replicas),
+                                "--advertise",
+                                addr,
+                                "--secret-file",
+                                cluster_->secret_file(),
+                                "--lease-ttl",
+                                std::to_string(a_.lease_ttl),
+                                "--log-dir",
+                                logs_,
+                                "--metrics-port",
+                                "9400",
+                                "--metrics-addr",
+                                addr,
+                                standby ? "--standby" : "--launch"};
   if (!standby) more.insert(more.end(), {"--host-id", std::to_string(host_id)});
   argv.insert(argv.end(), more.begin(), more.end());
   GEMINI_ASSIGN_OR_RETURN(
@@ -375,6 +387,7 @@ void Launcher::TearDown(bool keep_logs) {
   for (auto& p : agents_) p->Signal(SIGTERM);
   for (auto& p : agents_) (void)p->Wait(milliseconds(10000));
   agents_.clear();
+  RemoveSegments(ShmPrefix());
   if (etcd_) kill(etcd_->pid(), SIGCONT);
   etcd_.reset();
   if (cluster_) cluster_->Down(keep_logs);
