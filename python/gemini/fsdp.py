@@ -39,7 +39,7 @@ def _local(t):
 
 
 def _rng_bytes(t):
-    return bytes(t.cpu().numpy().tobytes())
+    return t.cpu().numpy().tobytes()
 
 
 def _rng_tensor(v):

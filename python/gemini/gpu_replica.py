@@ -122,12 +122,11 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
         self.freed = [None] * self.p  # d2h-stream events: sub-buffer j may be reused
         self.meta_host = torch.zeros(meta_capacity, dtype=torch.uint8, pin_memory=True)
         self.meta_dev = torch.zeros(meta_capacity, dtype=torch.uint8, device="cuda")
-        self._cache = None  # (source signature, manifest layout, per-chunk pack views)
-        self.layout = None
-        self.pending = None  # the checkpoint in flight (see _start)
+        self._cache = None  # (source signature, per-chunk pack views)
+        self.layout = None  # {"mine", "prv"}: the entries of this rank and of the one it holds
+        self.pending = None  # the checkpoint in flight (see save())
         self.plan = None     # {anchor op index: [chunk indices]} once interleaving
         self.profiles, self.chunk_times = [], []
-        self.saves = 0
         self.counters = {"saves": 0, "committed": 0, "replicas_committed": 0, "gated_chunks": 0,
                       "leftover_chunks": 0, "plan": None, "crc_mismatch": 0}
         self.host_s = {"save": [], "sync": []}  # host time in save(), and waiting in it
@@ -181,10 +180,9 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
         return dev, entries
 
     def _setup_layout(self, entries):
-        mine = [e[:3] + (0, e[4], 0) for e in entries]
         every = [None] * self.world
-        dist.all_gather_object(every, mine)
-        self.layout = {"mine": mine, "prv": every[self.prv]}
+        dist.all_gather_object(every, entries)
+        self.layout = {"mine": entries, "prv": every[self.prv]}
 
     def _pack_plan(self, manifest, sources):
         """Per chunk k: (length, destination views in staging[k % p], source
@@ -207,7 +205,7 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
         tensors, entries = self._entries(step)
         if self.layout is None:
             self._setup_layout(entries)
-        elif [e[:3] + (0, e[4], 0) for e in entries] != self.layout["mine"]:
+        elif entries != self.layout["mine"]:
             raise GeminiError("the checkpoint layout changed between iterations (tensors added, "
                               "removed or resized); the replicated GPU path needs a fixed one")
         man = self.local.begin(self.gpu.job, self.rank, self.world, int(step), entries, CRC_CHUNK,
@@ -236,7 +234,6 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
             "timing": self.mode == "interleave" and self.plan is None,
             "times": [], "done": None, "gated": 0,
         }
-        self.saves += 1
         self.counters["saves"] += 1
         if self.mode in ("naive", "overlap") or self.plan is None:
             self._issue_rest()
@@ -333,9 +330,9 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
         pend = self.pending
         if pend is None:
             return
-        self.pending = None
         if pend["done"] is None:
-            self._issue_rest_for(pend)
+            self._issue_rest()
+        self.pending = None
         t0 = time.perf_counter()
         pend["done"].synchronize()
         self.host_s["sync"].append(time.perf_counter() - t0)
@@ -359,13 +356,6 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
                 pass
             if len(self.profiles) >= self.warmup and self.plan is None:
                 self._make_plan()
-
-    def _issue_rest_for(self, pend):
-        saved, self.pending = self.pending, pend
-        try:
-            self._issue_rest()
-        finally:
-            self.pending = saved
 
     # ---------------------------------------------------------------- planning
     def _make_plan(self):

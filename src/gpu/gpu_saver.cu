@@ -3,7 +3,6 @@
 #include <thread>
 
 #include "common/crc32c.h"
-#include "common/log.h"
 #include "gpu/chunk_crc.h"
 #include "gpu/cuda_status.h"
 #include "gpu/gpu_saver.h"
@@ -122,15 +121,7 @@ Result<SaveGrant> GpuSaver::Enqueue(const SaveRequest& r, GpuSaveStats* stats) {
   auto t0 = Clock::now();
   GEMINI_ASSIGN_OR_RETURN(SaveGrant g, client_->BeginSave(r.job, r.rank, r.world_size, r.iteration,
                                                           r.tensors, r.options));
-  Status pin = pinned_.Ensure(g.region, g.region_size);
-  stats->pinned = pin.ok();
-  if (!pin.ok()) {
-    (void)cudaGetLastError();
-    if (!warned_pageable_)
-      GEMINI_LOG(WARN) << "[gpu] cannot pin the slot, copying to pageable memory: "
-                       << pin.ToString();
-    warned_pageable_ = true;
-  }
+  stats->pinned = pinned_.EnsureOrPageable(g.region, g.region_size);
   stats->begin_s = Since(t0);
   t0 = Clock::now();
   ZeroPadding(g.region, g.manifest);

@@ -128,7 +128,6 @@ class GpuSaver {
   bool busy_ = false;      // A save is pending or running.
   bool enqueued_ = false;  // Its copies are on the stream (or it failed before).
   bool stop_ = false;
-  bool warned_pageable_ = false;
   std::chrono::steady_clock::time_point submitted_at_;
   Status last_;
   GpuSaveStats stats_;

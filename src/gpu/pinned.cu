@@ -33,6 +33,17 @@ Status PinnedRegistry::Ensure(uint8_t* data, size_t size) {
   return Status::Ok();
 }
 
+bool PinnedRegistry::EnsureOrPageable(uint8_t* data, size_t size) {
+  Status pin = Ensure(data, size);
+  if (pin.ok()) return true;
+  (void)cudaGetLastError();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!warned_)
+    GEMINI_LOG(WARN) << "[gpu] cannot pin the slot, copying to pageable memory: " << pin.ToString();
+  warned_ = true;
+  return false;
+}
+
 void PinnedRegistry::Forget(uint8_t* data) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = ranges_.find(data);

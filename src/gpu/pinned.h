@@ -26,6 +26,9 @@ class PinnedRegistry {
   // Registers [data, data+size) unless a registered range already covers it; a
   // smaller range registered at the same address is replaced.
   Status Ensure(uint8_t* data, size_t size);
+  // Ensure(), or where pinning fails (e.g. the page-lock limit), false: the
+  // caller copies to pageable memory instead. The first failure is logged.
+  bool EnsureOrPageable(uint8_t* data, size_t size);
   // Whether a registered range covers [data, data+size).
   bool Covers(const uint8_t* data, size_t size);
   // Unregisters the range starting at data, if any.
@@ -37,6 +40,7 @@ class PinnedRegistry {
   bool CoversLocked(const uint8_t* data, size_t size) const;
   std::mutex mu_;
   std::map<uint8_t*, size_t> ranges_;  // start -> size
+  bool warned_ = false;                // EnsureOrPageable logged a failure
 };
 
 }  // namespace gemini

@@ -1,4 +1,3 @@
-#include "common/log.h"
 #include "gpu/cuda_status.h"
 #include "gpu/slot_writer.h"
 
@@ -23,15 +22,7 @@ Result<Manifest> SlotWriter::Begin(const std::string& job, uint32_t rank, uint32
   grant_.reset();
   GEMINI_ASSIGN_OR_RETURN(SaveGrant g,
                           client_->BeginSave(job, rank, world_size, iteration, tensors, options));
-  Status pin = pinned_.Ensure(g.region, g.region_size);
-  pinned_ok_ = pin.ok();
-  if (!pin.ok()) {
-    (void)cudaGetLastError();
-    if (!warned_)
-      GEMINI_LOG(WARN) << "[gpu] cannot pin the slot, copying to pageable memory: "
-                       << pin.ToString();
-    warned_ = true;
-  }
+  pinned_ok_ = pinned_.EnsureOrPageable(g.region, g.region_size);
   Manifest m = g.manifest;
   grant_ = std::move(g);
   return m;

@@ -54,7 +54,6 @@ class SlotWriter {
   PinnedRegistry pinned_;
   std::optional<SaveGrant> grant_;
   bool pinned_ok_ = false;
-  bool warned_ = false;
 };
 
 }  // namespace gemini
