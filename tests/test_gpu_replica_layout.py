@@ -1,12 +1,13 @@
 """The CPU-testable parts of the GPU replication path: how a region is cut into
 chunks (gemini.replica_layout), how idle spans come out of one iteration's
 collectives (gemini.gpu_timeline.spans_from_ops), and Algorithm 2 as the GPU
-executor calls it (_gemini.partition with whole chunks only)."""
+executor calls it (_gemini.partition with whole chunks only), and when the
+plan makes chunks due (gemini.replica_layout.DueChunks)."""
 import pytest
 
 from gemini import _gemini
 from gemini.gpu_timeline import spans_from_ops
-from gemini.replica_layout import region_pieces
+from gemini.replica_layout import DueChunks, region_pieces
 
 
 def rebuild(manifest, sources, chunk):
@@ -61,3 +62,16 @@ def test_partition_places_whole_chunks_in_order_and_leftovers_last():
     assert all(c[2] == chunk for span in plan for c in span)
     assert plan[1] == []  # 1 ms cannot hold a 6.7 ms chunk
     assert all(c[3] for c in plan[-1]) and not any(c[3] for span in plan[:-1] for c in span)
+
+
+def test_chunks_fall_due_at_their_anchor_and_late_ones_at_the_next_collective():
+    due = DueChunks({-1: [0, 1], 7: [2], 30: [3, 4, 5]})
+    assert due(-1) == 2       # the iteration start
+    assert due(3) == 2        # a collective without chunks: nothing new
+    assert due(7) == 3
+    assert due(12) == 3
+    assert due(30) == 6
+    assert due(10**6) == 6
+    # A checkpoint that starts after anchors 7 and 30 passed: all due at once.
+    assert due(31) == 6
+    assert DueChunks({})(5) == 0

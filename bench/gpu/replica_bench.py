@@ -12,6 +12,9 @@ checkpoint goes to its own agent and, over NCCL, to the next rank's):
   interleave  after a profile, the traffic is placed in the idle spans
               between the training's collectives (Algorithm 2)
 
+A mode may end in /host (e.g. overlap/host): CRCs on host threads instead of
+the GPU kernel.
+
 Iteration times come from CUDA events on the training stream at each
 iteration start (no host synchronization inside a phase). After the last
 checkpointing phase each rank restores its state from its own agent and from
@@ -43,6 +46,7 @@ def main():
     ap.add_argument("--modes", default="none,naive,overlap,interleave,none")
     ap.add_argument("--buffer-mib", type=int, default=512)
     ap.add_argument("--sub-buffers", type=int, default=4)
+    ap.add_argument("--crc-threads", type=int, default=4, help="host CRC threads per pass")
     ap.add_argument("--out", default="")
     a = ap.parse_args()
 
@@ -56,10 +60,12 @@ def main():
     phases, last_ckpt, verify = [], None, None
     modes = a.modes.split(",")
     last_saving = max((i for i, m in enumerate(modes) if m != "none"), default=-1)
-    for pi, mode in enumerate(modes):
+    for pi, label in enumerate(modes):
+        mode, _, crc = label.partition("/")
         ckpt = ReplicatedFSDPCheckpointer(
             model, opt, job="replica-bench", socket=sockets[rank], mode=mode,
-            buffer_bytes=a.buffer_mib << 20, sub_buffers=a.sub_buffers, warmup=a.profile)
+            buffer_bytes=a.buffer_mib << 20, sub_buffers=a.sub_buffers, warmup=a.profile,
+            crc=crc or "gpu", crc_threads=a.crc_threads)
         warm = a.warmup + (a.profile + 1 if mode == "interleave" else 0)
         marks = []
         t_phase = time.perf_counter()
@@ -82,12 +88,16 @@ def main():
             saved_it = it - 1
         ckpt.wait()
         host = {k: statistics.median(v[-a.iters:]) if v else 0.0 for k, v in ckpt.host_s.items()}
-        phases.append({"mode": mode, "iter_s": statistics.median(times), "iters": times,
+        gpu_ms = {k: statistics.median(v[-a.iters:]) if v else 0.0 for k, v in ckpt.gpu_ms.items()}
+        phases.append({"mode": label, "iter_s": statistics.median(times), "iters": times,
                        "phase_s": time.perf_counter() - t_phase, "counters": dict(ckpt.counters),
-                       "host_save_s": host["save"], "host_sync_s": host["sync"]})
+                       "host_save_s": host["save"], "host_sync_s": host["sync"],
+                       "host_start_s": host["start"], "gpu_ms": gpu_ms})
         if rank == 0:
-            print(f"phase {pi} {mode}: median {statistics.median(times)*1e3:.1f} ms over "
-                  f"{len(times)} iterations, host ms {({k: round(v * 1e3, 1) for k, v in host.items()})}"
+            print(f"phase {pi} {label}: median {statistics.median(times)*1e3:.1f} ms over "
+                  f"{len(times)} iterations {[round(t * 1e3) for t in times]}, host ms "
+                  f"{({k: round(v * 1e3, 1) for k, v in host.items()})}, gpu ms "
+                  f"{({k: [round(x) for x in v[-a.iters:]] for k, v in ckpt.gpu_ms.items()})}"
                   f", {ckpt.counters}",
                   flush=True)
         if snap is not None:

@@ -90,6 +90,14 @@ PYBIND11_MODULE(_gemini_cuda, m) {
           py::arg("offset"), py::arg("src"), py::arg("n"), py::arg("stream") = 0,
           "Enqueues a device-to-host copy of n bytes into the slot at `offset` on `stream`.")
       .def(
+          "crcs",
+          [](const SlotWriter& w, uint64_t offset, uint64_t n, int threads) {
+            return Unwrap(WithoutGil([&] { return w.Crcs(offset, n, threads); }));
+          },
+          py::arg("offset"), py::arg("n"), py::arg("threads") = 4,
+          "CRC32C of every manifest chunk of slot bytes [offset, offset+n), on host threads "
+          "(the copies there must be complete); may run beside copy_in on another thread.")
+      .def(
           "commit",
           [](SlotWriter& w, const std::vector<uint32_t>& crcs) {
             Check(WithoutGil([&] { return w.Commit(crcs); }));

@@ -1,12 +1,14 @@
-"""gemini.replica_layout: how a checkpoint's region is cut into replication chunks.
+"""gemini.replica_layout: how a checkpoint's region is cut into replication
+chunks, and when the interleave plan makes each chunk due.
 
-Pure functions (no CUDA), shared by gemini.gpu_replica and its CPU unit tests.
+Pure code (no CUDA), shared by gemini.gpu_replica and its CPU unit tests.
 The region is the agent manifest's data region: entries back to back at their
 (aligned) offsets, padding between them. Chunk k covers region bytes
 [k*chunk, (k+1)*chunk); it is packed from the pieces of the entries it
 overlaps, and its padding is zeroed, so that the chunk's bytes (and CRCs) are
 exactly those of the region.
 """
+import bisect
 
 
 def region_pieces(manifest, sources, chunk):
@@ -42,3 +44,19 @@ def region_pieces(manifest, sources, chunk):
             gaps.append((at, clen))
         out.append((clen, per[k], gaps))
     return out
+
+
+class DueChunks:
+    """The interleave plan {anchor: [chunk indices]} as "how many chunks are due
+    once collective `anchor` has ended": the chunks of every anchor up to it,
+    so chunks whose anchor passed before the checkpoint could start are due at
+    the next collective. Anchor -1 is the iteration start."""
+
+    def __init__(self, plan):
+        self.anchors = sorted(plan)
+        self.due = [0]
+        for a in self.anchors:
+            self.due.append(max(self.due[-1], max(plan[a], default=-1) + 1))
+
+    def __call__(self, anchor):
+        return self.due[bisect.bisect_right(self.anchors, anchor)]

@@ -1,3 +1,4 @@
+#include "gpu/chunk_crc.h"
 #include "gpu/cuda_status.h"
 #include "gpu/slot_writer.h"
 
@@ -38,6 +39,16 @@ Status SlotWriter::CopyIn(uint64_t region_offset, const void* src, uint64_t n,
   return CudaStatus(
       cudaMemcpyAsync(grant_->region + region_offset, src, n, cudaMemcpyDeviceToHost, stream),
       "cudaMemcpyAsync(slot)");
+}
+
+Result<std::vector<uint32_t>> SlotWriter::Crcs(uint64_t region_offset, uint64_t n,
+                                                int threads) const {
+  if (!grant_) return FailedPrecondition("Crcs before Begin");
+  const uint64_t size = grant_->manifest.data_bytes;
+  const uint64_t chunk = grant_->manifest.chunk_size;
+  if (region_offset > size || n > size - region_offset || region_offset % chunk != 0)
+    return InvalidArgument("CRC range outside the slot's data or not chunk-aligned");
+  return ChunkCrcs(grant_->region + region_offset, n, chunk, threads);
 }
 
 Status SlotWriter::Commit(const std::vector<uint32_t>& crcs) {

@@ -8,9 +8,10 @@
 // (AgentClient::BeginSave: same manifest layout as every other path) and
 // page-locks the slot's mapping the first time; CopyIn() enqueues a
 // device-to-host cudaMemcpyAsync into the region on the caller's stream;
-// Commit() hands the agent one CRC32C per manifest chunk (computed on the GPU
-// by LaunchChunkCrcs over the same bytes) once the caller has synchronized
-// the copies. Not thread-safe: one caller.
+// Crcs() checksums what the copies wrote, on host threads; Commit() hands the
+// agent one CRC32C per manifest chunk (from Crcs(), or from LaunchChunkCrcs
+// over the same bytes on the GPU). Not thread-safe, except that CopyIn() and
+// Crcs() (which only read the begun slot) may run on two threads at once.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -41,6 +42,10 @@ class SlotWriter {
   // Enqueues a copy of n bytes at device address src into the region at
   // region_offset (within data_bytes) on `stream`.
   Status CopyIn(uint64_t region_offset, const void* src, uint64_t n, cudaStream_t stream);
+  // CRC32C of every manifest chunk in region bytes [region_offset,
+  // region_offset + n) (region_offset a multiple of the chunk size), on
+  // `threads` host threads; the copies into that range must be complete.
+  Result<std::vector<uint32_t>> Crcs(uint64_t region_offset, uint64_t n, int threads) const;
   // Commits the begun slot with one CRC per chunk; the copies must be complete.
   Status Commit(const std::vector<uint32_t>& crcs);
   bool pinned() const { return pinned_ok_; }

@@ -1,7 +1,7 @@
 """gemini.gpu_replica on 2 GPUs, one agent each: per-iteration FSDP2 checkpoints
-replicated over NCCL in the naive, overlap and interleave modes; every
-checkpoint committed locally and as a replica (the holder's GPU CRCs equal the
-owner's); the newest restores bit-exact from the rank's own agent and from the
+replicated over NCCL in the naive, overlap and interleave modes (CRCs by the
+GPU kernel) and in overlap with CRCs on host threads; every checkpoint committed
+locally and as a replica (the holder's CRCs equal the owner's); the newest restores bit-exact from the rank's own agent and from the
 replica the other rank's agent holds; interleave gated chunks on idle spans."""
 import json
 import os

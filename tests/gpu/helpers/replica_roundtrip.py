@@ -37,11 +37,14 @@ def main():
         opt.zero_grad()
 
     step, results = 0, {}
-    for mode in ("naive", "overlap", "interleave"):
+    # CRCs by the GPU kernel (the default) in every mode, and on host threads once.
+    for name, mode, crc in (("naive", "naive", "gpu"), ("overlap", "overlap", "gpu"),
+                            ("interleave", "interleave", "gpu"),
+                            ("overlap-hostcrc", "overlap", "host")):
         # 8 MiB in 2 sub-buffers: 4 MiB chunks, so every checkpoint reuses each sub-buffer.
         ckpt = ReplicatedFSDPCheckpointer(model, opt, job="replica-test", socket=sockets[rank],
                                           mode=mode, buffer_bytes=8 << 20, sub_buffers=2,
-                                          warmup=2, skip=1)
+                                          warmup=2, skip=1, crc=crc)
         for _ in range(8):
             step += 1
             train(step)
@@ -63,7 +66,7 @@ def main():
         dev, _ = ckpt._state()
         replica_bad = [n for n, t in dev if not torch.equal(t, snap[n])]
         other.close()
-        results[mode] = {"saved": step, "restored": restored, "local_mismatched": local_bad,
+        results[name] = {"saved": step, "restored": restored, "local_mismatched": local_bad,
                          "replica_mismatched": replica_bad, "counters": ckpt.counters,
                          "chunks": len(ckpt._cache[1]) if ckpt._cache else 0}
         ckpt.close()
