@@ -7,7 +7,7 @@
 // timed over --repeats rounds after warm-up; medians are compared.
 // Also measures how long a save blocks its caller for a 256 MiB state: the
 // native AsyncSaver::Submit, and Python's gemini.torch.Checkpointer.save()
-// when /usr/bin/python3 with torch is available.
+// when the Python beside `gemini` has torch.
 // --device cuda runs the GPU variant (bench/gpu_capture_bench.cu, built with
 // -DGEMINI_CUDA=ON): capture from device memory vs pinned cudaMemcpyAsync.
 #include <unistd.h>
@@ -21,6 +21,7 @@
 #include "agent/agent_server.h"
 #include "capture_device.h"
 #include "cli/command.h"
+#include "common/paths.h"
 #include "common/subprocess.h"
 #include "common/units.h"
 #include "store/async_saver.h"
@@ -78,7 +79,6 @@ std::vector<TensorSource> MakeSources(std::vector<std::vector<uint8_t>>& bufs, u
 
 // Median blocking time of Python's Checkpointer.save() for a 256 MiB state, or -1.
 double PythonBlockingMs(const std::string& socket) {
-  auto py = (std::filesystem::path(SelfExe()).parent_path().parent_path() / "python").string();
   const char* script =
       "import torch,time,gemini.torch as gt\n"
       "t={f'p{i}':torch.ones(4<<20) for i in range(16)}\n"  // 16 x 16 MiB = 256 MiB
@@ -87,8 +87,8 @@ double PythonBlockingMs(const std::string& socket) {
       "for s in range(1,8):\n"
       "  c.wait(); t0=time.perf_counter(); c.save(s); b.append((time.perf_counter()-t0)*1e3)\n"
       "c.wait(); print(sorted(b[2:])[len(b[2:])//2])\n";
-  auto p = Subprocess::Start({"/usr/bin/python3", "-c", script},
-                             {{"PYTHONPATH", py}, {"GEMINI_SOCKET", socket}}, true, "/dev/null");
+  auto p = Subprocess::Start({DefaultPython(), "-c", script}, {{"GEMINI_SOCKET", socket}}, true,
+                             "/dev/null");
   if (!p.ok()) return -1;
   auto line = (*p)->ReadLine(std::chrono::minutes(2));
   auto code = (*p)->Wait(std::chrono::seconds(30));

@@ -1,6 +1,6 @@
 // `gemini bench interleave`: iteration time of a DDP job on rate-limited
 // namespace hosts with per-iteration checkpoints, in modes none / naive /
-// interleave (DESIGN.md part 3; the paper's Fig. 7, 8 and 16).
+// interleave (docs/design.md part 3; the paper's Fig. 7, 8 and 16).
 //
 // Each mode is one `gemini launch` of python -m gemini.interleave_train on
 // fresh hosts, etcd and agents, with the same model, data and iterations.
@@ -32,6 +32,7 @@
 #include "cli/command.h"
 #include "cli/local_cluster.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/subprocess.h"
 
 namespace gemini::cli {
@@ -114,7 +115,7 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
                                    "--timeout",
                                    std::to_string(60 + run->iterations * 10),
                                    "--",
-                                   "/usr/bin/python3",
+                                   DefaultPython(),
                                    "-m",
                                    "gemini.interleave_train",
                                    "--iterations",
@@ -126,8 +127,7 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
                                    "--batch",
                                    std::to_string(a.batch)};
   if (!rate.empty()) argv.insert(argv.begin() + 4, {"--rate", rate});
-  std::map<std::string, std::string> env = {{"GEMINI_TIMING_DIR", dir + "/t"},
-                                            {"PYTHONPATH", RepoRoot() + "/python"}};
+  std::map<std::string, std::string> env = {{"GEMINI_TIMING_DIR", dir + "/t"}};
   GEMINI_ASSIGN_OR_RETURN(auto proc, Subprocess::Start(argv, env, false, dir + "/launch.log"));
   GEMINI_ASSIGN_OR_RETURN(int code, proc->Wait(std::chrono::seconds(120 + run->iterations * 12)));
   if (code != 0)
@@ -190,18 +190,26 @@ void Check(const std::vector<ModeRun>& runs, std::vector<std::string>* problems)
     if (run.agent.is_object() && run.agent.value("failed_replications", 0) != 0)
       problems->push_back(run.name + ": failed replications");
   }
+  // The same iteration's checkpoint is the same bytes in every mode. Compared
+  // by iteration: with every k-th iteration checkpointed, the newest one after
+  // a given iteration differs between modes.
   for (size_t m = 1; m < runs.size(); ++m)
-    for (size_t r = 0; r < runs[0].ranks.size(); ++r)
-      for (size_t i = 0; i < std::min(runs[0].ranks[r].size(), runs[m].ranks[r].size()); ++i) {
-        const json& a = runs[0].ranks[r][i];
-        const json& b = runs[m].ranks[r][i];
-        if (!a.contains("ckpt") || !b.contains("ckpt")) continue;
-        if (a["ckpt"] != b["ckpt"])
+    for (size_t r = 0; r < runs[0].ranks.size() && r < runs[m].ranks.size(); ++r) {
+      std::map<int64_t, json> reference;
+      for (const json& a : runs[0].ranks[r])
+        if (a.contains("ckpt") && a["ckpt"].contains("crc"))
+          reference[a["ckpt"]["iteration"].get<int64_t>()] = a["ckpt"];
+      for (const json& b : runs[m].ranks[r]) {
+        if (!b.contains("ckpt")) continue;
+        const json& c = b["ckpt"];
+        auto it = reference.find(c.value("iteration", int64_t{-1}));
+        if (!c.contains("crc") || (it != reference.end() && it->second != c))
           problems->push_back("rank " + std::to_string(r) + " iteration " +
-                              a["ckpt"]["iteration"].dump() + ": checkpoint " + a["ckpt"].dump() +
-                              " in " + runs[0].name + " but " + b["ckpt"].dump() + " in " +
-                              runs[m].name);
+                              c.value("iteration", json()).dump() + ": checkpoint " +
+                              (it != reference.end() ? it->second.dump() : "none") + " in " +
+                              runs[0].name + " but " + c.dump() + " in " + runs[m].name);
       }
+    }
 }
 
 int RunInterleave(const InterleaveArgs& a) {
@@ -322,9 +330,10 @@ int RunInterleave(const InterleaveArgs& a) {
   out["logs"] = root;
   if (!a.plot.empty()) {
     std::ofstream(root + "/result.json") << out.dump(2);
-    auto p = Subprocess::Start({"/usr/bin/python3", RepoRoot() + "/scripts/plot_interleave.py",
-                                root + "/result.json", a.plot},
-                               {}, false);
+    auto script = SupportFile("plot_interleave.py");
+    auto p = script.ok() ? Subprocess::Start(
+                               {DefaultPython(), *script, root + "/result.json", a.plot}, {}, false)
+                         : Result<std::unique_ptr<Subprocess>>(script.status());
     auto code = p.ok() ? (*p)->Wait(std::chrono::minutes(2)) : Result<int>(p.status());
     if (!code.ok() || *code != 0)
       std::cerr << "gemini bench interleave: plotting failed (" << root << "/result.json kept)\n";

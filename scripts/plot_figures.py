@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Draws the figure analogs whose data `gemini simulate --figure NAME --data FILE` writes.
 
-Usage: /usr/bin/python3 scripts/plot_figures.py --data DATA.json --out FIGURE.png
+Usage: python3 scripts/plot_figures.py --data DATA.json --out FIGURE.png
 `gemini simulate --plot FIGURE.png` runs this itself. The JSON's "figure" key
 picks the drawing (recovery, checkpoint-time, effective-time); see
 src/sim/figures.h for the data and docs/placement.md for how to read them.

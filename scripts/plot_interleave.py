@@ -1,7 +1,7 @@
-#!/usr/bin/python3
+#!/usr/bin/env python3
 """Figure of `gemini bench interleave --plot FILE.png` (the paper's Fig. 7, 8, 16 analogs).
 
-    /usr/bin/python3 scripts/plot_interleave.py result.json docs/figures/interleave.png
+    python3 scripts/plot_interleave.py result.json docs/figures/interleave.png
 
 Panels: median iteration time per mode (ratio to none above each bar); one
 profiled iteration's network timeline (busy = training allreduce, idle) with

@@ -10,19 +10,13 @@ import subprocess
 import time
 import uuid
 
-from conftest import GEMINI, PYTHON, REPO
+from conftest import GEMINI, PYTHON, REPO, free_port
 
 CLUSTER = os.path.join(REPO, "scripts", "cluster")
 
 
 def have_cluster_support():
     return os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/usr/bin/etcd")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Cluster:
@@ -90,7 +84,7 @@ class Cluster:
 
     def env(self, host, **extra):
         env = dict(os.environ, GEMINI_SOCKET=self.socket(host), GEMINI_JOB=self.job,
-                   PYTHONPATH=os.path.join(REPO, "python"), OMP_NUM_THREADS="1")
+                   OMP_NUM_THREADS="1")
         env.update({k: str(v) for k, v in extra.items()})
         return env
 

@@ -1,6 +1,7 @@
 """Shared fixtures: a real `gemini agent` process per test, on a private socket."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -9,9 +10,10 @@ import uuid
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GEMINI = os.environ.get("GEMINI_BIN", os.path.join(REPO, "build", "gemini"))
-PYTHON = "/usr/bin/python3"
-sys.path.insert(0, os.path.join(REPO, "python"))
+# The installed package: scripts/test runs pytest on .venv/bin/python, where
+# scripts/build installed `gemini` (its command beside that python).
+PYTHON = sys.executable
+GEMINI = os.environ.get("GEMINI_BIN", os.path.join(os.path.dirname(PYTHON), "gemini"))
 
 
 class Agent:
@@ -28,8 +30,7 @@ class Agent:
             time.sleep(0.02)
 
     def env(self, **extra):
-        env = dict(os.environ, GEMINI_SOCKET=self.socket, PYTHONPATH=os.path.join(REPO, "python"),
-                   OMP_NUM_THREADS="1")
+        env = dict(os.environ, GEMINI_SOCKET=self.socket, OMP_NUM_THREADS="1")
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -63,6 +64,12 @@ def small_agent(tmp_path):
     a = Agent(tmp_path, budget="4MiB")
     yield a
     a.stop()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def helper(name):

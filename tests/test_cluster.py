@@ -3,7 +3,7 @@
 Brings clusters up under names unique to this test run, checks that hosts
 reach each other over TCP, that --rate caps throughput, that remove kills a
 host's processes, and that down leaves no namespace, link or state behind.
-Needs root (skipped otherwise). Run: /usr/bin/python3 -m pytest tests/test_cluster.py
+Needs root (skipped otherwise). Run: .venv/bin/python -m pytest tests/test_cluster.py
 """
 
 import os
@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = str(ROOT / "scripts" / "cluster")
-PY = "/usr/bin/python3"
+PY = sys.executable
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="scripts/cluster needs root"),

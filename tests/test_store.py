@@ -165,7 +165,7 @@ def test_status_reports_what_the_agent_holds(agent):
 def test_agent_serves_prometheus_metrics(tmp_path):
     import urllib.request
     from conftest import Agent
-    from test_ddp import free_port
+    from conftest import free_port
     port = free_port()
     a = Agent(tmp_path, extra=["--metrics-port", str(port)])
     try:

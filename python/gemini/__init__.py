@@ -7,8 +7,9 @@ The package talks to the machine's `gemini agent` (see README.md):
 - ``gemini.Client`` / ``gemini.AsyncSaver``: the low-level native client,
   for frameworks other than torch.nn.
 
-The native module ``_gemini`` is built by ``scripts/build`` into this folder.
+Install with ``pip install .`` from the repository (docs/install.md); the
+native module ``_gemini`` is built then. Supported torch: see _torch_version.py.
 """
-from ._gemini import AsyncSaver, Client, GeminiError, default_socket_path  # noqa: F401
+from ._gemini import AsyncSaver, Client, GeminiError, __version__, default_socket_path  # noqa: F401
 
-__all__ = ["AsyncSaver", "Client", "GeminiError", "default_socket_path"]
+__all__ = ["AsyncSaver", "Client", "GeminiError", "__version__", "default_socket_path"]

@@ -20,6 +20,7 @@ using namespace gemini::binding;
 
 PYBIND11_MODULE(_gemini, m) {
   m.doc() = "gemini native module: the trainer side of the in-memory checkpoint store";
+  m.attr("__version__") = GEMINI_VERSION;
   g_error = py::reinterpret_borrow<py::object>(PyExc_RuntimeError);
   g_error = py::module_::import("builtins")
                 .attr("type")("GeminiError", py::make_tuple(g_error), py::dict());

@@ -4,6 +4,9 @@
 // only); _gemini creates GeminiError, _gemini_cuda imports it.
 #pragma once
 
+// Python.h first, as Python asks: some pybind11 releases (3.1) include
+// <frameobject.h> before it.
+#include <Python.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 

@@ -6,7 +6,7 @@ Run one process per rank (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set; gloo);
 crashes and resumes from Gemini's memory must reproduce an uninterrupted run's
 losses exactly. Prints one JSON line per iteration on rank 0.
 
-    PYTHONPATH=python GEMINI_SOCKET=/tmp/a.sock /usr/bin/python3 -m gemini.demo_train --iterations 50
+    GEMINI_SOCKET=/tmp/a.sock python -m gemini.demo_train --iterations 50
 """
 import argparse
 import json

@@ -11,7 +11,7 @@
 
 Each rank checkpoints what it owns: the local shard (DTensor.to_local()) of every
 parameter and of every optimizer state tensor, copied device-to-host straight
-into the agent's shared memory by gemini.gpu. Small state travels in a pickled
+into the agent's shared memory by gemini.gpu. Small state travels as gemini.codec JSON in a
 meta entry: CPU tensors of the optimizer (Adam's ``step``), its param_groups,
 the step and the RNG states. Buffers are stored by every rank (FSDP2 does not
 shard them). load_latest() restores everything in place on every rank from the
@@ -20,19 +20,19 @@ the save.
 """
 import random
 
-import torch
+from ._torch_version import require_supported_torch
+
+require_supported_torch()  # A clear error for a missing or unsupported torch.
+import torch  # noqa: E402
 import torch.distributed as dist
 
 from .gpu import GpuCheckpointer, GeminiError  # noqa: F401
 
-try:
-    from torch.distributed.tensor import DTensor
-except ImportError:  # torch < 2.4
-    DTensor = None
+from torch.distributed.tensor import DTensor
 
 
 def _local(t):
-    if DTensor is not None and isinstance(t, DTensor):
+    if isinstance(t, DTensor):
         local = getattr(t, "_local_tensor", None)  # No autograd view: cheap every iteration.
         return local if local is not None else t.to_local()
     return t

@@ -22,12 +22,14 @@ save() or wait() (the checkpointer holds references until then), and nothing but
 the wrapped optimizer step may write them in between.
 """
 import os
-import pickle
 
-import torch
+from ._torch_version import require_supported_torch
+
+require_supported_torch()  # A clear error for a missing or unsupported torch.
+import torch  # noqa: E402
 import torch.distributed as dist
 
-from . import _gemini, _gemini_cuda
+from . import _gemini, _gemini_cuda, codec
 from .state import DTYPE_NAMES, DTYPES, nbytes
 
 GeminiError = _gemini.GeminiError
@@ -90,7 +92,7 @@ class GpuCheckpointer:
             self.saver.before_step(_stream())
 
     def save(self, step, named, meta=None):
-        """Captures [(name, tensor)] and a picklable meta for iteration `step`.
+        """Captures [(name, tensor)] and a meta (gemini.codec values) for iteration `step`.
 
         Returns once the copies are scheduled; raises the previous save's error.
         """
@@ -101,7 +103,7 @@ class GpuCheckpointer:
                 t = t.contiguous()
             held.append(t)
             entries.append((name, DTYPE_NAMES[t.dtype], list(t.shape), t.data_ptr(), nbytes(t), 0))
-        blob = torch.frombuffer(bytearray(pickle.dumps(meta or {})), dtype=torch.uint8)
+        blob = torch.frombuffer(bytearray(codec.dumps(meta or {})), dtype=torch.uint8)
         held.append(blob)
         entries.append(("meta", "uint8", [blob.numel()], blob.data_ptr(), blob.numel(), 0))
         self._finish()  # The previous save must be committed before its slot flips.
@@ -172,7 +174,10 @@ class GpuCheckpointer:
         self.last_restore = self.saver.restore(shard, pieces, _stream(), self.threads,
                                                self.pin_restore)
         _, _, _, offset, length, _ = entries["meta"]
-        meta = pickle.loads(_gemini_cuda.Saver.read_bytes(shard, offset, length))
+        try:
+            meta = codec.loads(_gemini_cuda.Saver.read_bytes(shard, offset, length))
+        except ValueError as e:
+            raise GeminiError(f"iteration {it}: invalid checkpoint metadata (refused): {e}") from None
         return it, meta
 
     def close(self):

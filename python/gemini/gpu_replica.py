@@ -51,16 +51,18 @@ Ring placement: rank r's replica goes to rank r+1 (m = 2 copies). Two agents
 on one machine stand for two machines: `sockets[r]` is rank r's agent.
 """
 import os
-import pickle
 import queue
 import statistics
 import threading
 import time
 
-import torch
+from ._torch_version import require_supported_torch
+
+require_supported_torch()  # A clear error for a missing or unsupported torch.
+import torch  # noqa: E402
 import torch.distributed as dist
 
-from . import _gemini, _gemini_cuda
+from . import _gemini, _gemini_cuda, codec
 from .fsdp import FSDPCheckpointer
 from .gpu_timeline import CollectiveProbe
 from .replica_layout import DueChunks, region_pieces
@@ -99,7 +101,7 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
       mu: usable fraction of each idle span (Algorithm 2).
       warmup: iterations profiled (as `overlap`) before interleaving.
       skip: saves not profiled first (the first ones page-lock the slots).
-      meta_capacity: bytes reserved for the pickled meta entry (the layout
+      meta_capacity: bytes reserved for the meta entry (gemini.codec JSON) (the layout
         must not change between iterations; a larger meta is an error).
       nccl_max_ctas: thread blocks (SMs) the replication communicator may use,
         so that its kernels take little from training's (None: NCCL's choice).
@@ -194,7 +196,7 @@ class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
     # ---------------------------------------------------------------- layout
     def _entries(self, step):
         dev, cpu = self._state()
-        meta = pickle.dumps(self._meta(step, cpu))
+        meta = codec.dumps(self._meta(step, cpu))
         if len(meta) > self.meta_capacity:
             raise GeminiError(f"checkpoint meta of {len(meta)} bytes exceeds meta_capacity "
                               f"{self.meta_capacity}; raise it")

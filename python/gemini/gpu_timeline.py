@@ -28,7 +28,10 @@ after it, either on the calling stream (synchronous op: torch made that stream
 wait for the collective) or, for async_op=True, on a probe stream made to wait
 for the returned Work. Both orders are those torch's NCCL backend documents.
 """
-import torch
+from ._torch_version import require_supported_torch
+
+require_supported_torch()  # A clear error for a missing or unsupported torch.
+import torch  # noqa: E402
 import torch.distributed as dist
 
 _PATCHED = ("all_gather_into_tensor", "reduce_scatter_tensor", "all_reduce", "all_gather",

@@ -9,8 +9,7 @@ was taken, and the CRC of the previous iteration's checkpoint shard (so runs
 in different modes can be compared byte for byte). Rank 0 also writes the
 agent's interleaving status at the end (agent.json).
 
-    RANK=0 WORLD_SIZE=1 PYTHONPATH=python GEMINI_SOCKET=/tmp/a.sock \\
-        /usr/bin/python3 -m gemini.interleave_train --iterations 5
+    RANK=0 WORLD_SIZE=1 GEMINI_SOCKET=/tmp/a.sock python -m gemini.interleave_train --iterations 5
 """
 import argparse
 import json

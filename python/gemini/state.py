@@ -1,20 +1,24 @@
 """Training state <-> named tensors, and splitting replicated state over ranks.
 
-A captured state is a list of ``(name, tensor)`` pairs plus a small picklable
-``meta`` dict for everything that is not a tensor (optimizer hyper-parameters,
+A captured state is a list of ``(name, tensor)`` pairs plus a small
+``meta`` dict (gemini.codec values) for everything that is not a tensor (optimizer hyper-parameters,
 scheduler state, RNG state, the step). Names are prefixed:
 
 - ``s/...`` replicated tensors (identical on every data-parallel rank): each
   rank stores only its contiguous 1/world byte range of their concatenation.
 - ``r/...`` rank-local tensors, stored whole by their rank.
 """
-import torch
+from ._torch_version import require_supported_torch
 
-DTYPE_NAMES = {
-    torch.uint8: "uint8", torch.int8: "int8", torch.int16: "int16", torch.int32: "int32",
-    torch.int64: "int64", torch.float16: "float16", torch.bfloat16: "bfloat16",
-    torch.float32: "float32", torch.float64: "float64", torch.bool: "bool",
-}
+torch = require_supported_torch()
+
+# Every torch dtype with a fixed element size, by the name the native store
+# knows it by (src/store/manifest.h); names this torch lacks are skipped.
+DTYPE_NAMES = {getattr(torch, n): n for n in [
+    "uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64",
+    "bool", "uint16", "uint32", "uint64", "complex32", "complex64", "complex128",
+    "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu",
+] if hasattr(torch, n)}
 DTYPES = {v: k for k, v in DTYPE_NAMES.items()}
 
 

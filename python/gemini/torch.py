@@ -8,8 +8,13 @@
         ckpt.save(step)                      # returns once the copy is scheduled
 
 The copy into the agent's shared memory runs on a native thread; the next
-``optimizer.step()`` waits for it only if it has not finished (the
-checkpointer wraps the optimizer's ``step``).
+``optimizer.step()`` waits for it only if it has not finished (a step pre-hook
+that the checkpointer registers on the optimizer).
+
+Non-tensor state (hyper-parameters, scheduler and RNG state) is stored as
+JSON through ``gemini.codec``, never pickled: a tampered checkpoint cannot run
+code when it is restored. Agreement among ranks on load runs on a gloo group
+of the checkpointer's own, so jobs whose default group is NCCL work too.
 
 Traffic interleaving (docs/interleave.md): call ``ckpt.begin_iteration(step)``
 at the top of each iteration and register ``ckpt.comm_hook()`` on the DDP
@@ -29,17 +34,18 @@ by its rank. Any dict of tensors can be checkpointed with ``tensors=``.
 """
 import json
 import os
-import pickle
 import random
 import time
-import types
 import warnings
 
 import numpy as np
-import torch
+from ._torch_version import require_supported_torch
+
+require_supported_torch()  # A clear error for a missing or unsupported torch.
+import torch  # noqa: E402
 import torch.distributed as dist
 
-from . import _gemini
+from . import _gemini, codec
 from .state import as_cpu_contiguous, assemble, entry, split_entries, views
 
 GeminiError = _gemini.GeminiError
@@ -50,17 +56,23 @@ def _dist_on():
 
 
 def _rng_state():
-    # Bytes, not a tensor: a pickled tensor carries its storage's address, so equal
-    # states would give different checkpoint bytes (and CRCs) from run to run.
-    return {"torch": torch.get_rng_state().numpy().tobytes(), "python": random.getstate(),
-            "numpy": np.random.get_state()}
+    s = {"torch": torch.get_rng_state().numpy().tobytes(), "python": random.getstate(),
+         "numpy": np.random.get_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        s["cuda"] = [t.numpy().tobytes() for t in torch.cuda.get_rng_state_all()]
+    return s
+
+
+def _as_byte_tensor(b):
+    return torch.frombuffer(bytearray(b), dtype=torch.uint8)
 
 
 def _set_rng_state(s):
-    t = s["torch"]
-    torch.set_rng_state(t if torch.is_tensor(t) else torch.frombuffer(bytearray(t), dtype=torch.uint8))
+    torch.set_rng_state(_as_byte_tensor(s["torch"]))
     random.setstate(s["python"])
     np.random.set_state(s["numpy"])
+    if "cuda" in s and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([_as_byte_tensor(b) for b in s["cuda"]])
 
 
 def state_crc(model=None, optimizer=None):
@@ -108,6 +120,10 @@ class Checkpointer:
         checkpoint schedule (default True; only active once begin_iteration is called).
       due_timeout_s: longest wait for replicas that are due; then training goes on
         and the iteration is counted in stats["due_timeouts"] (default 60 s).
+
+    With torch.distributed initialized, every rank must construct its
+    Checkpointer at the same point (it creates a gloo process group when the
+    default backend is not gloo).
     """
 
     def __init__(self, model=None, optimizer=None, *, tensors=None, lr_scheduler=None,
@@ -139,29 +155,28 @@ class Checkpointer:
                 warnings.warn(f"gemini: no timeline channel to the agent: {e}", RuntimeWarning)
         self.schedule = {"mode": "none", "ready": False, "every_k": 1}
         self._it = None  # The iteration begin_iteration() announced.
+        self._was_ready = False  # The previous iteration's schedule was ready.
+        self._next_save = 0  # With interleaving: the first step that may be checkpointed.
+        self._last_saved = -(1 << 62)  # With interleaving: the last step checkpointed.
         self.last_timeline = []  # (kind, op, monotonic time) reported in this iteration.
         self._op = 0
         self._zero = optimizer is not None and hasattr(optimizer, "consolidate_state_dict")
+        # Agreement on load runs on gloo (CPU tensors), whatever the default backend.
+        self._group = None
+        if self.world > 1 and dist.get_backend() != "gloo":
+            self._group = dist.new_group(backend="gloo")
+        self._step_hook = None
         if optimizer is not None and asynchronous:
-            self._wrap_step(optimizer)
+            self._step_hook = optimizer.register_step_pre_hook(self._before_step)
 
     # ----------------------------------------------------------------- saving
-    def _wrap_step(self, optimizer):
-        inner = optimizer.step
-
-        def step(opt, *args, **kwargs):
-            if self._it is not None:
-                self._report(4, -1)
-            self.wait()
-            if self._it is not None:
-                self._wait_due(before_step=True)
-            return inner(*args, **kwargs)
-
-        # An LR scheduler built earlier marked its own wrapper; keep the mark so it
-        # does not warn, and stay a bound method so a scheduler built later can wrap us.
-        if getattr(inner, "_with_counter", False):
-            step._with_counter = True
-        optimizer.step = types.MethodType(step, optimizer)
+    def _before_step(self, optimizer, args, kwargs):
+        """Optimizer step pre-hook: the step may not write tensors still being copied."""
+        if self._it is not None:
+            self._report(4, -1)
+        self.wait()
+        if self._it is not None:
+            self._wait_due(before_step=True)
 
     # ---------------------------------------------------------- interleaving
     def _report(self, kind, op, it=None):
@@ -186,14 +201,28 @@ class Checkpointer:
         self.stats[key].append((time.perf_counter() - t0) * 1e3)
 
     def begin_iteration(self, step):
-        """Call at the top of every iteration, before the forward pass."""
+        """Call at the top of every iteration, before the forward pass (on every rank)."""
         if self.timeline is None:
+            if self.world > 1:
+                self._agree(1, dist.ReduceOp.MAX)  # Still take part in the agreement below.
             return
         self._it, self._op = int(step), 0
         self.last_timeline = []
         self.schedule = json.loads(self.timeline.schedule(self.job))
+        if self.world > 1:
+            # Each agent derives k from its own profile; ranks must checkpoint the
+            # same iterations (else no iteration is ever complete on all of them),
+            # so they take the largest k, which every agent's plan also meets.
+            # One 8-byte allreduce on the checkpointer's gloo group per iteration.
+            local_k = int(self.schedule.get("every_k", 1)) if self.schedule.get("ready") else 1
+            self.schedule["every_k"] = self._agree(local_k, dist.ReduceOp.MAX)
         mode = self.schedule["mode"]
-        if mode == "naive" or (mode == "interleave" and not self.schedule["ready"]):
+        # Replicas planned at once (naive mode, or while the profile warmed up,
+        # including the last warm-up iteration) are due before this iteration.
+        at_once = mode == "naive" or (mode == "interleave" and not (
+            self.schedule["ready"] and self._was_ready))
+        self._was_ready = bool(self.schedule["ready"])
+        if at_once:
             self.wait()  # The previous capture is committed, so its replicas are planned.
             self._wait_due(before_step=False)
         self._report(1, -1)
@@ -263,11 +292,19 @@ class Checkpointer:
     def save(self, step):
         """Checkpoint the state after `step` (call it after optimizer.step())."""
         t0 = time.perf_counter()
-        if self._it is not None and int(step) % max(1, self.schedule.get("every_k", 1)):
-            self.stats["not_due"] += 1  # The agent asked for every k-th iteration only.
-            return
+        if self._it is not None:
+            # The agent asked for every k-th iteration only. Counted from the last
+            # checkpoint, not by step % k: that one's replicas are due k iterations
+            # after it, and its slot may not be overwritten before they are done.
+            # (A checkpoint saved while the profile warmed up may have been planned
+            # with the k that the agent chose on becoming ready: last + k, too.)
+            k = max(1, int(self.schedule.get("every_k", 1)))
+            if int(step) < max(self._next_save, self._last_saved + k):
+                self.stats["not_due"] += 1
+                return
+            self._next_save, self._last_saved = int(step) + k, int(step)
         shared, local, meta = self._collect(int(step))
-        blob = torch.frombuffer(bytearray(pickle.dumps(meta)), dtype=torch.uint8)
+        blob = torch.frombuffer(bytearray(codec.dumps(meta)), dtype=torch.uint8)
         local.append(("meta", blob))
         entries = split_entries([("s/" + n, t) for n, t in shared], self.rank, self.world)
         entries += [entry("r/" + n, t) for n, t in local]
@@ -310,7 +347,7 @@ class Checkpointer:
         if self.world == 1:
             return value
         t = torch.tensor([value], dtype=torch.int64)
-        dist.all_reduce(t, op=op)
+        dist.all_reduce(t, op=op, group=self._group)
         return int(t.item())
 
     def _read_own(self, iteration):
@@ -337,19 +374,34 @@ class Checkpointer:
         if self.world > 1 and self.replicated:
             pieces = self._gather_shared(man, buf, pieces)
         tensors = assemble(pieces)
-        meta = pickle.loads(tensors.pop("r/meta").numpy().tobytes())
+        try:
+            meta = codec.loads(tensors.pop("r/meta").numpy().tobytes())
+        except (KeyError, ValueError) as e:
+            raise GeminiError(f"rank {self.rank}: iteration {iteration} has invalid checkpoint "
+                              f"metadata (refused, nothing restored): {e}") from None
         self._restore(tensors, meta)
         return meta["step"]
 
+    def _all_gather_bytes(self, data):
+        size = self._agree(len(data), dist.ReduceOp.MAX)
+        padded = torch.zeros(size, dtype=torch.uint8)
+        padded[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+        lengths = [torch.zeros(1, dtype=torch.int64) for _ in range(self.world)]
+        dist.all_gather(lengths, torch.tensor([len(data)], dtype=torch.int64), group=self._group)
+        bufs = [torch.empty(size, dtype=torch.uint8) for _ in range(self.world)]
+        dist.all_gather(bufs, padded, group=self._group)
+        return [b[:int(n.item())].numpy().tobytes() for b, n in zip(bufs, lengths)]
+
     def _gather_shared(self, man, buf, pieces):
         """Every rank's replicated pieces, from an all-gather of the shards."""
-        manifests = [None] * self.world
-        dist.all_gather_object(manifests, man["entries"])
+        # JSON through byte tensors rather than all_gather_object (a pickle).
+        manifests = [json.loads(b) for b in self._all_gather_bytes(
+            json.dumps(man["entries"]).encode())]
         size = self._agree(buf.numel(), dist.ReduceOp.MAX)
         padded = torch.zeros(size, dtype=torch.uint8)
         padded[:buf.numel()] = buf
         bufs = [torch.empty(size, dtype=torch.uint8) for _ in range(self.world)]
-        dist.all_gather(bufs, padded)
+        dist.all_gather(bufs, padded, group=self._group)
         out = [p for p in pieces if not p[0].startswith("s/")]
         for r in range(self.world):
             out += [p for p in views(bufs[r], manifests[r]) if p[0].startswith("s/")]
@@ -381,3 +433,6 @@ class Checkpointer:
 
     def close(self):
         self.wait()
+        if self._step_hook is not None:
+            self._step_hook.remove()
+            self._step_hook = None

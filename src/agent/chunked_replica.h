@@ -1,5 +1,5 @@
 // Chunked replicas: a shard sent to a holder in chunks of at most R/p bytes,
-// with at most p chunks unacknowledged (DESIGN.md part 3, "Execute").
+// with at most p chunks unacknowledged (docs/design.md, interleaving, "Execute").
 //
 //   kPeerReplicateChunked [string shard header][u64 max_chunk][u32 window]
 //   kPeerChunk            [u64 offset][bytes]       (repeated, in order)

@@ -10,6 +10,8 @@ namespace {
 
 constexpr int64_t kKeepIterations = 32;
 constexpr size_t kMinSamplesForMeanRate = 8;
+// Whole checkpoints sent at once before their times may correct the fit.
+constexpr size_t kMinWholeSends = 3;
 constexpr size_t kKeepSamples = 64;  // Refitted per replica: keep the fit cheap.
 
 double Median(std::vector<double> v) {
@@ -130,6 +132,18 @@ schedule::PartitionParams Interleaver::ParamsLocked(uint64_t bytes, int copies) 
     p.bandwidth_Bps = link_->bandwidth_Bps;
     p.alpha_s = link_->alpha_s;
   }
+  // The fit comes from chunk transfers, which a link's burst allowance (or a
+  // shaper's bucket) can make look faster than whole checkpoints go. When
+  // whole checkpoints sent at once took longer than the model says, plan with
+  // their measured rate: checkpoint less often rather than late.
+  if (ungated_send_s_.size() >= kMinWholeSends && bytes > 0 && copies > 0) {
+    double measured = Median(ungated_send_s_);
+    double model = p.bandwidth_Bps > 0 ? p.alpha_s + double(bytes) * copies / p.bandwidth_Bps : 0;
+    if (measured > model && measured > 0) {
+      p.bandwidth_Bps = double(bytes) * copies / measured;
+      p.alpha_s = 0;
+    }
+  }
   return p;
 }
 
@@ -210,7 +224,7 @@ std::vector<SendStep> Interleaver::PlanSend(uint32_t rank, int64_t iteration, ui
           steps.push_back(
               {iteration + 1 + static_cast<int64_t>(i) / n, static_cast<int>(i) % n, c});
       gated_chunks_ += steps.size();
-      pending_[{rank, iteration}] = Pending{false, iteration + s.every_k};
+      pending_[{rank, iteration}] = Pending{false, iteration + s.every_k, true};
       return steps;
     }
     GEMINI_LOG(WARN) << "[interleave] partition: " << plan.status().ToString();
@@ -277,8 +291,14 @@ void Interleaver::RecordSamples(const std::vector<schedule::TransferSample>& sam
 void Interleaver::MarkReplicated(uint32_t rank, int64_t iteration, const Status& status,
                                  double send_s) {
   std::lock_guard<std::mutex> lock(mu_);
-  pending_.erase({rank, iteration});
+  auto it = pending_.find({rank, iteration});
+  bool gated = it != pending_.end() && it->second.gated;
+  if (it != pending_.end()) pending_.erase(it);
   if (!status.ok()) ++failed_;
+  if (status.ok() && !gated && options_.mode == InterleaveMode::kInterleave) {
+    ungated_send_s_.push_back(send_s);
+    if (ungated_send_s_.size() > 16) ungated_send_s_.erase(ungated_send_s_.begin());
+  }
   if (status.ok() && options_.mode != InterleaveMode::kNone) {
     send_s_.push_back(send_s);
     if (send_s_.size() > 64) send_s_.erase(send_s_.begin());
@@ -324,6 +344,7 @@ nlohmann::json Interleaver::ToJson() {
                    {"checkpoint_bytes", last_bytes_},
                    {"copies", last_copies_},
                    {"send_s_median", Median(send_s_)},
+                   {"whole_send_s_median", Median(ungated_send_s_)},
                    {"gated_chunks", gated_chunks_},
                    {"late_chunks", late_chunks_},
                    {"failed_replications", failed_},

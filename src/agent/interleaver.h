@@ -1,4 +1,4 @@
-// Interleaver: when checkpoint traffic may use the network (DESIGN.md part 3).
+// Interleaver: when checkpoint traffic may use the network (docs/design.md, interleaving).
 //
 // The trainer reports its timeline (iteration start, each communication op's
 // start and finish, iteration end at the optimizer step) over the agent
@@ -153,11 +153,15 @@ class Interleaver {
   struct Pending {
     bool at_once = true;  // Due before the next iteration starts.
     int64_t due = 0;      // Else due before this iteration's step.
+    bool gated = false;   // Sent in planned spans (else at once, as in naive mode).
   };
   std::map<std::pair<uint32_t, int64_t>, Pending> pending_;  // (rank, iteration)
   uint64_t failed_ = 0;
   std::vector<double> send_s_;  // Recent replication times.
-  uint64_t late_chunks_ = 0;    // Sent after a span timeout.
+  // Whole-checkpoint times of replicas sent at once (not waiting for spans):
+  // what the link really takes, a check on the fitted model (ParamsLocked).
+  std::vector<double> ungated_send_s_;
+  uint64_t late_chunks_ = 0;  // Sent after a span timeout.
   uint64_t gated_chunks_ = 0;
 };
 

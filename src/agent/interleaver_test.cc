@@ -151,6 +151,27 @@ TEST(Interleaver, ShortIdleTimeChecksEveryKthIteration) {
             Code::kDeadlineExceeded);
 }
 
+// A fitted link that looks faster than whole checkpoints really went (a
+// shaper's burst bucket): the measured whole sends decide, so checkpoints
+// become less frequent instead of late.
+TEST(Interleaver, SlowWholeSendsOverruleAnOptimisticFit) {
+  for (double whole_s : {0.0, 1.5}) {
+    auto il = *Interleaver::Create(Opts(InterleaveMode::kInterleave));
+    for (int it = 1; it <= 4; ++it) {
+      il->PlanSend(0, it, 40 << 20, 1);  // At once while profiling: 0.42 s at 100 MB/s.
+      if (whole_s > 0) il->MarkReplicated(0, it, Status::Ok(), whole_s);
+      Iteration(*il, it, it * 2.0);
+    }
+    Measure(*il);
+    Schedule s = il->GetSchedule();
+    ASSERT_TRUE(s.ready) << s.explanation;
+    if (whole_s == 0)
+      EXPECT_EQ(s.every_k, 1) << s.explanation;  // 0.42 s fits the 0.54 s usable.
+    else
+      EXPECT_GE(s.every_k, 3) << s.explanation;  // 1.5 s needs three iterations' spans.
+  }
+}
+
 TEST(Interleaver, OnlyTheLowestRankDrivesTheTimeline) {
   auto il = *Interleaver::Create(Opts(InterleaveMode::kInterleave));
   ASSERT_TRUE(il->OnEvent(1, 3, TimelineEvent::kIterationStart, -1, 1.0).ok());

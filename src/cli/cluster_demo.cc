@@ -26,8 +26,7 @@ Result<json> Launch(const ClusterDemoArgs& a, const std::string& inject, const s
     argv.insert(argv.end(), {"--inject", inject, "--standby", "1", "--show-placement"});
   argv.insert(argv.end(), {"--", a.python, "-m", "gemini.demo_train", "--iterations",
                            std::to_string(a.iterations)});
-  GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(argv, {{"PYTHONPATH", RepoRoot() + "/python"}},
-                                                    true, report + ".stderr"));
+  GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(argv, {}, true, report + ".stderr"));
   for (;;) {
     auto line = p->ReadLine(std::chrono::minutes(15));
     if (!line.ok()) break;

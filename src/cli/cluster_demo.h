@@ -6,6 +6,8 @@
 
 #include <string>
 
+#include "common/paths.h"
+
 namespace gemini::cli {
 
 struct ClusterDemoArgs {
@@ -14,7 +16,7 @@ struct ClusterDemoArgs {
   int replicas = 2;
   std::string inject;  // Default: kill-host:1@<iterations/2>.
   std::string report;
-  std::string python = "/usr/bin/python3";
+  std::string python = DefaultPython();
   bool json = false;
 };
 

@@ -19,6 +19,7 @@
 
 #include "cli/cluster_demo.h"
 #include "cli/command.h"
+#include "common/paths.h"
 #include "common/subprocess.h"
 #include "common/units.h"
 #include "store/client.h"
@@ -37,7 +38,7 @@ struct DemoArgs {
   int replicas = 2;
   std::string inject;  // --hosts > 1: the fault (default: kill host 1 mid-run).
   std::string report;
-  std::string python = "/usr/bin/python3";
+  std::string python = DefaultPython();
   std::string budget = "2GiB";
   bool json_out = false;
 };
@@ -58,11 +59,6 @@ double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
-}
-
-std::string PythonDir() {
-  if (const char* p = std::getenv("GEMINI_PYTHONPATH")) return p;
-  return (std::filesystem::path(SelfExe()).parent_path().parent_path() / "python").string();
 }
 
 Status WaitForSocket(const std::string& path, Subprocess& agent) {
@@ -102,8 +98,7 @@ Result<RunResult> RunTrainers(const DemoArgs& a, const World& w, const std::stri
     std::map<std::string, std::string> env{
         {"RANK", std::to_string(r)},  {"WORLD_SIZE", std::to_string(w.ranks)},
         {"MASTER_ADDR", "127.0.0.1"}, {"MASTER_PORT", std::to_string(port)},
-        {"GEMINI_SOCKET", w.socket},  {"PYTHONPATH", PythonDir()},
-        {"OMP_NUM_THREADS", "1"}};
+        {"GEMINI_SOCKET", w.socket},  {"OMP_NUM_THREADS", "1"}};
     GEMINI_ASSIGN_OR_RETURN(auto p,
                             Subprocess::Start({a.python, "-m", "gemini.demo_train", "--iterations",
                                                std::to_string(a.iterations), "--job", job},
@@ -282,7 +277,8 @@ void AddDemo(CLI::App& app) {
                   "Multi-host: faults, as gemini launch --inject "
                   "(default kill-host:1@<iterations/2>)");
   cmd->add_option("--report", a->report, "Multi-host: write the failure run's report here");
-  cmd->add_option("--python", a->python, "Python with torch")->capture_default_str();
+  cmd->add_option("--python", a->python, "Python with torch and the gemini package")
+      ->capture_default_str();
   cmd->add_option("--budget", a->budget, "Agent memory budget")->capture_default_str();
   cmd->add_flag("--json", a->json_out, "Print a JSON summary instead of the account");
   cmd->callback([a] { SetExitCode(RunDemo(*a)); });

@@ -3,7 +3,7 @@
 //
 //   gemini launch --hosts 4 --nproc-per-host 1 [--replicas 2] [--standby 1]
 //       [--etcd URL] [--persist-every 10] [--inject SPEC] [--report FILE]
-//       -- /usr/bin/python3 train.py ...
+//       -- python3 train.py ...
 //
 // It makes the hosts (network namespaces, scripts/cluster), starts etcd on
 // the bridge unless --etcd is given, writes the job config and the first

@@ -7,16 +7,13 @@
 #include <fstream>
 #include <random>
 
+#include "common/paths.h"
 #include "common/subprocess.h"
 
 namespace gemini::cli {
 
-std::string RepoRoot() {
-  return std::filesystem::path(SelfExe()).parent_path().parent_path().string();
-}
-
 Result<std::string> LocalCluster::Run(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv{script_};
+  std::vector<std::string> argv{"bash", script_};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back("--name");
   argv.push_back(name_);
@@ -40,7 +37,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Up(int hosts, const std::str
   auto c = std::unique_ptr<LocalCluster>(new LocalCluster());
   std::random_device rd;
   c->name_ = "g" + std::to_string(rd() % 1000000);
-  c->script_ = RepoRoot() + "/scripts/cluster";
+  GEMINI_ASSIGN_OR_RETURN(c->script_, SupportFile("cluster"));
   char tmpl[] = "/tmp/gemini-cluster-XXXXXX";
   c->dir_ = mkdtemp(tmpl);
   std::vector<std::string> args{"up", std::to_string(hosts)};
@@ -60,7 +57,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Up(int hosts, const std::str
 }
 
 std::vector<std::string> LocalCluster::ExecArgs(int host) const {
-  return {script_, "exec", std::to_string(host), "--name", name_, "--"};
+  return {"bash", script_, "exec", std::to_string(host), "--name", name_, "--"};
 }
 
 Status LocalCluster::Remove(int host) { return Run({"remove", std::to_string(host)}).status(); }

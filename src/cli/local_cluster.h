@@ -42,7 +42,4 @@ class LocalCluster {
   bool up_ = false;
 };
 
-// The repository root, found from the running binary (build/gemini).
-std::string RepoRoot();
-
 }  // namespace gemini::cli

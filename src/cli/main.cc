@@ -23,6 +23,7 @@ int ExitCode() { return g_exit_code; }
 int main(int argc, char** argv) {
   using namespace gemini::cli;
   CLI::App app{"gemini: in-memory checkpoints every iteration, fast failure recovery"};
+  app.set_version_flag("--version", "gemini " GEMINI_VERSION);
   app.require_subcommand(1);
   auto& reg = Registry();
   std::sort(reg.begin(), reg.end(),

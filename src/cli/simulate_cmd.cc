@@ -1,7 +1,7 @@
 // `gemini simulate`: wasted time per failure and effective-training-time ratio
 // of Gemini, Strawman and HighFreq (src/sim), by Monte Carlo over failure
 // times or from a trace; or, with --figure / --plot, the data of a paper-figure
-// analog drawn by scripts/plot_figures.py (Debian's /usr/bin/python3 with
+// analog drawn by scripts/plot_figures.py (the Python beside `gemini`, with
 // matplotlib). Exit code 2 on invalid input, 1 on other errors.
 #include <spawn.h>
 #include <sys/wait.h>
@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "common/paths.h"
 #include "sim/failure_sim.h"
 #include "sim/figures.h"
 #include "sim/wasted_time.h"
@@ -38,7 +39,7 @@ struct SimulateArgs {
   std::string trace;
   bool json = false;
   std::string figure, plot, data, plot_script;
-  std::string python = "/usr/bin/python3";
+  std::string python = gemini::DefaultPython();
   int max_machines = 64;
 };
 
@@ -199,28 +200,21 @@ void RunScenarioCommand(const SimulateArgs& a, const sim::ClusterModel& model) {
 std::string FindPlotScript(const std::string& flag) {
   if (!flag.empty()) return flag;
   if (const char* env = std::getenv("GEMINI_PLOT_SCRIPT")) return env;
-  std::error_code ec;
-  std::vector<fs::path> candidates = {
-      fs::path(__FILE__).parent_path() / "../../scripts/plot_figures.py",
-      fs::read_symlink("/proc/self/exe", ec).parent_path() / "../scripts/plot_figures.py",
-      fs::path("scripts/plot_figures.py")};
-  for (const auto& c : candidates) {
-    if (fs::exists(c, ec)) return fs::weakly_canonical(c, ec).string();
-  }
-  return "";
+  auto found = gemini::SupportFile("plot_figures.py");
+  return found.ok() ? *found : "";
 }
 
 gemini::Status RunPlotter(const SimulateArgs& a, const std::string& data_path) {
   std::string script = FindPlotScript(a.plot_script);
   if (script.empty()) {
-    return gemini::NotFound("scripts/plot_figures.py not found; pass --plot-script");
+    return gemini::NotFound("plot_figures.py not found (reinstall Gemini or pass --plot-script)");
   }
   std::vector<std::string> argv_s = {a.python, script, "--data", data_path, "--out", a.plot};
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
   pid_t pid;
-  int rc = posix_spawn(&pid, a.python.c_str(), nullptr, nullptr, argv.data(), environ);
+  int rc = posix_spawnp(&pid, a.python.c_str(), nullptr, nullptr, argv.data(), environ);
   if (rc != 0) return gemini::ErrnoStatus("cannot start " + a.python, rc);
   int status = 0;
   if (waitpid(pid, &status, 0) < 0) return gemini::ErrnoStatus("waitpid", errno);

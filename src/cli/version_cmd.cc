@@ -1,4 +1,4 @@
-// `gemini version`: prints the version.
+// `gemini version` (and `gemini --version`, set in main.cc): prints the version.
 #include <iostream>
 
 #include "cli/command.h"
@@ -6,7 +6,7 @@
 namespace {
 void AddVersion(CLI::App& app) {
   app.add_subcommand("version", "Print the version")->callback([] {
-    std::cout << "gemini 0.1.0\n";
+    std::cout << "gemini " GEMINI_VERSION "\n";
   });
 }
 }  // namespace

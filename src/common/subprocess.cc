@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <thread>
 
 extern char** environ;
@@ -21,6 +22,24 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::str
                                                       bool capture_stdout,
                                                       const std::string& stderr_path) {
   if (argv.empty()) return InvalidArgument("empty command");
+  // execve does not search PATH: resolve a bare name here, before fork.
+  std::string program = argv[0];
+  if (program.find('/') == std::string::npos) {
+    auto it = env.find("PATH");
+    const char* path = it != env.end() ? it->second.c_str() : std::getenv("PATH");
+    std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+    std::string found;
+    for (size_t start = 0; start <= dirs.size() && found.empty();) {
+      size_t end = dirs.find(':', start);
+      if (end == std::string::npos) end = dirs.size();
+      std::string dir = dirs.substr(start, end - start);
+      std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
+      if (access(candidate.c_str(), X_OK) == 0) found = candidate;
+      start = end + 1;
+    }
+    if (found.empty()) return NotFound("command not found on PATH: " + program);
+    program = found;
+  }
   int pipe_fds[2] = {-1, -1};
   if (capture_stdout && pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);
   // Build argv/envp before fork: the child only calls async-signal-safe functions.
@@ -50,7 +69,7 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::str
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve(cargv[0], cargv.data(), cenv.data());
+    execve(program.c_str(), cargv.data(), cenv.data());
     _exit(127);
   }
   if (capture_stdout) close(pipe_fds[1]);

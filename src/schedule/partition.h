@@ -1,4 +1,4 @@
-// Checkpoint partition: the paper's Algorithm 2 (DESIGN.md part 3).
+// Checkpoint partition: the paper's Algorithm 2 (docs/design.md, part 3).
 //
 // Given the profiled idle spans t1..td of one iteration (td, the span before
 // the next optimizer step, is the last one), Partition() decides which bytes

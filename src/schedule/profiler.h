@@ -1,5 +1,5 @@
 // Profiler: the idle spans of the training traffic, per position in the
-// iteration (DESIGN.md part 3, "Profile").
+// iteration (docs/design.md, part 3, "Profile").
 //
 // The training integration reports, for every iteration, when it starts,
 // when each communication op starts and finishes (ops numbered 0, 1, ... in

@@ -1,5 +1,5 @@
-// The wasted-time model of checkpoint-based failure recovery (DESIGN.md,
-// "Why"): a failure wastes
+// The wasted-time model of checkpoint-based failure recovery (docs/design.md,
+// "Why checkpoints in memory"): a failure wastes
 //   T_wasted = t_ckpt + 1/(2f) + t_retrieve,   with 1/f >= max(t_ckpt, T_iter),
 // the newest complete checkpoint being on average t_ckpt + 1/(2f) of training
 // behind the failure, plus the time to fetch it back. Three policies:

@@ -34,6 +34,18 @@ enum class Dtype : uint8_t {
   kFloat32,
   kFloat64,
   kBool,
+  // Appended (the wire carries the index): every other torch dtype.
+  kUint16,
+  kUint32,
+  kUint64,
+  kComplex32,
+  kComplex64,
+  kComplex128,
+  kFloat8E4M3Fn,
+  kFloat8E5M2,
+  kFloat8E4M3Fnuz,
+  kFloat8E5M2Fnuz,
+  kFloat8E8M0Fnu,
   kCount  // Not a dtype; the number of them.
 };
 

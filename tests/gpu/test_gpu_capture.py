@@ -1,5 +1,6 @@
 """GPU capture into the agent (gemini.gpu) and restore, one GPU."""
 import os
+import sys
 import subprocess
 
 import pytest
@@ -101,8 +102,8 @@ def test_many_saves_alternate_slots(ckpt):
 
 
 def test_bench_capture_cuda_runs(tmp_path):
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    gemini_bin = os.environ.get("GEMINI_BIN", os.path.join(repo, "build", "gemini"))
+    gemini_bin = os.environ.get("GEMINI_BIN",
+                                os.path.join(os.path.dirname(sys.executable), "gemini"))
     out = subprocess.run([gemini_bin, "bench", "capture", "--device", "cuda", "--bytes", "256MiB",
                           "--repeats", "3", "--threads", "4", "--json"],
                          capture_output=True, text=True, timeout=300)
