@@ -13,6 +13,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The installed package: scripts/test runs pytest on .venv/bin/python, where
 # scripts/build installed `gemini` (its command beside that python).
 PYTHON = sys.executable
+# Tests check what every iteration's checkpoint holds: no overhead budget (it
+# would checkpoint tiny test models every k-th iteration); test_state_codec
+# tests the budget itself.
+os.environ["GEMINI_OVERHEAD_BUDGET"] = "0"
 GEMINI = os.environ.get("GEMINI_BIN", os.path.join(os.path.dirname(PYTHON), "gemini"))
 
 

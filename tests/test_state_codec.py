@@ -129,3 +129,84 @@ def test_optimizer_is_hooked_not_replaced(agent):
     ckpt.wait()
     assert sched.last_epoch == 4 and opt.param_groups[0]["lr"] == pytest.approx(0.025)
     ckpt.close()
+
+
+class Counter:
+    """A user's Stateful object (the torch.distributed.checkpoint convention)."""
+    def __init__(self):
+        self.seen, self.order = 0, []
+
+    def state_dict(self):
+        return {"seen": self.seen, "order": list(self.order)}
+
+    def load_state_dict(self, sd):
+        self.seen, self.order = sd["seen"], list(sd["order"])
+
+
+def test_state_dict_of_statefuls_round_trips(agent):
+    def build(seed):
+        torch.manual_seed(seed)
+        model = torch.nn.Linear(6, 3)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        sched = torch.optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+        return {"model": model, "optim": opt, "sched": sched, "data": Counter(),
+                "scaler": torch.amp.GradScaler("cpu", init_scale=1024.0),
+                "ema": torch.zeros(3), "epoch": 0, "tag": ("run", 7)}
+
+    state = build(0)
+    ckpt = gt.Checkpointer(state=state, socket=agent.socket, job="stateful")
+    for step in range(1, 4):
+        state["model"](torch.ones(4, 6)).sum().backward()
+        state["optim"].step()
+        state["optim"].zero_grad()
+        state["sched"].step()
+        state["data"].seen += 4
+        state["data"].order.append(step)
+        state["scaler"].scale(torch.ones(1))  # (Creates the scale tensor.)
+        state["scaler"].update(512.0 * step)
+        state["ema"] += step
+        state["epoch"] = step // 2
+        ckpt.save(step)
+    ckpt.wait()
+    want = {k: v for k, v in state["model"].state_dict().items()}
+
+    fresh = build(1)
+    back = gt.Checkpointer(state=fresh, socket=agent.socket, job="stateful")
+    assert back.load_latest() == 3
+    for k, v in fresh["model"].state_dict().items():
+        assert torch.equal(v, want[k]), k
+    assert fresh["optim"].state_dict()["state"][0]["step"] == 3
+    assert fresh["sched"].last_epoch == 3
+    assert fresh["data"].seen == 12 and fresh["data"].order == [1, 2, 3]
+    assert fresh["scaler"].get_scale() == 1536.0
+    assert torch.equal(fresh["ema"], torch.full((3,), 6.0))
+    assert fresh["epoch"] == 1 and fresh["tag"] == ("run", 7)
+
+
+def test_state_refuses_what_it_cannot_store(agent):
+    with pytest.raises(ValueError, match="a second Module"):
+        gt.Checkpointer(state={"a": torch.nn.Linear(2, 2), "b": torch.nn.Linear(2, 2)},
+                        socket=agent.socket)
+    with pytest.raises(TypeError, match="state.nested: a value of type .* cannot be checkpointed"):
+        gt.Checkpointer(state={"x": {"nested": Counter}}, socket=agent.socket)
+
+
+def test_overhead_budget_checkpoints_every_kth_iteration(agent):
+    # 64 MiB of state and iterations of about a millisecond: one copy per
+    # iteration would cost training far more than 2%, so the checkpointer
+    # picks k > 1 and says why; with no budget it checkpoints every iteration.
+    state = {"w": torch.ones(16 << 20)}
+    for budget, many in ((0.02, True), (0.0, False)):
+        ckpt = gt.Checkpointer(tensors=state, socket=agent.socket, job=f"budget-{budget}",
+                               rng=False, overhead_budget=budget)
+        for step in range(1, 41):
+            state["w"].add_(1)  # The training step: writes what the copy reads.
+            ckpt.save(step)
+        ckpt.wait()
+        if many:
+            assert ckpt.stats["every_k"] > 1 and ckpt.stats["not_due"] > 0
+            assert "checkpointing every" in ckpt.stats["every_k_reason"]
+            assert ckpt.stats["saves"] + ckpt.stats["not_due"] == 40
+        else:
+            assert ckpt.stats["every_k"] == 1 and ckpt.stats["saves"] == 40
+        ckpt.close()

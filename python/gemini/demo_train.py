@@ -100,6 +100,9 @@ def main():
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--job", default=os.environ.get("GEMINI_JOB", "demo"))
     p.add_argument("--no-checkpoint", action="store_true")
+    p.add_argument("--overhead-budget", type=float, default=0.0,
+                   help="Checkpointer overhead budget (default 0: the demo checkpoints "
+                        "every iteration, whatever it costs its tiny model)")
     p.add_argument("--sleep", type=float, default=0.0, help="seconds of extra work per iteration")
     p.add_argument("--state-crcs", action="store_true",
                    help="report the CRC32C of the whole state after every iteration")
@@ -118,8 +121,8 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 10) * 0.5 * (1 + math.cos(math.pi * min(s, 1000) / 1000)))
-    ckpt = None if args.no_checkpoint else gt.Checkpointer(model, opt, lr_scheduler=sched,
-                                                           job=args.job)
+    ckpt = None if args.no_checkpoint else gt.Checkpointer(
+        model, opt, lr_scheduler=sched, job=args.job, overhead_budget=args.overhead_budget)
     if world > 1:  # The checkpointer's hook reports each allreduce (traffic interleaving).
         model.register_comm_hook(
             None, ckpt.comm_hook(ordered_allreduce_hook) if ckpt else ordered_allreduce_hook)

@@ -22,9 +22,27 @@ DTYPE_NAMES = {getattr(torch, n): n for n in [
 DTYPES = {v: k for k, v in DTYPE_NAMES.items()}
 
 
+from torch.distributed.tensor import DTensor  # noqa: E402
+
+
+def local_part(t):
+    """A DTensor's local shard (FSDP2, tensor parallel); any other tensor itself."""
+    if isinstance(t, DTensor):
+        local = getattr(t, "_local_tensor", None)  # No autograd view: cheap every iteration.
+        return local if local is not None else t.to_local()
+    return t
+
+
+def as_dtensor_like(local, like):
+    """`local` as the shard of a DTensor shaped and placed like `like`."""
+    return DTensor.from_local(local, like.device_mesh, like.placements, run_check=False,
+                              shape=like.shape, stride=like.stride())
+
+
 def as_cpu_contiguous(t):
-    """The tensor itself when it already is a contiguous CPU tensor, else a copy."""
-    t = t.detach()
+    """The tensor (a DTensor's local shard) itself when it already is a contiguous
+    CPU tensor, else a copy."""
+    t = local_part(t).detach()
     if t.device.type != "cpu":
         t = t.cpu()
     return t if t.is_contiguous() else t.contiguous()

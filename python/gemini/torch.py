@@ -33,6 +33,8 @@ an all-gather. ``ZeroRedundancyOptimizer`` state is per rank and stored whole
 by its rank. Any dict of tensors can be checkpointed with ``tensors=``.
 """
 import json
+import logging
+import math
 import os
 import random
 import time
@@ -46,9 +48,11 @@ import torch  # noqa: E402
 import torch.distributed as dist
 
 from . import _gemini, codec
-from .state import as_cpu_contiguous, assemble, entry, split_entries, views
+from .state import (DTensor, as_cpu_contiguous, as_dtensor_like, assemble, entry, local_part,
+                    split_entries, views)
 
 GeminiError = _gemini.GeminiError
+_log = logging.getLogger("gemini.torch")
 
 
 def _dist_on():
@@ -102,6 +106,12 @@ class Checkpointer:
 
     Args:
       model: a torch.nn.Module (DDP-wrapped or not), or None.
+      state: instead of (or besides) the arguments above, a dict in the
+        torch.distributed.checkpoint Stateful convention: name -> a Module, an
+        Optimizer, an LRScheduler (one of each), a tensor (restored in place),
+        any Stateful object (``state_dict()`` / ``load_state_dict()``: a
+        dataloader, ``torch.amp.GradScaler``, your own), or a plain value
+        (restored into this dict). Non-tensor values must be gemini.codec values.
       optimizer: a torch.optim.Optimizer (or ZeroRedundancyOptimizer), or None.
       tensors: a dict name -> tensor of extra state (any framework); restored in place.
       lr_scheduler: restored with load_state_dict when given.
@@ -120,24 +130,40 @@ class Checkpointer:
         checkpoint schedule (default True; only active once begin_iteration is called).
       due_timeout_s: longest wait for replicas that are due; then training goes on
         and the iteration is counted in stats["due_timeouts"] (default 60 s).
+      overhead_budget: the share of iteration time checkpoints may cost training
+        (save() blocking plus the step's waits for the copy), default
+        $GEMINI_OVERHEAD_BUDGET or 0.02. When a
+        checkpoint costs more, every k-th iteration is checkpointed (k in
+        stats["every_k"], the reason in stats["every_k_reason"] and a log line);
+        0 turns the budget off.
 
     With torch.distributed initialized, every rank must construct its
     Checkpointer at the same point (it creates a gloo process group when the
     default backend is not gloo).
     """
 
-    def __init__(self, model=None, optimizer=None, *, tensors=None, lr_scheduler=None,
-                 rng=True, job=None, socket=None, replicated=None, asynchronous=True,
-                 copy_threads=1, skip_after_s=2.0, interleave=True, due_timeout_s=60.0):
+    def __init__(self, model=None, optimizer=None, *, state=None, tensors=None,
+                 lr_scheduler=None, rng=True, job=None, socket=None, replicated=None,
+                 asynchronous=True, copy_threads=1, skip_after_s=2.0, interleave=True,
+                 due_timeout_s=60.0, overhead_budget=None):
         self.model, self.optimizer, self.lr_scheduler = model, optimizer, lr_scheduler
         self.tensors = dict(tensors or {})
+        self.statefuls, self.values = {}, {}
+        self._state = state
+        for name, v in (state or {}).items():
+            self._add_state(str(name), v)
         self.rng = rng
         self.job = job or os.environ.get("GEMINI_JOB", "default")
         self.rank = dist.get_rank() if _dist_on() else int(os.environ.get("RANK", 0))
         self.world = dist.get_world_size() if _dist_on() else int(os.environ.get("WORLD_SIZE", 1))
         if not _dist_on():
             self.rank, self.world = 0, 1  # Without a process group there is no reassembly.
-        self.replicated = (self.world > 1) if replicated is None else bool(replicated)
+        # FSDP2 / DTensor parameters: every rank holds its own shards, stored whole.
+        self._sharded = self.model is not None and any(
+            isinstance(p, DTensor) for p in self.model.parameters())
+        if replicated is None:
+            replicated = self.world > 1 and not self._sharded
+        self.replicated = bool(replicated)
         self.copy_threads = copy_threads
         self.client = _gemini.Client(socket or _gemini.default_socket_path())
         self.saver = _gemini.AsyncSaver(self.client) if asynchronous else None
@@ -145,6 +171,7 @@ class Checkpointer:
         self.skip_after_ms = int(skip_after_s * 1000)
         self.due_timeout_s = float(due_timeout_s)
         self.stats = {"saves": 0, "skipped": 0, "blocking_ms": [], "copy_s": [],
+                      "every_k": 1, "every_k_reason": "",
                       "not_due": 0, "wait_iteration_ms": [], "wait_step_ms": [],
                       "due_timeouts": 0}
         self.timeline = None
@@ -157,7 +184,13 @@ class Checkpointer:
         self._it = None  # The iteration begin_iteration() announced.
         self._was_ready = False  # The previous iteration's schedule was ready.
         self._next_save = 0  # With interleaving: the first step that may be checkpointed.
-        self._last_saved = -(1 << 62)  # With interleaving: the last step checkpointed.
+        self._last_saved = -(1 << 62)  # The last step checkpointed.
+        if overhead_budget is None:
+            overhead_budget = os.environ.get("GEMINI_OVERHEAD_BUDGET", "0.02")
+        self.overhead_budget = float(overhead_budget)
+        self._k_wanted = self._k_capture = 1  # Capture k: this rank's wish, the agreed one.
+        self._last_call = self._iter_s = self._cost_s = None
+        self._pending_cost = 0.0
         self.last_timeline = []  # (kind, op, monotonic time) reported in this iteration.
         self._op = 0
         self._zero = optimizer is not None and hasattr(optimizer, "consolidate_state_dict")
@@ -168,6 +201,28 @@ class Checkpointer:
         self._step_hook = None
         if optimizer is not None and asynchronous:
             self._step_hook = optimizer.register_step_pre_hook(self._before_step)
+
+    def _add_state(self, name, v):
+        def one(attr, kind):
+            if getattr(self, attr) is not None:
+                raise ValueError(f"gemini: state[{name!r}]: a second {kind}; a Checkpointer "
+                                 f"takes one (wrap several in one Module, or use one "
+                                 f"Checkpointer per {kind})")
+            setattr(self, attr, v)
+        if isinstance(v, torch.nn.Module):
+            one("model", "Module")
+        elif isinstance(v, torch.optim.Optimizer):
+            one("optimizer", "Optimizer")
+        elif isinstance(v, torch.optim.lr_scheduler.LRScheduler):
+            one("lr_scheduler", "LRScheduler")
+        elif torch.is_tensor(v):
+            self.tensors[name] = v
+        elif callable(getattr(v, "state_dict", None)) and callable(
+                getattr(v, "load_state_dict", None)):
+            self.statefuls[name] = v
+        else:
+            codec.dumps(v)  # A clear TypeError now, not at the first save.
+            self.values[name] = name
 
     # ----------------------------------------------------------------- saving
     def _before_step(self, optimizer, args, kwargs):
@@ -262,9 +317,10 @@ class Checkpointer:
         """(replicated, rank-local) named tensors and the picklable meta."""
         shared, local, meta = [], [], {"step": step}
         if self.model is not None:
-            buffers = {b.data_ptr() for b in self.model.buffers()}
+            buffers = {local_part(b).data_ptr() for b in self.model.buffers()}
             for k, v in self.model.state_dict().items():
                 # Buffers may change in the next forward pass: snapshot them now.
+                v = local_part(v)
                 t = v.detach().clone() if v.data_ptr() in buffers else v
                 shared.append(("model." + k, as_cpu_contiguous(t)))
         if self.optimizer is not None:
@@ -283,6 +339,10 @@ class Checkpointer:
             local.append(("tensor." + k, as_cpu_contiguous(v)))
         if self.lr_scheduler is not None:
             meta["lr_scheduler"] = self.lr_scheduler.state_dict()
+        if self.statefuls:
+            meta["stateful"] = {k: v.state_dict() for k, v in self.statefuls.items()}
+        if self.values:
+            meta["values"] = {k: self._state[k] for k in self.values}
         if self.rng:
             meta["rng"] = _rng_state()
         if not self.replicated:
@@ -290,25 +350,31 @@ class Checkpointer:
         return shared, local, meta
 
     def save(self, step):
-        """Checkpoint the state after `step` (call it after optimizer.step())."""
+        """Checkpoint the state after `step` (call it after optimizer.step(), on every
+        rank, every iteration: it decides which iterations are checkpointed)."""
         t0 = time.perf_counter()
+        step = int(step)
+        self._note_iteration(t0, step)
+        # Every k-th iteration only, k = the larger of the agent's (interleave:
+        # replicas need k iterations of idle spans) and the capture budget's.
+        # Counted from the last checkpoint, not by step % k: that one's replicas
+        # are due k iterations after it, and its slot may not be overwritten
+        # before. (A checkpoint saved while the profile warmed up may have been
+        # planned with the k the agent chose on becoming ready: last + k, too.)
+        k = self._k_capture
         if self._it is not None:
-            # The agent asked for every k-th iteration only. Counted from the last
-            # checkpoint, not by step % k: that one's replicas are due k iterations
-            # after it, and its slot may not be overwritten before they are done.
-            # (A checkpoint saved while the profile warmed up may have been planned
-            # with the k that the agent chose on becoming ready: last + k, too.)
-            k = max(1, int(self.schedule.get("every_k", 1)))
-            if int(step) < max(self._next_save, self._last_saved + k):
-                self.stats["not_due"] += 1
-                return
-            self._next_save, self._last_saved = int(step) + k, int(step)
-        shared, local, meta = self._collect(int(step))
+            k = max(k, int(self.schedule.get("every_k", 1)))
+        self.stats["every_k"] = k
+        if step < max(self._next_save, self._last_saved + k):
+            self.stats["not_due"] += 1
+            return
+        self._next_save, self._last_saved = step + k, step
+        shared, local, meta = self._collect(step)
         blob = torch.frombuffer(bytearray(codec.dumps(meta)), dtype=torch.uint8)
         local.append(("meta", blob))
         entries = split_entries([("s/" + n, t) for n, t in shared], self.rank, self.world)
         entries += [entry("r/" + n, t) for n, t in local]
-        args = (self.job, self.rank, self.world, int(step), entries, self.copy_threads,
+        args = (self.job, self.rank, self.world, step, entries, self.copy_threads,
                 4 << 20, self.skip_after_ms)
         if self.saver is None:
             try:
@@ -317,15 +383,53 @@ class Checkpointer:
                 self._skipped(step, e)
         else:
             self.wait()
+            self._account_previous()
             self._held = (shared, local)
             self.saver.submit(*args)
+        blocking = time.perf_counter() - t0
+        self._pending_cost = blocking  # This checkpoint's cost to training so far.
+        if self.saver is None:
+            self._account_previous()
         self.stats["saves"] += 1
-        self.stats["blocking_ms"].append((time.perf_counter() - t0) * 1e3)
+        self.stats["blocking_ms"].append(blocking * 1e3)
+
+    # ------------------------------------------------- the overhead budget
+    def _note_iteration(self, now, step):
+        """Iteration time (between save() calls) and, every 16 steps with several
+        ranks, agreement on the capture k (all ranks checkpoint the same steps)."""
+        if self._last_call is not None and now > self._last_call:
+            dt = now - self._last_call
+            self._iter_s = dt if self._iter_s is None else 0.8 * self._iter_s + 0.2 * dt
+        self._last_call = now
+        if self.world > 1 and step % 16 == 0:
+            self._k_capture = self._agree(self._k_wanted, dist.ReduceOp.MAX)
+        elif self.world == 1:
+            self._k_capture = self._k_wanted
+
+    def _account_previous(self):
+        """The previous checkpoint is done: its cost to training (save() blocking plus
+        the step's waits for its copy) against the budget picks the capture k."""
+        cost = self._pending_cost
+        self._pending_cost = 0.0
+        if cost <= 0 or self._iter_s is None or self.overhead_budget <= 0:
+            return
+        self._cost_s = cost if self._cost_s is None else 0.8 * self._cost_s + 0.2 * cost
+        allowed = self.overhead_budget * self._iter_s
+        k = max(1, min(1000, math.ceil(self._cost_s / allowed - 1e-9)))
+        if k != self._k_wanted:
+            reason = (f"a checkpoint costs training {self._cost_s * 1e3:.2f} ms (blocking + "
+                      f"waits for the copy) against a budget of {self.overhead_budget:.1%} of "
+                      f"{self._iter_s * 1e3:.1f} ms iterations: checkpointing every "
+                      f"{'iteration' if k == 1 else f'{k} iterations'}")
+            _log.warning("gemini: %s", reason)
+            self.stats["every_k_reason"] = reason
+            self._k_wanted = k
 
     def wait(self):
         """Block until the in-flight copy (if any) is committed; raises its error."""
         if self.saver is None or self._held is None:
             return
+        t0 = time.perf_counter()
         try:
             self.saver.wait()
             self.stats["copy_s"].append(self.saver.last_stats()["copy_s"])
@@ -333,6 +437,7 @@ class Checkpointer:
             self._skipped(self.saver.last_stats()["iteration"], e)
         finally:
             self._held = None
+            self._pending_cost += time.perf_counter() - t0
 
     def _skipped(self, step, error):
         if error.code != "DEADLINE_EXCEEDED":
@@ -409,7 +514,14 @@ class Checkpointer:
 
     def _restore(self, tensors, meta):
         got = {n.split("/", 1)[1]: t for n, t in tensors.items()}
-        if self.model is not None:
+        if self.model is not None and self._sharded:
+            # In place, shard by shard: this rank's parameters keep their placement.
+            with torch.no_grad():
+                for k, v in self.model.state_dict().items():
+                    if "model." + k not in got:
+                        raise GeminiError(f"rank {self.rank}: the checkpoint has no {k!r}")
+                    local_part(v).copy_(got["model." + k])
+        elif self.model is not None:
             self.model.load_state_dict(
                 {k[len("model."):]: v for k, v in got.items() if k.startswith("model.")})
         if self.optimizer is not None:
@@ -417,9 +529,13 @@ class Checkpointer:
             state = {pid: {} for pid in om["pids"]}
             for (pid, k), v in om["plain"].items():
                 state[pid][k] = v
+            params = [p for g in self._local_optimizer().param_groups for p in g["params"]]
             for name, v in got.items():
                 if name.startswith("optim."):
                     _, pid, k = name.split(".", 2)
+                    p = params[int(pid)] if int(pid) < len(params) else None
+                    if isinstance(p, DTensor) and v.shape == local_part(p).shape:
+                        v = as_dtensor_like(v.to(local_part(p).device), p)  # A shard of p.
                     state[int(pid)][k] = v
             self._local_optimizer().load_state_dict(
                 {"state": state, "param_groups": om["param_groups"]})
@@ -428,6 +544,12 @@ class Checkpointer:
                 v.copy_(got["tensor." + k])
         if self.lr_scheduler is not None and "lr_scheduler" in meta:
             self.lr_scheduler.load_state_dict(meta["lr_scheduler"])
+        for k, v in self.statefuls.items():
+            if k in meta.get("stateful", {}):
+                v.load_state_dict(meta["stateful"][k])
+        for k in self.values:
+            if k in meta.get("values", {}):
+                self._state[k] = meta["values"][k]
         if self.rng and "rng" in meta:
             _set_rng_state(meta["rng"])
 

@@ -196,7 +196,7 @@ Status Launcher::SetUp() {
   config.env = {{"GLOO_SOCKET_IFNAME", "eth0"},
                 {"OMP_NUM_THREADS", "1"},
                 {"GEMINI_FINAL_STATE_FILE", logs_ + "/final.json"}};
-  for (const char* name : {"PYTHONPATH", "GEMINI_TIMING_DIR"})
+  for (const char* name : {"PYTHONPATH", "GEMINI_TIMING_DIR", "GEMINI_OVERHEAD_BUDGET"})
     if (const char* v = std::getenv(name)) config.env[name] = v;
   config.persist_dir =
       a_.persist_dir.empty() && a_.persist_every > 0 ? dir_ + "/persist" : a_.persist_dir;

@@ -1,0 +1,55 @@
+"""FSDP2 (fully_shard) on CPU over gloo, one rank of a torchrun job, with the one
+gemini.torch.Checkpointer. `save`: trains steps 1-3 with a checkpoint after each,
+then steps 4-6 without (the uninterrupted reference). `load`: a fresh model and
+optimizer (another seed) restore step 3 and train steps 4-6. Rank 0 prints the
+losses of steps 4-6 as float hex, so equal output means bit-identical training."""
+import sys
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+
+import gemini.torch as gt
+
+
+def main():
+    mode = sys.argv[1]
+    dist.init_process_group("gloo")
+    mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+    torch.manual_seed(0 if mode == "save" else 7)
+    model = torch.nn.Sequential(torch.nn.Linear(24, 40), torch.nn.Tanh(), torch.nn.Linear(40, 5))
+    for layer in model:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+    ckpt = gt.Checkpointer(state={"model": model, "optim": opt, "sched": sched}, job="fsdp-cpu")
+    assert not ckpt.replicated  # Each rank stores its own shards.
+
+    def train(step):
+        g = torch.Generator().manual_seed(step * 100 + dist.get_rank())
+        loss = model(torch.randn(8, 24, generator=g)).pow(2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+        return loss.detach()
+
+    if mode == "save":
+        for step in range(1, 4):
+            train(step)
+            ckpt.save(step)
+        ckpt.wait()
+    else:
+        assert ckpt.load_latest() == 3
+    losses = [train(step) for step in range(4, 7)]
+    if dist.get_rank() == 0:
+        print(" ".join(float(x).hex() for x in losses), flush=True)
+    ckpt.close()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
