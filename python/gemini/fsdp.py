@@ -27,15 +27,7 @@ import torch  # noqa: E402
 import torch.distributed as dist
 
 from .gpu import GpuCheckpointer, GeminiError  # noqa: F401
-
-from torch.distributed.tensor import DTensor
-
-
-def _local(t):
-    if isinstance(t, DTensor):
-        local = getattr(t, "_local_tensor", None)  # No autograd view: cheap every iteration.
-        return local if local is not None else t.to_local()
-    return t
+from .state import local_part
 
 
 def _rng_bytes(t):
@@ -72,9 +64,9 @@ class FSDPCheckpointer:
         """(device tensors [(name, tensor)], CPU optimizer tensors {name: tensor})."""
         dev, cpu = [], {}
         for n, p in self.model.named_parameters():
-            dev.append(("param/" + n, _local(p.detach())))
+            dev.append(("param/" + n, local_part(p.detach())))
         for n, b in self.model.named_buffers():
-            dev.append(("buffer/" + n, _local(b.detach())))
+            dev.append(("buffer/" + n, local_part(b.detach())))
         if self.optimizer is not None:
             for group in self.optimizer.param_groups:
                 for p in group["params"]:
@@ -82,7 +74,7 @@ class FSDPCheckpointer:
                         if not torch.is_tensor(v):
                             continue
                         name = f"optim/{self._fqn[id(p)]}/{k}"
-                        v = _local(v.detach())
+                        v = local_part(v.detach())
                         if v.is_cuda:
                             dev.append((name, v))
                         else:

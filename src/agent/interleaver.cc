@@ -14,6 +14,11 @@ constexpr size_t kMinSamplesForMeanRate = 8;
 constexpr size_t kMinWholeSends = 3;
 constexpr size_t kKeepSamples = 64;  // Refitted per replica: keep the fit cheap.
 
+void KeepLast(std::vector<double>& v, double x, size_t n) {
+  v.push_back(x);
+  if (v.size() > n) v.erase(v.begin());
+}
+
 double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
@@ -224,7 +229,7 @@ std::vector<SendStep> Interleaver::PlanSend(uint32_t rank, int64_t iteration, ui
           steps.push_back(
               {iteration + 1 + static_cast<int64_t>(i) / n, static_cast<int>(i) % n, c});
       gated_chunks_ += steps.size();
-      pending_[{rank, iteration}] = Pending{false, iteration + s.every_k, true};
+      pending_[{rank, iteration}] = Pending{false, iteration + s.every_k};
       return steps;
     }
     GEMINI_LOG(WARN) << "[interleave] partition: " << plan.status().ToString();
@@ -292,17 +297,12 @@ void Interleaver::MarkReplicated(uint32_t rank, int64_t iteration, const Status&
                                  double send_s) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = pending_.find({rank, iteration});
-  bool gated = it != pending_.end() && it->second.gated;
+  bool at_once = it == pending_.end() || it->second.at_once;
   if (it != pending_.end()) pending_.erase(it);
   if (!status.ok()) ++failed_;
-  if (status.ok() && !gated && options_.mode == InterleaveMode::kInterleave) {
-    ungated_send_s_.push_back(send_s);
-    if (ungated_send_s_.size() > 16) ungated_send_s_.erase(ungated_send_s_.begin());
-  }
-  if (status.ok() && options_.mode != InterleaveMode::kNone) {
-    send_s_.push_back(send_s);
-    if (send_s_.size() > 64) send_s_.erase(send_s_.begin());
-  }
+  if (status.ok() && at_once && options_.mode == InterleaveMode::kInterleave)
+    KeepLast(ungated_send_s_, send_s, 16);
+  if (status.ok() && options_.mode != InterleaveMode::kNone) KeepLast(send_s_, send_s, 64);
   cv_.notify_all();
 }
 

@@ -151,9 +151,8 @@ class Interleaver {
   uint64_t last_bytes_ = 0;  // Size and copies of the last checkpoint sent.
   int last_copies_ = 0;
   struct Pending {
-    bool at_once = true;  // Due before the next iteration starts.
-    int64_t due = 0;      // Else due before this iteration's step.
-    bool gated = false;   // Sent in planned spans (else at once, as in naive mode).
+    bool at_once = true;  // Sent at once, due before the next iteration starts.
+    int64_t due = 0;      // Else (sent in planned spans) due before this iteration's step.
   };
   std::map<std::pair<uint32_t, int64_t>, Pending> pending_;  // (rank, iteration)
   uint64_t failed_ = 0;
