@@ -49,16 +49,23 @@ Result<nlohmann::json> PeerStatus(transport::Connection& conn) {
   return j;
 }
 
-// Adds what one host's store holds of `job` to ranks[rank]["held_by"].
+// Adds what one host's store holds of `job` to ranks[rank]["held_by"]. The
+// store status comes from a peer: anything not shaped as expected is skipped.
 void MergeHoldings(const nlohmann::json& store, uint32_t host, const std::string& job,
                    nlohmann::json& ranks) {
-  for (const auto& j : store["jobs"]) {
-    if (j["job"] != job) continue;
-    for (const auto& r : j["ranks"]) {
+  const auto array = [](const nlohmann::json& j, const char* key) {
+    return j.is_object() && j.contains(key) && j[key].is_array() ? j[key] : nlohmann::json::array();
+  };
+  for (const auto& j : array(store, "jobs")) {
+    if (!j.is_object() || j.value("job", nlohmann::json()) != job) continue;
+    for (const auto& r : array(j, "ranks")) {
+      if (!r.is_object() || !r.contains("rank") || !r["rank"].is_number_unsigned()) continue;
       nlohmann::json its = nlohmann::json::array();
-      for (const auto& s : r["slots"])
-        if (s["state"] == "committed") its.push_back(s["iteration"]);
-      ranks[std::to_string(r["rank"].get<uint32_t>())]["held_by"].push_back(
+      for (const auto& s : array(r, "slots"))
+        if (s.is_object() && s.value("state", nlohmann::json()) == "committed" &&
+            s.contains("iteration") && s["iteration"].is_number_integer())
+          its.push_back(s["iteration"]);
+      ranks[std::to_string(r["rank"].get<uint64_t>())]["held_by"].push_back(
           {{"host", host}, {"iterations", its}});
     }
   }

@@ -76,6 +76,18 @@ void AgentServer::AcceptLoop() {
       if (!stopping_) GEMINI_LOG(WARN) << "[agent] accept: " << fd.status().ToString();
       continue;
     }
+    // Only this agent's own user (or root) may talk to it: the socket hands
+    // out shared-memory fds. The socket file is 0600 too; this holds even if
+    // its mode was changed or the file replaced.
+    ucred cred{};
+    socklen_t len = sizeof(cred);
+    if (getsockopt(*fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        (cred.uid != geteuid() && cred.uid != 0)) {
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[agent] refusing a connection from uid " << cred.uid
+                                       << " (pid " << cred.pid << "): not the agent's user";
+      close(*fd);
+      continue;
+    }
     auto conn = std::make_unique<Conn>();
     conn->fd = *fd;
     Conn* raw = conn.get();

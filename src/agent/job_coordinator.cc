@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "agent/coord_records.h"
 #include "common/log.h"
 
 namespace gemini {
@@ -16,11 +17,13 @@ std::string ReplicatedPrefix(int64_t epoch) {
   return "epochs/" + std::to_string(epoch) + "/replicated/";
 }
 
-// (epoch, iteration) of the complete record; (-1, -1) when absent or unreadable.
-std::pair<int64_t, int64_t> ParseComplete(const std::string& v) {
-  auto j = nlohmann::json::parse(v, nullptr, false);
-  if (j.is_discarded() || !j.contains("epoch") || !j.contains("iteration")) return {-1, -1};
-  return {j["epoch"].get<int64_t>(), j["iteration"].get<int64_t>()};
+// The complete record; (-1, -1) when unreadable (a forged or corrupt value
+// is logged, counts as absent and is replaced by the next advance).
+CompleteRecord ParseComplete(const std::string& v) {
+  auto c = DecodeComplete(v);
+  if (c.ok()) return *c;
+  GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[coord] ignoring complete: " << c.status().ToString();
+  return {};
 }
 
 }  // namespace
@@ -111,7 +114,9 @@ Result<bool> JobCoordinator::Maintain() {
 Result<uint32_t> JobCoordinator::HostOfRank(uint32_t rank) {
   GEMINI_ASSIGN_OR_RETURN(KeyValue kv,
                           kv_->Get("ranks/" + std::to_string(rank), DeadlineAfter(kCallTimeout)));
-  return static_cast<uint32_t>(std::strtoul(kv.value.c_str(), nullptr, 10));
+  auto host = DecodeId(kv.value);
+  if (!host.ok()) return InvalidArgument("ranks/" + std::to_string(rank) + ": " + host.status().message());
+  return *host;
 }
 
 Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {
@@ -138,7 +143,7 @@ Status JobCoordinator::ReportReplicated(uint32_t rank, int64_t iteration) {
 Result<int64_t> JobCoordinator::Complete() {
   auto kv = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
   if (!kv.ok()) return kv.status().code() == Code::kNotFound ? Result<int64_t>(-1) : kv.status();
-  return ParseComplete(kv->value).second;
+  return ParseComplete(kv->value).iteration;
 }
 
 Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
@@ -147,9 +152,15 @@ Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
                           kv_->GetPrefix(ReplicatedPrefix(me), DeadlineAfter(kCallTimeout)));
   std::map<uint32_t, int64_t> done;
   for (const auto& kv : r.kvs) {
-    uint32_t rank = static_cast<uint32_t>(
-        std::strtoul(kv.key.substr(ReplicatedPrefix(me).size()).c_str(), nullptr, 10));
-    done[rank] = std::strtoll(kv.value.c_str(), nullptr, 10);
+    auto rank = KeyId(kv.key);
+    auto iteration = DecodeIteration(kv.value);
+    if (!rank.ok() || !iteration.ok()) {  // Forged or corrupt: that rank is not replicated.
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+          << "[coord] ignoring " << kv.key << ": "
+          << (rank.ok() ? iteration.status() : rank.status()).ToString();
+      continue;
+    }
+    done[*rank] = *iteration;
   }
   int64_t candidate = INT64_MAX;
   for (uint32_t rank = 0; rank < world_size; ++rank)
@@ -157,11 +168,11 @@ Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
   for (int attempt = 0; attempt < 5; ++attempt) {
     auto cur = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
     if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
-    auto [epoch, iteration] = cur.ok() ? ParseComplete(cur->value) : std::make_pair(-1L, -1L);
+    auto [epoch, iteration] = cur.ok() ? ParseComplete(cur->value) : CompleteRecord{};
     // A newer epoch's record wins; within an epoch the iteration only grows.
     if (epoch > me || (epoch == me && iteration >= candidate) || candidate < 0)
       return epoch == me ? iteration : -1;
-    std::string value = nlohmann::json{{"epoch", me}, {"iteration", candidate}}.dump();
+    std::string value = EncodeComplete({me, candidate});
     GEMINI_ASSIGN_OR_RETURN(bool swapped,
                             kv_->CompareAndSwapRevision(kComplete, cur.ok() ? cur->mod_revision : 0,
                                                         value, DeadlineAfter(kCallTimeout)));

@@ -74,7 +74,7 @@ Status PeerService::Serve(transport::Connection& conn) {
         break;
       case kPeerStatus:
         st = transport::SendFrame(conn, kPeerStatusReply,
-                                  EncodeStatusReply(Status::Ok(), store_->StatusJson()),
+                                  EncodeStatusReply(Status::Ok(), store_->StatusJson(job_)),
                                   In(kTransfer));
         break;
       default:
@@ -94,7 +94,12 @@ Status PeerService::HandleFetch(transport::Connection& conn, const std::string& 
   int64_t iteration = 0;
   if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetI64(&iteration) || !r.done())
     return InvalidArgument("malformed fetch request");
-  auto pin = store_->Pin(job, rank, iteration);
+  // A peer authenticated with this job's secret reads this job's shards only,
+  // even when the agent's store holds other jobs too.
+  auto pin = job == job_ ? store_->Pin(job, rank, iteration)
+                         : Result<std::unique_ptr<ShardPin>>(
+                               NotFound("this peer service serves job '" + job_ +
+                                                "', not '" + job + "'"));
   if (!pin.ok())  // A clean "not here": the connection stays usable.
     return transport::SendFrame(conn, kPeerFetchReply, EncodeStatusReply(pin.status()),
                                 In(kTransfer));

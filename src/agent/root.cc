@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "agent/coord_records.h"
 #include "common/log.h"
 #include "persist/catalog.h"
 #include "persist/env.h"
@@ -18,9 +19,6 @@ std::string EpochDir(const char* dir, int64_t epoch) {
   return std::string(dir) + "/" + std::to_string(epoch) + "/";
 }
 
-uint32_t LastNumber(const std::string& key) {
-  return static_cast<uint32_t>(std::strtoul(key.substr(key.rfind('/') + 1).c_str(), nullptr, 10));
-}
 
 }  // namespace
 
@@ -97,8 +95,17 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   GEMINI_ASSIGN_OR_RETURN(auto exits,
                           kv.GetPrefix(EpochDir("exits", plan.epoch), DeadlineAfter(kCall)));
   for (const auto& e : exits.kvs) {
-    auto j = nlohmann::json::parse(e.value, nullptr, false);
-    obs.exits[LastNumber(e.key)] = j.is_object() ? j.value("at", obs.now) : obs.now;
+    // A trainer's exit: a forged or corrupt record still says "something
+    // exited" only when its key names a rank; it is timed now.
+    auto rank = KeyId(e.key);
+    auto exit = DecodeExit(e.value);
+    if (!rank.ok() || *rank >= ctx_.config.world_size()) {
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[root] ignoring " << e.key << ": not a rank";
+      continue;
+    }
+    if (!exit.ok())
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[root] " << e.key << ": " << exit.status().ToString();
+    obs.exits[*rank] = exit.ok() && exit->at > 0 ? exit->at : obs.now;
   }
   // A trainer died: is its whole host gone? (Faster than waiting for its lease.)
   if (!obs.exits.empty())
@@ -107,9 +114,16 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   GEMINI_ASSIGN_OR_RETURN(auto ready,
                           kv.GetPrefix(EpochDir("ready", plan.epoch), DeadlineAfter(kCall)));
   for (const auto& r : ready.kvs) {
-    auto j = nlohmann::json::parse(r.value, nullptr, false);
-    if (j.is_object() && !j.value("ok", false))
-      obs.not_ready[LastNumber(r.key)] = j.value("error", std::string("unknown"));
+    auto host = KeyId(r.key);
+    auto rec = DecodeReady(r.value);
+    if (!host.ok() || *host >= ctx_.config.num_hosts) {
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[root] ignoring " << r.key << ": not a host";
+      continue;
+    }
+    if (!rec.ok())
+      obs.not_ready[*host] = "unreadable ready record: " + rec.status().ToString();
+    else if (!rec->ok)
+      obs.not_ready[*host] = rec->error.empty() ? "unknown" : rec->error;
   }
   GEMINI_ASSIGN_OR_RETURN(obs.complete, ctx_.coord->Complete());
   return obs;

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/coord_records.h"
 #include "cli/command.h"
 #include "cli/interleave_flags.h"
 #include "common/log.h"
@@ -63,22 +64,39 @@ Result<uint32_t> WaitForAssignment(const AgentArgs& a) {
   eo.endpoints = SplitCommas(a.etcd);
   auto kv =
       std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a.job + "/");
-  GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease,
-                          kv->LeaseGrant(a.lease_ttl, DeadlineAfter(std::chrono::seconds(3))));
-  LeaseKeeper keeper(kv, lease);
-  GEMINI_RETURN_IF_ERROR(
-      kv->Put("standby/" + a.advertise, "idle", DeadlineAfter(std::chrono::seconds(3)), lease.id)
-          .status());
+  const auto call = [] { return DeadlineAfter(std::chrono::seconds(3)); };
+  std::unique_ptr<LeaseKeeper> keeper;
   std::cerr << "gemini agent: standby at " << a.advertise << ", waiting for an assignment"
             << std::endl;
   for (;;) {
-    auto got = kv->Get("assign/" + a.advertise, DeadlineAfter(std::chrono::seconds(3)));
-    if (got.ok()) {
-      keeper.Stop();
-      (void)kv->LeaseRevoke(lease.id, DeadlineAfter(std::chrono::seconds(3)));
-      return static_cast<uint32_t>(std::strtoul(got->value.c_str(), nullptr, 10));
+    // (Re-)announce under a fresh lease: a standby outlives etcd hiccups
+    // (a keepalive that timed out under load) instead of exiting.
+    if (!keeper || !keeper->status().ok()) {
+      if (keeper) {
+        GEMINI_LOG(WARN) << "[standby] lease lost (" << keeper->status().ToString()
+                         << "); announcing again";
+        keeper->Stop();
+        keeper.reset();
+      }
+      auto lease = kv->LeaseGrant(a.lease_ttl, call());
+      if (lease.ok() && kv->Put("standby/" + a.advertise, "idle", call(), lease->id).ok())
+        keeper = std::make_unique<LeaseKeeper>(kv, *lease);
+      else
+        GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[standby] cannot announce in etcd; retrying";
     }
-    if (!keeper.status().ok()) return keeper.status();
+    auto got = kv->Get("assign/" + a.advertise, call());
+    if (got.ok()) {
+      auto host = DecodeId(got->value);
+      if (host.ok()) {
+        if (keeper) {
+          keeper->Stop();
+          (void)kv->LeaseRevoke(keeper->id(), call());
+        }
+        return *host;
+      }
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+          << "[standby] ignoring assign/" << a.advertise << ": " << host.status().ToString();
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }

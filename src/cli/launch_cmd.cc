@@ -79,16 +79,6 @@ struct Fired {
 // Shared-memory names of this launcher's agents: "<this prefix><namespace>".
 std::string ShmPrefix() { return "gemini-launch-" + std::to_string(getpid()) + "-"; }
 
-// Removes the segments a killed agent could not free (an injected host
-// failure): only names under this launcher's own prefix, once every agent it
-// started has stopped.
-void RemoveSegments(const std::string& prefix) {
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator("/dev/shm", ec)) {
-    if (e.path().filename().string().rfind(prefix, 0) == 0) std::filesystem::remove(e.path(), ec);
-  }
-}
-
 class Launcher {
  public:
   explicit Launcher(LaunchArgs a) : a_(std::move(a)) {}
@@ -387,7 +377,6 @@ void Launcher::TearDown(bool keep_logs) {
   for (auto& p : agents_) p->Signal(SIGTERM);
   for (auto& p : agents_) (void)p->Wait(milliseconds(10000));
   agents_.clear();
-  RemoveSegments(ShmPrefix());
   if (etcd_) kill(etcd_->pid(), SIGCONT);
   etcd_.reset();
   if (cluster_) cluster_->Down(keep_logs);

@@ -30,6 +30,15 @@ std::atomic<int>& Level() {
 LogLevel CurrentLogLevel() { return static_cast<LogLevel>(Level().load()); }
 void SetLogLevel(LogLevel level) { Level().store(static_cast<int>(level)); }
 
+bool LogRateLimit(std::atomic<int64_t>& last, int seconds) {
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  int64_t prev = last.load();
+  if (prev != INT64_MIN && now - prev < int64_t{seconds} * 1000) return false;
+  return last.compare_exchange_strong(prev, now);
+}
+
 LogLine::~LogLine() {
   static const char* kNames[] = {"D", "I", "W", "E"};
   auto now =

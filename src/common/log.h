@@ -4,6 +4,8 @@
 // written with one write(2). Lines name their object: "[agent] rank 3 ...".
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <sstream>
 
 namespace gemini {
@@ -11,6 +13,8 @@ namespace gemini {
 enum class LogLevel { DEBUG = 0, INFO = 1, WARN = 2, ERROR = 3 };
 
 LogLevel CurrentLogLevel();
+// True at most once per `seconds` for one `last` (a call site's own clock).
+bool LogRateLimit(std::atomic<int64_t>& last, int seconds);
 void SetLogLevel(LogLevel level);
 
 class LogLine {
@@ -42,3 +46,15 @@ struct LogVoidify {
   (::gemini::LogLevel::level < ::gemini::CurrentLogLevel()) \
       ? (void)0                                             \
       : ::gemini::LogVoidify() & ::gemini::LogLine(::gemini::LogLevel::level)
+
+// GEMINI_LOG that writes at most one line per `seconds` from this call site:
+// for what a hostile or broken peer can repeat as fast as it likes.
+#define GEMINI_LOG_EVERY_N_SEC(level, seconds)                        \
+  !::gemini::LogRateLimit(                                            \
+      []() -> std::atomic<int64_t>& {                                 \
+        static std::atomic<int64_t> last{INT64_MIN};                  \
+        return last;                                                  \
+      }(),                                                            \
+      seconds)                                                        \
+      ? (void)0                                                       \
+      : GEMINI_LOG(level)

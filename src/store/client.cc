@@ -45,21 +45,36 @@ Result<Manifest> BuildManifest(const std::string& job, uint32_t rank, uint32_t w
 
 Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const std::string& socket_path) {
   GEMINI_ASSIGN_OR_RETURN(int fd, UnixConnect(socket_path));
-  return std::unique_ptr<AgentClient>(new AgentClient(fd));
+  return std::unique_ptr<AgentClient>(new AgentClient(socket_path, fd));
 }
 
 AgentClient::~AgentClient() {
   if (unmap_hook_)
     for (auto& [key, c] : maps_)
       if (c.mapping) unmap_hook_(c.mapping->data(), c.mapping->size());
-  close(fd_);
+  if (fd_ >= 0) close(fd_);
 }
 
 Result<std::string> AgentClient::Call(uint32_t type, const std::string& payload, int* fd,
                                       std::chrono::milliseconds timeout) {
   std::lock_guard<std::mutex> lock(call_mu_);
-  GEMINI_RETURN_IF_ERROR(SendFrame(fd_, type, payload));
-  GEMINI_ASSIGN_OR_RETURN(Frame reply, RecvFrame(fd_, DeadlineIn(timeout)));
+  if (fd_ < 0) {
+    auto again = UnixConnect(socket_path_);
+    if (!again.ok())
+      return Unavailable("reconnecting to the agent at " + socket_path_ + ": " +
+                         again.status().message());
+    fd_ = *again;
+  }
+  auto drop = [&](const Status& st) {
+    close(fd_);
+    fd_ = -1;
+    return Status(st.code(), st.message() + " (connection to the agent dropped; the next call "
+                                            "connects again)");
+  };
+  if (Status sent = SendFrame(fd_, type, payload); !sent.ok()) return drop(sent);
+  auto received = RecvFrame(fd_, DeadlineIn(timeout));
+  if (!received.ok()) return drop(received.status());
+  Frame reply = std::move(*received);
   if (fd != nullptr) {
     *fd = reply.fd;
   } else if (reply.fd >= 0) {
@@ -77,18 +92,21 @@ Result<std::string> AgentClient::Call(uint32_t type, const std::string& payload,
 }
 
 Result<uint8_t*> AgentClient::MapSlot(const std::string& job, uint32_t rank, uint32_t slot,
-                                      const std::string& segment, uint64_t size, int fd) {
+                                      const std::string& segment, uint64_t size, int fd,
+                                      bool writable) {
   struct CloseFd {
     int fd;
     ~CloseFd() { close(fd); }
   } closer{fd};
   std::lock_guard<std::mutex> lock(map_mu_);
   CachedMap& c = maps_[{job, rank, slot}];
-  if (c.segment != segment || !c.mapping || c.mapping->size() != size) {
+  if (c.segment != segment || !c.mapping || c.mapping->size() != size ||
+      (writable && !c.writable)) {
     if (c.mapping && unmap_hook_) unmap_hook_(c.mapping->data(), c.mapping->size());
     c.mapping.reset();  // Drop the old mapping first: its memory may be freed.
-    GEMINI_ASSIGN_OR_RETURN(c.mapping, Mapping::Map(fd, size, /*writable=*/true));
+    GEMINI_ASSIGN_OR_RETURN(c.mapping, Mapping::Map(fd, size, writable));
     c.segment = segment;
+    c.writable = writable;
   }
   return c.mapping->data();
 }
@@ -111,7 +129,8 @@ Result<SaveGrant> AgentClient::BeginSave(const std::string& job, uint32_t rank, 
     if (fd >= 0) close(fd);
     return Internal("malformed begin reply from the agent");
   }
-  GEMINI_ASSIGN_OR_RETURN(uint8_t * region, MapSlot(job, rank, g.slot, g.segment, g.size, fd));
+  GEMINI_ASSIGN_OR_RETURN(uint8_t * region,
+                          MapSlot(job, rank, g.slot, g.segment, g.size, fd, /*writable=*/true));
   return SaveGrant{std::move(m), region, g.size};
 }
 
@@ -157,12 +176,22 @@ Result<OpenShard> AgentClient::Open(const std::string& job, uint32_t rank, int64
   bool ok = r.GetString(&manifest_bytes, kMaxFrame) && GetCrcs(r, &shard.crcs) && GetGrant(r, &g) &&
             fd >= 0;
   auto m = ok ? Manifest::Decode(manifest_bytes) : Result<Manifest>(Internal("malformed reply"));
-  if (!m.ok() || g.size < m->data_bytes) {
+  Status bad = !m.ok()                  ? m.status()
+               : g.size < m->data_bytes ? Internal("slot smaller than its shard")
+               : m->job != job || m->rank != rank || (iteration >= 0 && m->iteration != iteration)
+                   ? Internal("the agent answered with job '" + m->job + "' rank " +
+                              std::to_string(m->rank) + " iteration " +
+                              std::to_string(m->iteration) + " to a request for job '" + job +
+                              "' rank " + std::to_string(rank) + " iteration " +
+                              std::to_string(iteration))
+                   : Status::Ok();
+  if (!bad.ok()) {
     if (fd >= 0) close(fd);
-    return m.ok() ? Internal("slot smaller than its shard") : m.status();
+    return bad;
   }
   shard.manifest = std::move(*m);
-  GEMINI_ASSIGN_OR_RETURN(uint8_t * region, MapSlot(job, rank, g.slot, g.segment, g.size, fd));
+  GEMINI_ASSIGN_OR_RETURN(uint8_t * region,
+                          MapSlot(job, rank, g.slot, g.segment, g.size, fd, /*writable=*/false));
   shard.data = region;
   return shard;
 }

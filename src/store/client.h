@@ -95,20 +95,25 @@ class AgentClient {
   Status DropJob(const std::string& job);
 
  private:
-  explicit AgentClient(int fd) : fd_(fd) {}
-  // Sends a request and waits for the reply; returns the body (and fd).
+  AgentClient(std::string socket_path, int fd) : socket_path_(std::move(socket_path)), fd_(fd) {}
+  // Sends a request and waits for the reply; returns the body (and fd). A
+  // call that fails in transport (timeout, closed socket) drops the
+  // connection, so a late reply is never read as the next call's answer; the
+  // next call connects again.
   Result<std::string> Call(uint32_t type, const std::string& payload, int* fd,
                            std::chrono::milliseconds timeout);
   // Mapping of a granted slot, from the cache or freshly mapped from fd.
   Result<uint8_t*> MapSlot(const std::string& job, uint32_t rank, uint32_t slot,
-                           const std::string& segment, uint64_t size, int fd);
+                           const std::string& segment, uint64_t size, int fd, bool writable);
 
   struct CachedMap {
     std::string segment;
     std::unique_ptr<Mapping> mapping;
+    bool writable = false;
   };
 
-  int fd_;
+  const std::string socket_path_;
+  int fd_;  // -1 after a transport failure, until the next call.
   std::mutex call_mu_;
   std::mutex map_mu_;
   std::map<std::tuple<std::string, uint32_t, uint32_t>, CachedMap> maps_;

@@ -51,6 +51,17 @@ Status ValidateEntry(const TensorEntry& e, uint64_t data_bytes) {
 
 }  // namespace
 
+Status ValidateJobName(std::string_view job) {
+  if (job.empty() || job.size() > 256) return InvalidArgument("job name must have 1 to 256 bytes");
+  if (job[0] == '.') return InvalidArgument("job name must not start with '.'");
+  for (char c : job)
+    if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
+        c != '.' && c != '_' && c != '-')
+      return InvalidArgument("job name may hold only letters, digits, '.', '_' and '-' (got byte " +
+                             std::to_string(static_cast<unsigned char>(c)) + ")");
+  return Status::Ok();
+}
+
 size_t DtypeSize(Dtype d) {
   auto i = static_cast<size_t>(d);
   return i < static_cast<size_t>(Dtype::kCount) ? kDtypes[i].size : 0;
@@ -87,7 +98,10 @@ void Manifest::AssignOffsets() {
 }
 
 Status Manifest::Validate() const {
-  if (job.empty() || job.size() > 256) return InvalidArgument("job name empty or over 256 bytes");
+  GEMINI_RETURN_IF_ERROR(ValidateJobName(job));
+  if (data_bytes > kMaxDataBytes)
+    return InvalidArgument("data region of " + std::to_string(data_bytes) +
+                           " bytes is over the 256 TiB limit");
   if (world_size == 0 || rank >= world_size)
     return InvalidArgument("rank " + std::to_string(rank) + " not in world of " +
                            std::to_string(world_size));

@@ -49,6 +49,11 @@ enum class Dtype : uint8_t {
   kCount  // Not a dtype; the number of them.
 };
 
+// A job name is 1 to 256 of [A-Za-z0-9._-], not starting with '.': it becomes
+// part of etcd keys, directory and memfd names, and JSON, so nothing else is
+// accepted.
+Status ValidateJobName(std::string_view job);
+
 // Size in bytes of one element, or 0 for an unknown dtype.
 size_t DtypeSize(Dtype d);
 const char* DtypeName(Dtype d);
@@ -81,6 +86,8 @@ struct Manifest {
   static constexpr size_t kMaxEntries = 1u << 20;
   static constexpr size_t kMaxRank = 8;  // Max dims of a shape.
   static constexpr size_t kMaxNameBytes = 4096;
+  // Largest data region (256 TiB): sizes derived from it cannot overflow.
+  static constexpr uint64_t kMaxDataBytes = uint64_t{1} << 48;
 
   // Sets each entry's offset (in order, aligned) and data_bytes.
   void AssignOffsets();

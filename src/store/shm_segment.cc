@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 namespace gemini {
 
 size_t PageAlign(size_t n) {
   static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (n > SIZE_MAX - page) return SIZE_MAX / page * page;  // Saturates; no allocation fits it.
   return (n + page - 1) / page * page;
 }
 
@@ -28,30 +30,25 @@ Mapping::~Mapping() {
 
 Result<std::unique_ptr<ShmSegment>> ShmSegment::Create(const std::string& name, size_t size) {
   size = PageAlign(size == 0 ? 1 : size);
-  int fd = shm_open(name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus("shm_open " + name, errno);
-  // shm_open's mode is filtered by the umask; make 0600 explicit.
+  if (size > static_cast<size_t>(INT64_MAX)) return InvalidArgument("segment size overflows");
+  int fd = memfd_create(name.c_str(), MFD_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("memfd_create " + name, errno);
   int err = 0;
-  if (fchmod(fd, 0600) != 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) err = errno;
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) err = errno;
   if (err == 0) err = posix_fallocate(fd, 0, static_cast<off_t>(size));
   if (err != 0) {
     close(fd);
-    shm_unlink(name.c_str());
     return ErrnoStatus("reserving " + std::to_string(size) + " bytes of shared memory for " + name,
                        err);
   }
   auto mapping = Mapping::Map(fd, size, /*writable=*/true);
   if (!mapping.ok()) {
     close(fd);
-    shm_unlink(name.c_str());
     return mapping.status();
   }
   return std::unique_ptr<ShmSegment>(new ShmSegment(name, fd, size, std::move(*mapping)));
 }
 
-ShmSegment::~ShmSegment() {
-  shm_unlink(name_.c_str());
-  close(fd_);
-}
+ShmSegment::~ShmSegment() { close(fd_); }
 
 }  // namespace gemini

@@ -1,13 +1,14 @@
-// ShmSegment: one POSIX shared-memory object holding one slot's bytes.
+// ShmSegment: one anonymous shared-memory file (memfd) holding one slot's bytes.
 //
-// The agent creates segments (shm_open O_CREAT|O_EXCL, mode 0600), sizes them
-// and reserves their pages with posix_fallocate so that a full /dev/shm is an
-// error at creation (ResourceExhausted), never a SIGBUS in the middle of a
-// copy. The agent unlinks the name when the segment is destroyed; holders of
-// the file descriptor (trainers it was passed to) keep the memory mapped until
-// they unmap. The agent keeps its own read-write mapping of every segment
-// (data()), used to send replicas and receive them. A segment owns its fd and
-// its mapping; it is not copyable, and not thread-safe (the store guards it).
+// The agent creates segments (memfd_create, close-on-exec), sizes them and
+// reserves their pages with posix_fallocate so that running out of memory is
+// an error at creation (ResourceExhausted), never a SIGBUS in the middle of a
+// copy. A memfd has no path: its memory is freed when the last fd and mapping
+// go away, so an agent that dies leaves nothing behind (no /dev/shm names to
+// clean up). Trainers get the fd over the agent's Unix socket. The agent
+// keeps its own read-write mapping of every segment (data()), used to send
+// replicas and receive them. A segment owns its fd and its mapping; it is not
+// copyable, and not thread-safe (the store guards it).
 #pragma once
 
 #include <cstddef>
@@ -38,10 +39,10 @@ class Mapping {
 
 class ShmSegment {
  public:
-  // Creates /dev/shm/<name> of `size` bytes (rounded up to a page) with every
-  // page reserved. `name` starts with '/'.
+  // Creates a memfd named `name` (diagnostics only: /proc/<pid>/fd shows
+  // "memfd:<name>") of `size` bytes, rounded up to a page, every page reserved.
   static Result<std::unique_ptr<ShmSegment>> Create(const std::string& name, size_t size);
-  ~ShmSegment();  // Unlinks the name and closes the fd.
+  ~ShmSegment();  // Closes the fd; the memory goes with its last holder.
   ShmSegment(const ShmSegment&) = delete;
   ShmSegment& operator=(const ShmSegment&) = delete;
 

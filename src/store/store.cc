@@ -47,9 +47,13 @@ std::string RandomInstance() {
   return buf;
 }
 
-Result<SlotGrant> GrantFor(const ShmSegment& seg, uint32_t index) {
-  int fd = fcntl(seg.fd(), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return ErrnoStatus("dup of shared-memory fd", errno);
+// A grant with its own fd: a duplicate (writable, for the slot's writer) or
+// the same memory opened again read-only (for readers).
+Result<SlotGrant> GrantFor(const ShmSegment& seg, uint32_t index, bool writable) {
+  int fd = writable ? fcntl(seg.fd(), F_DUPFD_CLOEXEC, 0)
+                    : open(("/proc/self/fd/" + std::to_string(seg.fd())).c_str(),
+                           O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("handing out the shared-memory fd", errno);
   return SlotGrant{index, seg.name(), seg.size(), fd, seg.data()};
 }
 
@@ -86,25 +90,9 @@ int64_t Store::CompleteLocked(const Job& job) const {
   return std::max(complete, job.external_complete);
 }
 
-Status Store::ReserveLocked(Slot& slot, uint64_t bytes) {
-  uint64_t need = PageAlign(std::max<uint64_t>(bytes, 1));
-  if (slot.segment && slot.segment->size() >= need) return Status::Ok();
-  uint64_t freed = slot.segment ? slot.segment->size() : 0;
-  uint64_t used = UsedLocked() - freed;
-  if (used + need > options_.budget_bytes)
-    return ResourceExhausted("shard of " + std::to_string(bytes) +
-                             " bytes does not fit the memory budget: " + std::to_string(used) +
-                             " of " + std::to_string(options_.budget_bytes) +
-                             " bytes in use (raise --budget)");
-  slot.segment.reset();  // Not committed data: safe to free before creating the new one.
-  std::string name =
-      "/" + options_.shm_prefix + "-" + instance_ + "-" + std::to_string(next_segment_++);
-  GEMINI_ASSIGN_OR_RETURN(slot.segment, ShmSegment::Create(name, need));
-  return Status::Ok();
-}
-
 Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::milliseconds wait) {
   GEMINI_RETURN_IF_ERROR(m.Validate());
+  std::unique_ptr<ShmSegment> replaced;  // Freed after the lock is released.
   std::unique_lock<std::mutex> lock(mu_);
   auto& job_ptr = jobs_[m.job];
   if (!job_ptr) {
@@ -123,15 +111,23 @@ Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::
   if (rs.writer != 0 && rs.writer != writer)
     return Aborted("rank " + std::to_string(m.rank) + " of job '" + m.job +
                    "' is being written by another connection");
-  // Drop an abandoned timeline: committed iterations at or after the new one.
-  for (int i = 0; i < 2; ++i) {
-    Slot& s = rs.slots[i];
-    if (s.state == SlotState::kCommitted && s.iteration() >= m.iteration)
-      s.state = SlotState::kEmpty;
-  }
-  if (rs.newest >= 0 && rs.slots[rs.newest].state != SlotState::kCommitted)
-    rs.newest = rs.slots[1 - rs.newest].state == SlotState::kCommitted ? 1 - rs.newest : -1;
-  int target = rs.newest < 0 ? 0 : 1 - rs.newest;
+  // An abandoned timeline: committed iterations at or after the new one. They
+  // stop counting and are overwritten first, but only once the new shard has
+  // its memory: a Begin that fails leaves everything committed as it was.
+  auto stale = [&](int i) {
+    const Slot& s = rs.slots[i];
+    return s.state == SlotState::kCommitted && s.iteration() >= m.iteration;
+  };
+  auto live_newest = [&]() -> int {
+    for (int i : {rs.newest, rs.newest < 0 ? -1 : 1 - rs.newest})
+      if (i >= 0 && rs.slots[i].state == SlotState::kCommitted && !stale(i)) return i;
+    return -1;
+  };
+  auto pick = [&] {
+    int n = live_newest();
+    if (n >= 0) return 1 - n;
+    return rs.slots[0].pins > 0 && rs.slots[1].pins == 0 ? 1 : 0;
+  };
   // Never overwrite the newest complete iteration: wait for slower ranks.
   auto deadline = std::chrono::steady_clock::now() + wait;
   struct WaiterCount {
@@ -140,28 +136,81 @@ Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::
     ~WaiterCount() { --n; }
   } counted(job.waiters);
   auto blocked = [&] {
-    const Slot& t = rs.slots[target];
-    return t.pins > 0 ||
-           (t.state == SlotState::kCommitted && CompleteLocked(job) < rs.NewestIteration());
+    int t = pick(), n = live_newest();
+    const Slot& s = rs.slots[t];
+    return s.pins > 0 || (s.state == SlotState::kCommitted && !stale(t) && n >= 0 &&
+                          CompleteLocked(job) < rs.slots[n].iteration());
   };
   while (blocked()) {
-    if (committed_cv_.wait_until(lock, deadline) == std::cv_status::timeout && blocked())
+    if (committed_cv_.wait_until(lock, deadline) == std::cv_status::timeout && blocked()) {
+      int n = live_newest();
       return DeadlineExceeded("rank " + std::to_string(m.rank) + " of job '" + m.job +
-                              "': iteration " + std::to_string(rs.NewestIteration()) +
-                              " is not complete on every rank yet, and writing " +
+                              "': iteration " +
+                              std::to_string(n < 0 ? -1 : rs.slots[n].iteration()) +
+                              " is not complete on every rank yet (or its other slot is being "
+                              "read), and writing " +
                               std::to_string(m.iteration) + " would overwrite iteration " +
-                              std::to_string(rs.slots[target].iteration()));
+                              std::to_string(rs.slots[pick()].iteration()));
+    }
     if (rs.writer != 0 && rs.writer != writer) return Aborted("another writer took the rank");
-    target = rs.newest < 0 ? 0 : 1 - rs.newest;
   }
+  const int target = pick();
   Slot& slot = rs.slots[target];
-  slot.state = SlotState::kEmpty;
-  GEMINI_RETURN_IF_ERROR(ReserveLocked(slot, m.data_bytes));
+  std::unique_ptr<ShmSegment> fresh;
+  const uint64_t need = PageAlign(std::max<uint64_t>(m.data_bytes, 1));
+  if (!slot.segment || slot.segment->size() < need) {
+    // New memory, made without the store's lock (creating and reserving GBs
+    // takes long); the rank is held for this writer meanwhile.
+    uint64_t freed = slot.segment ? slot.segment->size() : 0;
+    uint64_t used = UsedLocked() + pending_bytes_ - freed;
+    if (need > options_.budget_bytes || used > options_.budget_bytes - need)
+      return ResourceExhausted("shard of " + std::to_string(m.data_bytes) +
+                               " bytes does not fit the memory budget: " + std::to_string(used) +
+                               " of " + std::to_string(options_.budget_bytes) +
+                               " bytes in use (raise --budget)");
+    std::string name =
+        options_.shm_prefix + "-" + instance_ + "-" + std::to_string(next_segment_++);
+    pending_bytes_ += need;
+    rs.writer = writer;
+    lock.unlock();
+    auto created = options_.create_segment ? options_.create_segment(name, need)
+                                           : ShmSegment::Create(name, need);
+    lock.lock();
+    pending_bytes_ -= need;
+    auto give_up = [&](Status st) {
+      if (rs.writer == writer) rs.writer = 0;
+      committed_cv_.notify_all();
+      return st;
+    };
+    if (!created.ok()) return give_up(created.status());
+    if (rs.writer != writer) return Aborted("the writer went away while its memory was made");
+    fresh = std::move(*created);
+    while (slot.pins > 0)  // A reader pinned the slot meanwhile.
+      if (committed_cv_.wait_until(lock, deadline) == std::cv_status::timeout && slot.pins > 0)
+        return give_up(DeadlineExceeded("slot of rank " + std::to_string(m.rank) +
+                                        " still being read"));
+  }
+  const ShmSegment& segment = fresh ? *fresh : *slot.segment;
+  if (segment.size() < m.data_bytes) return Internal("slot smaller than its shard");
+  auto grant = GrantFor(segment, static_cast<uint32_t>(target), /*writable=*/true);
+  if (!grant.ok()) {
+    if (rs.writer == writer) rs.writer = 0;
+    return grant.status();
+  }
+  // From here on nothing fails: drop the abandoned timeline, take the slot.
+  const int newest = live_newest();
+  for (int i = 0; i < 2; ++i)
+    if (stale(i)) rs.slots[i].state = SlotState::kEmpty;
+  rs.newest = newest;
+  if (fresh) {
+    replaced = std::move(slot.segment);
+    slot.segment = std::move(fresh);
+  }
   slot.state = SlotState::kWriting;
   slot.manifest = m;
   slot.crcs.clear();
   rs.writer = writer;
-  return GrantFor(*slot.segment, static_cast<uint32_t>(target));
+  return grant;
 }
 
 Status Store::Commit(uint64_t writer, const std::string& job_name, uint32_t rank, int64_t iteration,
@@ -225,7 +274,8 @@ Result<Store::Found> Store::FindCommittedLocked(const std::string& job_name, uin
 Result<CommittedShard> Store::Open(const std::string& job, uint32_t rank, int64_t iteration) {
   std::lock_guard<std::mutex> lock(mu_);
   GEMINI_ASSIGN_OR_RETURN(Found f, FindCommittedLocked(job, rank, iteration));
-  GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, GrantFor(*f.slot->segment, f.index));
+  GEMINI_ASSIGN_OR_RETURN(SlotGrant grant,
+                          GrantFor(*f.slot->segment, f.index, /*writable=*/false));
   return CommittedShard{f.slot->manifest, f.slot->crcs, grant};
 }
 
@@ -283,13 +333,14 @@ Status Store::DropJob(const std::string& job) {
   return Status::Ok();
 }
 
-std::string Store::StatusJson() {
+std::string Store::StatusJson(const std::string& only_job) {
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json out;
   out["budget_bytes"] = options_.budget_bytes;
-  out["used_bytes"] = UsedLocked();
+  out["used_bytes"] = UsedLocked() + pending_bytes_;
   out["jobs"] = nlohmann::json::array();
   for (const auto& [name, job] : jobs_) {
+    if (!only_job.empty() && name != only_job) continue;
     nlohmann::json j{{"job", name},
                      {"world_size", job->world_size},
                      {"complete_iteration", CompleteLocked(*job)},
@@ -311,7 +362,8 @@ std::string Store::StatusJson() {
     }
     out["jobs"].push_back(j);
   }
-  return out.dump();
+  // Names were validated, but never let a status call throw on bytes.
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace gemini

@@ -18,14 +18,20 @@
 //
 // Begin(t) also drops committed slots of that rank holding iterations >= t:
 // the job restarted from an earlier iteration and those belong to an
-// abandoned timeline.
+// abandoned timeline. It drops them only once it has succeeded: a Begin that
+// fails (budget, memory, deadline) leaves every committed slot as it was.
 //
-// Budget: the sum of all segment sizes never exceeds budget_bytes. A shard
+// Budget: the sum of all segment sizes never exceeds budget_bytes (a
+// segment being replaced by a larger one is briefly counted once). A shard
 // that would exceed it is refused (ResourceExhausted) before anything
 // committed changes.
 //
+// Segments are memfds (ShmSegment): nothing is left in /dev/shm when an agent
+// dies. Writers get writable fds; readers (Open) get read-only ones.
+//
 // Thread-safe: every public method takes the store's lock; Begin() may block
-// waiting for other ranks (never while holding the lock).
+// waiting for other ranks and creates new segments (GBs, reserved page by
+// page) without holding it.
 #pragma once
 
 #include <chrono>
@@ -47,8 +53,13 @@ namespace gemini {
 struct StoreOptions {
   // Upper bound on the shared memory all slots may use. Default 8 GiB.
   uint64_t budget_bytes = 8ull << 30;
-  // Prefix of the shared-memory object names (/dev/shm/<prefix>-...).
+  // Prefix of the shared-memory segments' names (memfd names, as shown in
+  // /proc/<pid>/fd: "memfd:<prefix>-...").
   std::string shm_prefix = "gemini";
+  // Makes a segment; empty: ShmSegment::Create. (Tests inject slow or failing
+  // creation here.) Called without the store's lock.
+  std::function<Result<std::unique_ptr<ShmSegment>>(const std::string& name, size_t size)>
+      create_segment;
   // Multi-machine mode: for this job an iteration is complete only when the
   // coordinator says so (SetExternalComplete), never from the local ranks
   // alone. Other jobs stay single-machine. Empty: none.
@@ -119,8 +130,9 @@ class Store {
   void ResetComplete(const std::string& job, int64_t iteration);
   // Removes a job and frees its memory.
   Status DropJob(const std::string& job);
-  // What the store holds, as JSON text (see `gemini status --json`).
-  std::string StatusJson();
+  // What the store holds, as JSON text (see `gemini status --json`); only
+  // `only_job` if not empty (what a peer of that job may see).
+  std::string StatusJson(const std::string& only_job = "");
 
  private:
   struct Slot;
@@ -135,7 +147,6 @@ class Store {
   };
   Result<Found> FindCommittedLocked(const std::string& job, uint32_t rank, int64_t iteration);
   int64_t CompleteLocked(const Job& job) const;
-  Status ReserveLocked(Slot& slot, uint64_t bytes);
   uint64_t UsedLocked() const;
 
   const StoreOptions options_;
@@ -144,6 +155,7 @@ class Store {
   std::condition_variable committed_cv_;
   std::map<std::string, std::unique_ptr<Job>> jobs_;
   uint64_t next_segment_ = 0;
+  uint64_t pending_bytes_ = 0;  // Segments being created outside the lock.
 };
 
 }  // namespace gemini
