@@ -224,11 +224,10 @@ void Agent::Persist(uint32_t rank, int64_t iteration) {
   if (!persist_ || iteration % config_.persist_every != 0) return;
   auto pin = store_->Pin(options_.cluster->job, rank, iteration);
   if (!pin.ok()) return;
-  // Copy out so the slot is not held while the disk is slow.
-  auto copy = std::make_shared<std::vector<uint8_t>>((*pin)->data,
-                                                     (*pin)->data + (*pin)->manifest.data_bytes);
-  auto offered = persist_->Offer(options_.cluster->job, rank, iteration, (*pin)->manifest,
-                                 (*pin)->crcs, copy->data(), [copy] {});
+  // Written straight from the pinned slot (no copy outside the store's
+  // budget); the slot is not reused until the tier is done with it.
+  auto offered = persist_->OfferPinned(options_.cluster->job, rank, iteration, coord_->epoch(),
+                                       std::move(*pin));
   if (!offered.ok()) GEMINI_LOG(WARN) << "[agent] persist: " << offered.status().ToString();
 }
 

@@ -70,7 +70,8 @@ std::string EncodePlan(const Plan& p) {
               {"failed_at", p.failed_at},
               {"detected_at", p.detected_at},
               {"master_port", p.master_port},
-              {"reason", p.reason}}
+              {"reason", p.reason},
+              {"persisted_epoch", p.persisted_epoch}}
       .dump();
 }
 
@@ -89,6 +90,7 @@ Result<Plan> DecodePlan(const std::string& text) {
     p.detected_at = j.at("detected_at");
     p.master_port = j.at("master_port");
     p.reason = j.value("reason", "");
+    p.persisted_epoch = j.value("persisted_epoch", int64_t{-1});
     return p;
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("bad plan: ") + e.what());

@@ -55,6 +55,9 @@ struct Plan {
   double detected_at = 0;  // When the root noticed it.
   uint16_t master_port = 0;
   std::string reason;
+  // Source "persistent": the epoch (timeline) whose persisted files of
+  // resume_iteration every host loads (-1: none named).
+  int64_t persisted_epoch = -1;
   // The source of `host`'s shards: replacements of failed hosts fetch from peers.
   std::string SourceFor(uint32_t host) const;
 };

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 namespace gemini {
 namespace {
 
@@ -113,6 +115,24 @@ TEST_F(PlannerTest, PlanRoundTripsThroughJson) {
   EXPECT_EQ(back->epoch, 4);
   EXPECT_FALSE(DecodePlan("{").ok());
   EXPECT_FALSE(DecodeJobConfig("{\"num_hosts\":1}").ok());
+}
+
+// A recovery from the persistent tier names the timeline of the files every
+// host loads; plans written before the field existed name none.
+TEST(PlanJson, PersistedEpochRoundTripsAndDefaultsToNone) {
+  Plan p;
+  p.epoch = 5;
+  p.resume_iteration = 40;
+  p.source = "persistent";
+  p.persisted_epoch = 3;
+  auto back = DecodePlan(EncodePlan(p));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->persisted_epoch, 3);
+  auto json = nlohmann::json::parse(EncodePlan(p));
+  json.erase("persisted_epoch");
+  auto old = DecodePlan(json.dump());
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_EQ(old->persisted_epoch, -1);
 }
 
 }  // namespace

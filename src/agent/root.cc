@@ -66,17 +66,16 @@ bool RootAgent::Campaign() {
   return is_root_;
 }
 
-Result<int64_t> RootAgent::NewestPersisted() {
-  if (ctx_.config.persist_dir.empty()) return -1;
+Result<IterationKey> RootAgent::NewestPersisted() {
+  if (ctx_.config.persist_dir.empty()) return NotFound("no persistent tier");
   PersistEnv* env = PersistEnv::Posix();
-  auto its = ListIterations(env, ctx_.config.persist_dir, ctx_.job);
-  if (!its.ok()) return -1;
-  std::vector<int64_t> v = *its;
-  std::sort(v.rbegin(), v.rend());
-  for (int64_t it : v)  // Newest first: the first one every rank persisted.
-    if (MarkComplete(env, ctx_.config.persist_dir, ctx_.job, it, ctx_.config.world_size()).ok())
-      return it;
-  return -1;
+  GEMINI_ASSIGN_OR_RETURN(std::vector<IterationKey> keys,
+                          ListIterations(env, ctx_.config.persist_dir, ctx_.job));
+  // Newest first: the first one every rank persisted (in one epoch).
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it)
+    if (MarkComplete(env, ctx_.config.persist_dir, ctx_.job, *it, ctx_.config.world_size()).ok())
+      return *it;
+  return NotFound("no complete persisted iteration");
 }
 
 Result<Observations> RootAgent::Observe(const Plan& plan) {
@@ -140,8 +139,9 @@ void RootAgent::Tick() {
   auto next = PlanRecovery(ctx_.config, *placement_, *plan, *obs);
   if (next && next->kind == "group_lost") {
     auto persisted = NewestPersisted();
-    obs->persisted = persisted.ok() ? *persisted : -1;
+    obs->persisted = persisted.ok() ? persisted->iteration : -1;
     next = PlanRecovery(ctx_.config, *placement_, *plan, *obs);
+    if (next && persisted.ok()) next->persisted_epoch = persisted->epoch;
   }
   if (!next) return Advance(*plan, cur->mod_revision);
   if (!WritePlan(*next, cur->mod_revision)) return;

@@ -22,6 +22,7 @@
 #include "agent/job_coordinator.h"
 #include "agent/plan.h"
 #include "agent/planner.h"
+#include "persist/layout.h"
 #include "transport/connection.h"
 
 namespace gemini {
@@ -49,7 +50,8 @@ class RootAgent {
   bool Campaign();
   void Tick();
   Result<Observations> Observe(const Plan& plan);
-  Result<int64_t> NewestPersisted();
+  // The newest complete (iteration, epoch) in the persistent tier.
+  Result<IterationKey> NewestPersisted();
   void RequestReplacements(const Plan& plan);
   void Advance(const Plan& plan, int64_t mod_revision);
   bool WritePlan(const Plan& plan, int64_t mod_revision);

@@ -104,7 +104,7 @@ Status Worker::Prepare(const Plan& plan) {
   std::string source = plan.SourceFor(ctx_.host);
   for (uint32_t rank : Ranks()) {
     if (source == "persistent") {
-      GEMINI_RETURN_IF_ERROR(LoadPersisted(rank, plan.resume_iteration));
+      GEMINI_RETURN_IF_ERROR(LoadPersisted(rank, {plan.resume_iteration, plan.persisted_epoch}));
       continue;
     }
     if (ctx_.store->Pin(ctx_.job, rank, plan.resume_iteration).ok()) continue;  // Local.
@@ -114,18 +114,18 @@ Status Worker::Prepare(const Plan& plan) {
   return Status::Ok();
 }
 
-Status Worker::LoadPersisted(uint32_t rank, int64_t iteration) {
+Status Worker::LoadPersisted(uint32_t rank, const IterationKey& key) {
   PersistEnv* env = PersistEnv::Posix();
-  GEMINI_ASSIGN_OR_RETURN(ShardInfo info, ReadShardInfo(env, ShardPath(ctx_.config.persist_dir,
-                                                                       ctx_.job, iteration, rank)));
+  // Checked: that job, rank, iteration, epoch and world size, or an error.
+  ShardId id{ctx_.job, rank, key, ctx_.config.world_size()};
+  GEMINI_ASSIGN_OR_RETURN(ShardInfo info, ReadShardInfoFor(env, ctx_.config.persist_dir, id));
   uint64_t writer = next_writer_++;
   GEMINI_ASSIGN_OR_RETURN(SlotGrant g,
                           ctx_.store->Begin(writer, info.manifest, milliseconds(10000)));
   close(g.fd);
-  auto read = ReadShardInto(env, ShardPath(ctx_.config.persist_dir, ctx_.job, iteration, rank),
-                            g.data, g.segment_size);
-  Status st =
-      read.ok() ? ctx_.store->Commit(writer, ctx_.job, rank, iteration, read->crcs) : read.status();
+  auto read = ReadShardIntoFor(env, ctx_.config.persist_dir, id, g.data, g.segment_size);
+  Status st = read.ok() ? ctx_.store->Commit(writer, ctx_.job, rank, key.iteration, read->crcs)
+                        : read.status();
   if (!st.ok()) ctx_.store->AbortWriter(writer);
   return st;
 }

@@ -27,6 +27,7 @@
 #include "agent/metrics.h"
 #include "agent/plan.h"
 #include "common/subprocess.h"
+#include "persist/layout.h"
 #include "store/store.h"
 
 namespace gemini {
@@ -58,7 +59,7 @@ class Worker {
   void Step();
   void EnterEpoch(const Plan& plan);
   Status Prepare(const Plan& plan);
-  Status LoadPersisted(uint32_t rank, int64_t iteration);
+  Status LoadPersisted(uint32_t rank, const IterationKey& key);
   Status StartTrainers(const Plan& plan);
   void WatchTrainers();
   void KillTrainers();

@@ -10,7 +10,8 @@
 namespace gemini {
 namespace {
 
-constexpr char kMarkerHead[] = "gemini-complete 1";
+constexpr char kMarkerHead[] = "gemini-complete 2";
+constexpr char kMarkerMagic[] = "gemini-complete ";
 constexpr char kCrcKey[] = "crc32c ";
 constexpr uint64_t kMaxMarkerBytes = 16u << 20;
 constexpr uint32_t kMaxWorld = 1u << 20;
@@ -75,29 +76,18 @@ Status CheckMarkerCrc(std::string_view text, size_t* body_end) {
   return Status::Ok();
 }
 
-Status CheckRankFile(PersistEnv* env, const std::string& path, const std::string& job,
-                     int64_t iteration, uint32_t rank, uint32_t world_size) {
-  GEMINI_ASSIGN_OR_RETURN(ShardInfo info, ReadShardInfo(env, path));
-  const Manifest& m = info.manifest;
-  if (m.job != job || m.iteration != iteration || m.rank != rank || m.world_size != world_size)
-    return InvalidArgument(path + ": holds job " + m.job + " iteration " +
-                           std::to_string(m.iteration) + " rank " + std::to_string(m.rank) +
-                           " of " + std::to_string(m.world_size) + ", not the shard its name says");
-  return Status::Ok();
-}
-
-Status MissingRanks(const std::string& root, const std::string& job, int64_t iteration,
+Status MissingRanks(const std::string& root, const std::string& job, const IterationKey& key,
                     uint32_t world_size, PersistEnv* env) {
   std::string list;
   uint32_t missing = 0;
   for (uint32_t r = 0; r < world_size; ++r) {
-    if (env->FileExists(ShardPath(root, job, iteration, r))) continue;
+    if (env->FileExists(ShardPath(root, job, key, r))) continue;
     if (++missing <= 16) list += (list.empty() ? "" : ", ") + std::to_string(r);
   }
   if (missing == 0) return Status::Ok();
   if (missing > 16) list += ", ...";
-  return FailedPrecondition("job " + job + " iteration " + std::to_string(iteration) + ": " +
-                            std::to_string(missing) + " of " + std::to_string(world_size) +
+  return FailedPrecondition("job " + job + " " + key.ToString() + ": " + std::to_string(missing) +
+                            " of " + std::to_string(world_size) +
                             " ranks have no shard file yet (" + list + ")");
 }
 
@@ -121,8 +111,8 @@ Status RemoveIteration(PersistEnv* env, const std::string& dir) {
 
 std::string CompleteMarker::Encode() const {
   std::string text = std::string(kMarkerHead) + "\njob " + job + "\niteration " +
-                     std::to_string(iteration) + "\nworld_size " + std::to_string(world_size) +
-                     "\nranks";
+                     std::to_string(iteration) + "\nepoch " + std::to_string(epoch) +
+                     "\nworld_size " + std::to_string(world_size) + "\nranks";
   for (uint32_t r : ranks) text += " " + std::to_string(r);
   text += "\n";
   char crc[32];
@@ -134,94 +124,104 @@ Result<CompleteMarker> CompleteMarker::Decode(std::string_view text) {
   size_t body_end = 0;
   GEMINI_RETURN_IF_ERROR(CheckMarkerCrc(text, &body_end));
   auto lines = SplitLines(text.substr(0, body_end));
-  std::string_view job, iter, world, ranks;
-  if (lines.size() != 5 || lines[0] != kMarkerHead || !Field(lines[1], "job", &job) ||
-      !Field(lines[2], "iteration", &iter) || !Field(lines[3], "world_size", &world) ||
-      !Field(lines[4], "ranks", &ranks))
-    return InvalidArgument("not a COMPLETE marker of version 1");
+  if (!lines.empty() && lines[0] != kMarkerHead &&
+      lines[0].substr(0, sizeof(kMarkerMagic) - 1) == kMarkerMagic)
+    return InvalidArgument("unsupported COMPLETE marker version " +
+                           std::string(lines[0].substr(sizeof(kMarkerMagic) - 1)) +
+                           " (this build reads " + kMarkerHead + ", with the epoch)");
+  std::string_view job, iter, epoch, world, ranks;
+  if (lines.size() != 6 || lines[0] != kMarkerHead || !Field(lines[1], "job", &job) ||
+      !Field(lines[2], "iteration", &iter) || !Field(lines[3], "epoch", &epoch) ||
+      !Field(lines[4], "world_size", &world) || !Field(lines[5], "ranks", &ranks))
+    return InvalidArgument(std::string("not a COMPLETE marker (") + kMarkerHead + ")");
   CompleteMarker m;
   m.job = std::string(job);
   GEMINI_RETURN_IF_ERROR(ValidateJobName(m.job));
-  uint64_t it = 0, w = 0;
-  if (!ParseDecimal(iter, &it) || !ParseDecimal(world, &w) || w == 0 || w > kMaxWorld)
-    return InvalidArgument("COMPLETE marker: bad iteration or world_size");
+  uint64_t it = 0, ep = 0, w = 0;
+  if (!ParseDecimal(iter, &it) || !ParseDecimal(epoch, &ep) || !ParseDecimal(world, &w) || w == 0 ||
+      w > kMaxWorld)
+    return InvalidArgument("COMPLETE marker: bad iteration, epoch or world_size");
   m.iteration = static_cast<int64_t>(it);
+  m.epoch = static_cast<int64_t>(ep);
   m.world_size = static_cast<uint32_t>(w);
   GEMINI_RETURN_IF_ERROR(ParseRanks(ranks, m.world_size, &m.ranks));
   return m;
 }
 
-Result<std::vector<int64_t>> ListIterations(PersistEnv* env, const std::string& root,
-                                            const std::string& job) {
+Result<std::vector<IterationKey>> ListIterations(PersistEnv* env, const std::string& root,
+                                                 const std::string& job) {
   GEMINI_RETURN_IF_ERROR(ValidateJobName(job));
   auto names = env->ListDir(JobDir(root, job));
-  if (!names.ok() && names.status().code() == Code::kNotFound) return std::vector<int64_t>{};
+  if (!names.ok() && names.status().code() == Code::kNotFound) return std::vector<IterationKey>{};
   if (!names.ok()) return names.status();
-  std::vector<int64_t> iters;
+  std::vector<IterationKey> keys;
   for (const auto& name : *names)
-    if (auto it = ParseIterationDirName(name)) iters.push_back(*it);
-  std::sort(iters.begin(), iters.end());
-  return iters;
+    if (auto key = ParseIterationDirName(name)) keys.push_back(*key);
+  std::sort(keys.begin(), keys.end());
+  return keys;
 }
 
 Status MarkComplete(PersistEnv* env, const std::string& root, const std::string& job,
-                    int64_t iteration, uint32_t world_size) {
+                    const IterationKey& key, uint32_t world_size) {
   GEMINI_RETURN_IF_ERROR(ValidateJobName(job));
-  if (iteration < 0 || world_size == 0 || world_size > kMaxWorld)
-    return InvalidArgument("MarkComplete: bad iteration or world size");
-  if (IsComplete(env, root, job, iteration)) return Status::Ok();
-  GEMINI_RETURN_IF_ERROR(MissingRanks(root, job, iteration, world_size, env));
-  CompleteMarker marker{job, iteration, world_size, {}};
+  GEMINI_RETURN_IF_ERROR(ValidateKey(key));
+  if (world_size == 0 || world_size > kMaxWorld)
+    return InvalidArgument("MarkComplete: bad world size");
+  if (IsComplete(env, root, job, key)) return Status::Ok();
+  GEMINI_RETURN_IF_ERROR(MissingRanks(root, job, key, world_size, env));
+  CompleteMarker marker{job, key.iteration, key.epoch, world_size, {}};
   for (uint32_t r = 0; r < world_size; ++r) {
-    GEMINI_RETURN_IF_ERROR(
-        CheckRankFile(env, ShardPath(root, job, iteration, r), job, iteration, r, world_size));
+    GEMINI_RETURN_IF_ERROR(ReadShardInfoFor(env, root, {job, r, key, world_size}).status());
     marker.ranks.push_back(r);
   }
-  return WriteFileAtomically(env, CompleteMarkerPath(root, job, iteration), marker.Encode());
+  return WriteFileAtomically(env, CompleteMarkerPath(root, job, key), marker.Encode());
 }
 
 bool IsComplete(PersistEnv* env, const std::string& root, const std::string& job,
-                int64_t iteration) {
-  auto text = ReadSmallFile(env, CompleteMarkerPath(root, job, iteration), kMaxMarkerBytes);
+                const IterationKey& key) {
+  auto text = ReadSmallFile(env, CompleteMarkerPath(root, job, key), kMaxMarkerBytes);
   if (!text.ok()) return false;
   auto marker = CompleteMarker::Decode(*text);
-  if (!marker.ok() || marker->job != job || marker->iteration != iteration) return false;
+  if (!marker.ok() || marker->job != job || marker->iteration != key.iteration ||
+      marker->epoch != key.epoch)
+    return false;
   for (uint32_t r : marker->ranks)
-    if (!env->FileExists(ShardPath(root, job, iteration, r))) return false;
+    if (!env->FileExists(ShardPath(root, job, key, r))) return false;
   return true;
 }
 
-Result<std::vector<int64_t>> ListComplete(PersistEnv* env, const std::string& root,
-                                          const std::string& job) {
-  GEMINI_ASSIGN_OR_RETURN(std::vector<int64_t> iters, ListIterations(env, root, job));
-  std::vector<int64_t> complete;
-  for (int64_t it : iters)
-    if (IsComplete(env, root, job, it)) complete.push_back(it);
+Result<std::vector<IterationKey>> ListComplete(PersistEnv* env, const std::string& root,
+                                               const std::string& job) {
+  GEMINI_ASSIGN_OR_RETURN(std::vector<IterationKey> keys, ListIterations(env, root, job));
+  std::vector<IterationKey> complete;
+  for (const IterationKey& key : keys)
+    if (IsComplete(env, root, job, key)) complete.push_back(key);
   return complete;
 }
 
-Result<int64_t> NewestComplete(PersistEnv* env, const std::string& root, const std::string& job) {
-  GEMINI_ASSIGN_OR_RETURN(std::vector<int64_t> iters, ListIterations(env, root, job));
-  for (auto it = iters.rbegin(); it != iters.rend(); ++it)
+Result<IterationKey> NewestComplete(PersistEnv* env, const std::string& root,
+                                    const std::string& job) {
+  GEMINI_ASSIGN_OR_RETURN(std::vector<IterationKey> keys, ListIterations(env, root, job));
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it)
     if (IsComplete(env, root, job, *it)) return *it;
   return NotFound("job " + job + " has no complete persisted iteration under " + root);
 }
 
-Result<std::vector<int64_t>> ApplyRetention(PersistEnv* env, const std::string& root,
-                                            const std::string& job, int keep,
-                                            const std::set<int64_t>& protect) {
+Result<std::vector<IterationKey>> ApplyRetention(PersistEnv* env, const std::string& root,
+                                                 const std::string& job, int keep,
+                                                 const std::set<IterationKey>& protect) {
   if (keep < 1) return InvalidArgument("retention must keep at least 1 complete iteration");
-  GEMINI_ASSIGN_OR_RETURN(std::vector<int64_t> iters, ListIterations(env, root, job));
-  std::vector<int64_t> complete, removed;
-  for (int64_t it : iters)
-    if (IsComplete(env, root, job, it)) complete.push_back(it);
+  GEMINI_ASSIGN_OR_RETURN(std::vector<IterationKey> keys, ListIterations(env, root, job));
+  std::vector<IterationKey> complete, removed;
+  for (const IterationKey& key : keys)
+    if (IsComplete(env, root, job, key)) complete.push_back(key);
   if (complete.size() < static_cast<size_t>(keep)) return removed;
-  int64_t cutoff = complete[complete.size() - static_cast<size_t>(keep)];
+  IterationKey cutoff = complete[complete.size() - static_cast<size_t>(keep)];
   Status first;
-  for (int64_t it : iters) {
-    if (it >= cutoff || protect.count(it)) continue;
-    Status st = RemoveIteration(env, IterationDir(root, job, it));
-    if (st.ok()) removed.push_back(it);
+  for (const IterationKey& key : keys) {
+    if (key >= cutoff || protect.count(key)) continue;
+    Status st = RemoveIteration(env, IterationDir(root, job, key));
+    if (st.ok()) removed.push_back(key);
     if (!st.ok() && first.ok()) first = st;
   }
   if (!first.ok()) return first;

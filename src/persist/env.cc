@@ -2,18 +2,49 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 
 namespace gemini {
 namespace {
 
+constexpr mode_t kFileMode = 0600;
+constexpr mode_t kDirMode = 0700;
+constexpr int kTempAttempts = 8;
+
 Status PathError(const std::string& what, const std::string& path, int err) {
   return ErrnoStatus(what + " " + path, err);
+}
+
+// This machine's host name, made safe for a file name (see TempPathFor).
+std::string HostTag() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "unknown-host";
+  std::string tag;
+  for (const char* c = buf; *c != '\0' && tag.size() < 64; ++c) {
+    bool keep = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                *c == '.' || *c == '_' || *c == '-';
+    tag += keep ? *c : '_';
+  }
+  return tag;
+}
+
+// 64 random bits from the kernel; should getrandom fail, a process-wide
+// counter mixed with the clock and the address of a local (still distinct
+// within the process; O_EXCL catches what it cannot rule out across hosts).
+uint64_t RandomBits() {
+  uint64_t v = 0;
+  if (::getrandom(&v, sizeof(v), 0) == static_cast<ssize_t>(sizeof(v))) return v;
+  static std::atomic<uint64_t> counter{0};
+  uint64_t t = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  return (t * 0x9E3779B97F4A7C15ull) ^ (counter++ << 1) ^ reinterpret_cast<uintptr_t>(&v);
 }
 
 class PosixWritableFile : public WritableFile {
@@ -85,9 +116,18 @@ class PosixReadableFile : public ReadableFile {
 class PosixEnv : public PersistEnv {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
+    if (fd < 0 && errno == EEXIST)
+      return Aborted("create " + path + ": the name is taken (another writer created it)");
     if (fd < 0) return PathError("create", path, errno);
-    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+    auto file = std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+    // The umask may have cleared bits of kFileMode; set exactly that.
+    if (::fchmod(fd, kFileMode) != 0) {
+      int err = errno;
+      ::unlink(path.c_str());  // Ours: O_EXCL created it.
+      return PathError("chmod", path, err);
+    }
+    return file;
   }
 
   Result<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) override {
@@ -97,7 +137,11 @@ class PosixEnv : public PersistEnv {
   }
 
   Result<bool> CreateDir(const std::string& path) override {
-    if (::mkdir(path.c_str(), 0755) == 0) return true;
+    if (::mkdir(path.c_str(), kDirMode) == 0) {
+      // The umask may have cleared bits of kDirMode; set exactly that.
+      if (::chmod(path.c_str(), kDirMode) != 0) return PathError("chmod", path, errno);
+      return true;
+    }
     int err = errno;
     struct stat st {};
     if (err == EEXIST && ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
@@ -161,8 +205,24 @@ PersistEnv* PersistEnv::Posix() {
 }
 
 std::string TempPathFor(const std::string& path) {
-  static std::atomic<uint64_t> counter{0};
-  return path + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+  static const std::string host = HostTag();
+  char suffix[40];
+  std::snprintf(suffix, sizeof(suffix), "-%d-%016llx", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(RandomBits()));
+  return path + ".tmp-" + host + suffix;
+}
+
+Result<TempFile> NewTempFileFor(PersistEnv* env, const std::string& path) {
+  Status last;
+  for (int i = 0; i < kTempAttempts; ++i) {
+    std::string tmp = TempPathFor(path);
+    auto file = env->NewWritableFile(tmp);
+    if (file.ok()) return TempFile{std::move(tmp), std::move(file).value()};
+    last = file.status();
+    // Only a name someone else holds is worth another draw.
+    if (last.code() != Code::kAborted || !env->FileExists(tmp)) return last;
+  }
+  return last;
 }
 
 std::string DirName(const std::string& path) {
@@ -172,9 +232,10 @@ std::string DirName(const std::string& path) {
 }
 
 Status WriteFileAtomically(PersistEnv* env, const std::string& path, const std::string& contents) {
-  std::string tmp = TempPathFor(path);
+  GEMINI_ASSIGN_OR_RETURN(TempFile temp, NewTempFileFor(env, path));
+  const std::string& tmp = temp.path;
   auto write = [&]() -> Status {
-    GEMINI_ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp));
+    auto file = std::move(temp.file);
     GEMINI_RETURN_IF_ERROR(file->Append(contents.data(), contents.size()));
     GEMINI_RETURN_IF_ERROR(file->Sync());
     GEMINI_RETURN_IF_ERROR(file->Close());

@@ -13,6 +13,16 @@
 // Errors: OS failures come back as ErrnoStatus (ENOSPC -> ResourceExhausted,
 // ENOENT -> NotFound, EIO -> Internal, ...), each message naming the path.
 //
+// Privacy: the tier's files hold model state, so the POSIX env creates files
+// 0600 and directories 0700, whatever the process umask (it sets the mode
+// explicitly after creating). Directories that already exist are left as
+// they are.
+//
+// Shared mounts: several hosts may write into one directory. Files are only
+// ever created new (O_EXCL), under temp names unique across hosts and
+// processes (TempPathFor), and renamed into place; a writer never truncates or
+// writes into a file another writer created.
+//
 // Ownership and threads: files returned by New*File are owned by the caller
 // (std::unique_ptr) and are used by one thread at a time. Env objects are
 // thread-safe: any method may be called from any thread concurrently.
@@ -56,10 +66,11 @@ class PersistEnv {
   // The real POSIX filesystem. Never destroyed; thread-safe.
   static PersistEnv* Posix();
 
-  // Creates (or truncates) `path` for writing, mode 0644.
+  // Creates a NEW file `path` for writing, mode 0600. Aborted if something
+  // is already there (O_EXCL): it is never truncated or written.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
   virtual Result<std::unique_ptr<ReadableFile>> NewReadableFile(const std::string& path) = 0;
-  // Creates one directory level (mode 0755). Returns true if it was created,
+  // Creates one directory level (mode 0700). Returns true if it was created,
   // false if a directory was already there.
   virtual Result<bool> CreateDir(const std::string& path) = 0;
   // fsyncs a directory so that entries created or renamed in it are durable.
@@ -109,12 +120,23 @@ class PersistEnvWrapper : public PersistEnv {
 // effort) and `path` is unchanged.
 Status WriteFileAtomically(PersistEnv* env, const std::string& path, const std::string& contents);
 
+// A new temp file beside `path` (TempPathFor), created with NewWritableFile.
+// Should the name be taken already (another host drew the same one), it draws
+// another, a few times, and never touches the other writer's file.
+struct TempFile {
+  std::string path;
+  std::unique_ptr<WritableFile> file;
+};
+Result<TempFile> NewTempFileFor(PersistEnv* env, const std::string& path);
+
 // Reads a whole (small) file.
 Result<std::string> ReadSmallFile(PersistEnv* env, const std::string& path,
                                   uint64_t max_bytes = 1 << 20);
 
-// A temp-file name beside `path`, unique within this process and across
-// processes: "<path>.tmp-<pid>-<counter>". Never a name readers look for.
+// A temp-file name beside `path`, unique across hosts and processes sharing
+// a mount: "<path>.tmp-<host>-<pid>-<16 hex digits from getrandom>", where
+// <host> is this machine's host name (letters, digits, '.', '_', '-' kept,
+// anything else '_', at most 64 bytes). Never a name readers look for.
 std::string TempPathFor(const std::string& path);
 
 // The directory part of a path ("a/b/c" -> "a/b", "c" -> ".").

@@ -1,7 +1,12 @@
 #include "persist/env.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cctype>
+#include <regex>
+#include <set>
 #include <thread>
 
 #include "persist/fault_env.h"
@@ -14,6 +19,23 @@ namespace {
 using persist_test::Names;
 using persist_test::ReadBytes;
 using persist_test::TempDir;
+using persist_test::WriteBytes;
+
+// Plays another host that drew the same temp name at the same moment: the
+// first time a temp file is created, it creates that name itself (with its
+// own bytes) just before the call goes through.
+class SquatterEnv : public PersistEnvWrapper {
+ public:
+  using PersistEnvWrapper::PersistEnvWrapper;
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    if (squatted_.empty() && path.find(".tmp-") != std::string::npos) {
+      squatted_ = path;
+      WriteBytes(path, "the other host's bytes");
+    }
+    return target()->NewWritableFile(path);
+  }
+  std::string squatted_;
+};
 
 TEST(PersistEnvPosix, WriteReadRenameListRemove) {
   TempDir dir;
@@ -37,6 +59,70 @@ TEST(PersistEnvPosix, WriteReadRenameListRemove) {
   EXPECT_EQ(*env->ListDir(dir.path()), std::vector<std::string>{"b"});
   ASSERT_TRUE(env->RemoveFile(b).ok());
   EXPECT_TRUE(env->ListDir(dir.path())->empty());
+}
+
+TEST(PersistEnvPosix, NewWritableFileNeverTruncatesAnExistingFile) {
+  TempDir dir;
+  std::string path = dir.path() + "/taken";
+  WriteBytes(path, "someone else's");
+  auto file = PersistEnv::Posix()->NewWritableFile(path);
+  EXPECT_EQ(file.status().code(), Code::kAborted) << file.status().ToString();
+  EXPECT_NE(file.status().message().find(path), std::string::npos);
+  EXPECT_EQ(ReadBytes(path), "someone else's");
+}
+
+TEST(PersistEnvPosix, TempNamesCarryHostPidAndRandomBits) {
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof(host) - 1), 0);
+  std::string tag;
+  for (const char* c = host; *c != '\0' && tag.size() < 64; ++c)
+    tag += (std::isalnum(static_cast<unsigned char>(*c)) || *c == '.' || *c == '_' || *c == '-')
+               ? *c
+               : '_';
+  std::regex shape("/d/f\\.tmp-" + std::regex_replace(tag, std::regex("\\."), "\\.") + "-" +
+                   std::to_string(::getpid()) + "-[0-9a-f]{16}");
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    std::string name = TempPathFor("/d/f");
+    EXPECT_TRUE(std::regex_match(name, shape)) << name;
+    seen.insert(name);
+  }
+  EXPECT_EQ(seen.size(), 1000u);  // No counter: the random part alone tells them apart.
+}
+
+TEST(PersistEnvPosix, ATakenTempNameIsSkippedNotClobbered) {
+  TempDir dir;
+  SquatterEnv env(PersistEnv::Posix());
+  std::string path = dir.path() + "/marker";
+  ASSERT_TRUE(WriteFileAtomically(&env, path, "mine").ok());
+  EXPECT_EQ(ReadBytes(path), "mine");
+  ASSERT_FALSE(env.squatted_.empty());
+  EXPECT_EQ(ReadBytes(env.squatted_), "the other host's bytes");  // Untouched, not renamed.
+  EXPECT_EQ(Names(dir.path()).size(), 2u);                        // Ours and the other host's temp.
+}
+
+TEST(PersistEnvPosix, FilesAndDirsAreOwnerOnlyWhateverTheUmask) {
+  for (mode_t mask : {mode_t{0}, mode_t{022}, mode_t{0277}}) {
+    TempDir dir;
+    mode_t old = ::umask(mask);
+    PersistEnv* env = PersistEnv::Posix();
+    Status made = CreateDirs(env, dir.path() + "/a/b");
+    auto file = env->NewWritableFile(dir.path() + "/a/b/f");
+    Status atomic = WriteFileAtomically(env, dir.path() + "/a/b/g", "x");
+    ::umask(old);
+    ASSERT_TRUE(made.ok()) << made.ToString();
+    ASSERT_TRUE(file.ok()) << file.status().ToString();
+    ASSERT_TRUE(atomic.ok()) << atomic.ToString();
+    auto mode = [](const std::string& p) {
+      struct stat st {};
+      EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+      return st.st_mode & 07777;
+    };
+    EXPECT_EQ(mode(dir.path() + "/a"), 0700u) << "umask " << mask;
+    EXPECT_EQ(mode(dir.path() + "/a/b"), 0700u) << "umask " << mask;
+    EXPECT_EQ(mode(dir.path() + "/a/b/f"), 0600u) << "umask " << mask;
+    EXPECT_EQ(mode(dir.path() + "/a/b/g"), 0600u) << "umask " << mask;
+  }
 }
 
 TEST(PersistEnvPosix, ErrorsNameThePathAndMapErrno) {

@@ -1,13 +1,15 @@
 #include "persist/layout.h"
 
 #include <cstdio>
+#include <string_view>
 
 namespace gemini {
 namespace {
 
 constexpr char kIterPrefix[] = "iter-";
 constexpr size_t kIterPrefixLen = sizeof(kIterPrefix) - 1;
-constexpr size_t kIterDigits = 12;
+constexpr char kEpochInfix[] = "-epoch-";
+constexpr size_t kEpochInfixLen = sizeof(kEpochInfix) - 1;
 constexpr size_t kMaxJobBytes = 256;
 
 bool JobChar(char c) {
@@ -30,38 +32,60 @@ Status ValidateJobName(const std::string& job) {
 
 std::string JobDir(const std::string& root, const std::string& job) { return root + "/" + job; }
 
-std::string IterationDirName(int64_t iteration) {
-  char buf[48];
-  std::snprintf(buf, sizeof(buf), "%s%012lld", kIterPrefix, static_cast<long long>(iteration));
+std::string IterationKey::ToString() const {
+  return "iteration " + std::to_string(iteration) + " epoch " + std::to_string(epoch);
+}
+
+Status ValidateKey(const IterationKey& key) {
+  if (key.iteration < 0 || key.epoch < 0)
+    return InvalidArgument("bad persisted " + key.ToString() + ": both must be >= 0");
+  return Status::Ok();
+}
+
+std::string IterationDirName(const IterationKey& key) {
+  char buf[80];
+  std::snprintf(buf, sizeof(buf), "%s%012lld%s%lld", kIterPrefix,
+                static_cast<long long>(key.iteration), kEpochInfix,
+                static_cast<long long>(key.epoch));
   return buf;
 }
 
-std::string IterationDir(const std::string& root, const std::string& job, int64_t iteration) {
-  return JobDir(root, job) + "/" + IterationDirName(iteration);
+std::string IterationDir(const std::string& root, const std::string& job, const IterationKey& key) {
+  return JobDir(root, job) + "/" + IterationDirName(key);
 }
 
 std::string ShardFileName(uint32_t rank) { return "rank-" + std::to_string(rank) + ".gshard"; }
 
-std::string ShardPath(const std::string& root, const std::string& job, int64_t iteration,
+std::string ShardPath(const std::string& root, const std::string& job, const IterationKey& key,
                       uint32_t rank) {
-  return IterationDir(root, job, iteration) + "/" + ShardFileName(rank);
+  return IterationDir(root, job, key) + "/" + ShardFileName(rank);
 }
 
-std::string CompleteMarkerPath(const std::string& root, const std::string& job, int64_t iteration) {
-  return IterationDir(root, job, iteration) + "/" + kCompleteMarkerName;
+std::string CompleteMarkerPath(const std::string& root, const std::string& job,
+                               const IterationKey& key) {
+  return IterationDir(root, job, key) + "/" + kCompleteMarkerName;
 }
 
-std::optional<int64_t> ParseIterationDirName(const std::string& name) {
-  if (name.size() < kIterPrefixLen + kIterDigits || name.size() > kIterPrefixLen + 18 ||
-      name.compare(0, kIterPrefixLen, kIterPrefix) != 0)
-    return std::nullopt;
-  int64_t v = 0;
-  for (size_t i = kIterPrefixLen; i < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return std::nullopt;
-    v = v * 10 + (name[i] - '0');
-  }
-  if (name != IterationDirName(v)) return std::nullopt;  // Only the canonical spelling.
-  return v;
+std::optional<IterationKey> ParseIterationDirName(const std::string& name) {
+  if (name.compare(0, kIterPrefixLen, kIterPrefix) != 0) return std::nullopt;
+  size_t infix = name.find(kEpochInfix, kIterPrefixLen);
+  if (infix == std::string::npos) return std::nullopt;
+  auto number = [](std::string_view digits) -> std::optional<int64_t> {
+    if (digits.empty() || digits.size() > 18) return std::nullopt;
+    int64_t v = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      v = v * 10 + (c - '0');
+    }
+    return v;
+  };
+  std::string_view view(name);
+  auto iteration = number(view.substr(kIterPrefixLen, infix - kIterPrefixLen));
+  auto epoch = number(view.substr(infix + kEpochInfixLen));
+  if (!iteration || !epoch) return std::nullopt;
+  IterationKey key{*iteration, *epoch};
+  if (name != IterationDirName(key)) return std::nullopt;  // Only the canonical spelling.
+  return key;
 }
 
 Status CreateDirs(PersistEnv* env, const std::string& path) {

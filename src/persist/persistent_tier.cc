@@ -21,9 +21,10 @@ Status CheckOptions(const PersistOptions& o) {
 }
 
 // Cheap checks only; the worker validates the whole manifest before writing.
-Status CheckOffer(const std::string& job, uint32_t rank, int64_t iteration, const Manifest& m,
-                  const std::vector<uint32_t>& crcs, const uint8_t* data) {
+Status CheckOffer(const std::string& job, uint32_t rank, int64_t iteration, int64_t epoch,
+                  const Manifest& m, const std::vector<uint32_t>& crcs, const uint8_t* data) {
   GEMINI_RETURN_IF_ERROR(ValidateJobName(job));
+  if (epoch < 0) return InvalidArgument("offer with a negative epoch");
   if (m.job != job || m.rank != rank || m.iteration != iteration)
     return InvalidArgument("offer for job " + job + " rank " + std::to_string(rank) +
                            " iteration " + std::to_string(iteration) +
@@ -60,9 +61,10 @@ PersistentTier::PersistentTier(PersistEnv* env, PersistOptions options)
 PersistentTier::~PersistentTier() { Stop(); }
 
 Result<OfferOutcome> PersistentTier::Offer(const std::string& job, uint32_t rank, int64_t iteration,
-                                           Manifest manifest, std::vector<uint32_t> crcs,
-                                           const uint8_t* data, std::function<void()> release) {
-  Status bad = CheckOffer(job, rank, iteration, manifest, crcs, data);
+                                           int64_t epoch, Manifest manifest,
+                                           std::vector<uint32_t> crcs, const uint8_t* data,
+                                           std::function<void()> release) {
+  Status bad = CheckOffer(job, rank, iteration, epoch, manifest, crcs, data);
   std::function<void()> to_release;
   Result<OfferOutcome> outcome = OfferOutcome::kSkipped;
   {
@@ -77,13 +79,24 @@ Result<OfferOutcome> PersistentTier::Offer(const std::string& job, uint32_t rank
       ++stats_.skipped;
       to_release = std::move(release);
     } else {
-      Pending p{std::move(manifest), std::move(crcs), data, std::move(release)};
+      Pending p{epoch, std::move(manifest), std::move(crcs), data, std::move(release)};
       outcome = EnqueueLocked(std::move(p), &to_release);
     }
   }
   cv_.notify_all();
   Call(to_release);
   return outcome;
+}
+
+Result<OfferOutcome> PersistentTier::OfferPinned(const std::string& job, uint32_t rank,
+                                                 int64_t iteration, int64_t epoch,
+                                                 std::unique_ptr<ShardPin> pin) {
+  if (!pin) return InvalidArgument("offer without a pinned shard");
+  const ShardPin* p = pin.get();
+  // std::function needs a copyable callable: share the pin; release drops it.
+  auto held = std::make_shared<std::unique_ptr<ShardPin>>(std::move(pin));
+  return Offer(job, rank, iteration, epoch, p->manifest, p->crcs, p->data,
+               [held] { held->reset(); });
 }
 
 bool PersistentTier::AcceptLocked(const std::string& job, int64_t iteration) {
@@ -153,16 +166,16 @@ PersistStats PersistentTier::Stats() const {
   return stats_;
 }
 
-Status PersistentTier::MarkComplete(const std::string& job, int64_t iteration,
+Status PersistentTier::MarkComplete(const std::string& job, const IterationKey& key,
                                     uint32_t world_size) {
-  return gemini::MarkComplete(env_, options_.root, job, iteration, world_size);
+  return gemini::MarkComplete(env_, options_.root, job, key, world_size);
 }
 
-Result<int64_t> PersistentTier::NewestComplete(const std::string& job) {
+Result<IterationKey> PersistentTier::NewestComplete(const std::string& job) {
   return gemini::NewestComplete(env_, options_.root, job);
 }
 
-Result<std::vector<int64_t>> PersistentTier::ApplyRetention(const std::string& job) {
+Result<std::vector<IterationKey>> PersistentTier::ApplyRetention(const std::string& job) {
   return gemini::ApplyRetention(env_, options_.root, job, options_.keep_complete,
                                 BusyIterations(job));
 }
@@ -173,7 +186,7 @@ void PersistentTier::Run() {
     cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
     if (stopping_) return;
     Pending offer = TakeNextLocked();
-    writing_.emplace(offer.manifest.job, offer.manifest.iteration);
+    writing_.emplace(offer.manifest.job, IterationKey{offer.manifest.iteration, offer.epoch});
     lock.unlock();
     WriteOne(offer);
     lock.lock();
@@ -196,7 +209,7 @@ void PersistentTier::WriteOne(Pending& offer) {
   ShardWriteOptions wo;
   wo.cancel = &cancel_;
   wo.piece_bytes = options_.piece_bytes;
-  Status st = WriteShard(env_, options_.root, m, offer.crcs, offer.data, wo);
+  Status st = WriteShard(env_, options_.root, offer.epoch, m, offer.crcs, offer.data, wo);
   Call(offer.release);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -214,16 +227,18 @@ void PersistentTier::WriteOne(Pending& offer) {
   if (!st.ok()) {
     if (!cancel_)
       GEMINI_LOG(WARN) << "[persist] job " << m.job << " rank " << m.rank << " iteration "
-                       << m.iteration << ": write failed: " << st.ToString();
+                       << m.iteration << " epoch " << offer.epoch
+                       << ": write failed: " << st.ToString();
     return;
   }
   GEMINI_LOG(INFO) << "[persist] job " << m.job << " rank " << m.rank << " iteration "
-                   << m.iteration << ": wrote " << m.data_bytes << " bytes";
-  CompleteAndRetain(m);
+                   << m.iteration << " epoch " << offer.epoch << ": wrote " << m.data_bytes
+                   << " bytes";
+  CompleteAndRetain({m.iteration, offer.epoch}, m);
 }
 
-void PersistentTier::CompleteAndRetain(const Manifest& m) {
-  Status st = gemini::MarkComplete(env_, options_.root, m.job, m.iteration, m.world_size);
+void PersistentTier::CompleteAndRetain(const IterationKey& key, const Manifest& m) {
+  Status st = gemini::MarkComplete(env_, options_.root, m.job, key, m.world_size);
   if (st.code() == Code::kFailedPrecondition) return;  // Other ranks are not there (yet).
   if (!st.ok()) return RecordError(st);
   {
@@ -236,13 +251,13 @@ void PersistentTier::CompleteAndRetain(const Manifest& m) {
   stats_.removed += removed->size();
 }
 
-std::set<int64_t> PersistentTier::BusyIterations(const std::string& job) {
+std::set<IterationKey> PersistentTier::BusyIterations(const std::string& job) {
   std::lock_guard<std::mutex> lock(mu_);
-  std::set<int64_t> iters;
-  if (writing_ && writing_->first == job) iters.insert(writing_->second);
+  std::set<IterationKey> keys;
+  if (writing_ && writing_->first == job) keys.insert(writing_->second);
   for (const auto& [key, offer] : pending_)
-    if (key.first == job) iters.insert(offer.manifest.iteration);
-  return iters;
+    if (key.first == job) keys.insert({offer.manifest.iteration, offer.epoch});
+  return keys;
 }
 
 void PersistentTier::RecordError(const Status& st) {

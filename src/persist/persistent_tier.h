@@ -5,18 +5,24 @@
 // directory on a local disk or a network mount (layout.h), as the last resort
 // when a whole placement group is lost.
 //
-// Offer() hands the tier one rank's shard: its manifest, chunk CRCs and a
-// pointer to its bytes, with a release callback. It never blocks on the disk:
+// Offer() hands the tier one rank's shard: the epoch (timeline) it belongs
+// to, its manifest, chunk CRCs and a pointer to its bytes, with a release
+// callback; OfferPinned() takes a store ShardPin instead and releases it when
+// done. The bytes are written straight from that memory (shard_file.h), never
+// copied: a pinned slot stays pinned (the store does not reuse it) until its
+// write ends, is replaced by a newer offer, or is abandoned. It never blocks
+// on the disk:
 // it takes a short lock, applies the policy and queues the offer. The tier
 // keeps at most one pending offer per (job, rank): a newer offer replaces an
 // older one that has not started yet (counted in Stats().dropped). One worker
 // thread, owned by the tier, writes pending offers one at a time, lowest
 // iteration first, each atomically and checked against its CRCs
-// (shard_file.h). After each write it tries MarkComplete for that iteration
-// (which succeeds once all world_size ranks' files are there, e.g. on a shared
-// mount) and, when the iteration is complete, applies retention keeping the
-// last K complete iterations (catalog.h), never deleting an iteration this
-// tier still has pending.
+// (shard_file.h), into the directory of its (iteration, epoch) (layout.h).
+// After each write it tries MarkComplete for that (iteration, epoch) (which
+// succeeds once all world_size ranks' files of that epoch are there, e.g. on
+// a shared mount) and, when it is complete, applies retention keeping the
+// last K complete ones (catalog.h), never deleting one this tier still has
+// pending.
 //
 // Release contract: `release` is called exactly once per Offer, on whatever
 // thread finishes with the data, never under the tier's lock: on the caller's
@@ -63,7 +69,9 @@
 
 #include "common/status.h"
 #include "persist/env.h"
+#include "persist/layout.h"
 #include "store/manifest.h"
+#include "store/store.h"
 
 namespace gemini {
 
@@ -115,10 +123,15 @@ class PersistentTier {
   PersistentTier& operator=(const PersistentTier&) = delete;
 
   // See the release contract above. `manifest` must describe (job, rank,
-  // iteration) and `crcs` hold its NumChunks() entries.
+  // iteration) and `crcs` hold its NumChunks() entries; `epoch` (>= 0) is the
+  // timeline the caller committed it in (agent: JobCoordinator::epoch()).
   Result<OfferOutcome> Offer(const std::string& job, uint32_t rank, int64_t iteration,
-                             Manifest manifest, std::vector<uint32_t> crcs, const uint8_t* data,
-                             std::function<void()> release);
+                             int64_t epoch, Manifest manifest, std::vector<uint32_t> crcs,
+                             const uint8_t* data, std::function<void()> release);
+  // Offer() of a pinned store slot: the pin's manifest, CRCs and bytes; the
+  // pin is the release (destroyed when the tier is done with it).
+  Result<OfferOutcome> OfferPinned(const std::string& job, uint32_t rank, int64_t iteration,
+                                   int64_t epoch, std::unique_ptr<ShardPin> pin);
   // Makes the policy accept `iteration` of `job` when it is offered.
   void PersistIteration(const std::string& job, int64_t iteration);
 
@@ -130,13 +143,14 @@ class PersistentTier {
   PersistStats Stats() const;
 
   // catalog.h under this tier's root.
-  Status MarkComplete(const std::string& job, int64_t iteration, uint32_t world_size);
-  Result<int64_t> NewestComplete(const std::string& job);
-  Result<std::vector<int64_t>> ApplyRetention(const std::string& job);
+  Status MarkComplete(const std::string& job, const IterationKey& key, uint32_t world_size);
+  Result<IterationKey> NewestComplete(const std::string& job);
+  Result<std::vector<IterationKey>> ApplyRetention(const std::string& job);
   const PersistOptions& options() const { return options_; }
 
  private:
   struct Pending {
+    int64_t epoch = 0;
     Manifest manifest;
     std::vector<uint32_t> crcs;
     const uint8_t* data = nullptr;
@@ -155,9 +169,9 @@ class PersistentTier {
   void Run();
   Pending TakeNextLocked();
   void WriteOne(Pending& offer);
-  void CompleteAndRetain(const Manifest& m);
-  // Iterations of `job` pending or being written: retention leaves them.
-  std::set<int64_t> BusyIterations(const std::string& job);
+  void CompleteAndRetain(const IterationKey& key, const Manifest& m);
+  // Keys of `job` pending or being written: retention leaves them.
+  std::set<IterationKey> BusyIterations(const std::string& job);
   void RecordError(const Status& st);
 
   PersistEnv* const env_;
@@ -170,7 +184,7 @@ class PersistentTier {
   // Guarded by mu_:
   std::map<Key, Pending> pending_;
   std::map<std::string, JobPolicy> policy_;
-  std::optional<std::pair<std::string, int64_t>> writing_;  // (job, iteration) in flight.
+  std::optional<std::pair<std::string, IterationKey>> writing_;  // (job, key) in flight.
   bool stopping_ = false;
   PersistStats stats_;
 

@@ -1,6 +1,8 @@
 // Helpers for the persist tests only: a temp directory that removes itself,
-// a deterministic test shard, and file byte helpers. Not part of the library
-// (header-only, included by *_test.cc). Not thread-safe.
+// a deterministic test shard, file byte helpers, an env that serves one file
+// from memory and one that logs where appended bytes came from. Not part of
+// the library (header-only, included by *_test.cc). Not thread-safe, except
+// AppendLogEnv.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -12,14 +14,31 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <mutex>
+#include <ostream>
 #include <string>
 #include <vector>
 
 #include "common/crc32c.h"
 #include "persist/env.h"
+#include "persist/layout.h"
 #include "store/manifest.h"
 
-namespace gemini::persist_test {
+namespace gemini {
+
+// gtest prints keys readably.
+inline void PrintTo(const IterationKey& key, std::ostream* os) { *os << key.ToString(); }
+
+namespace persist_test {
+
+inline IterationKey At(int64_t iteration, int64_t epoch = 0) { return {iteration, epoch}; }
+
+// The iterations of keys, in order (for tests that use one epoch).
+inline std::vector<int64_t> IterationsOf(const std::vector<IterationKey>& keys) {
+  std::vector<int64_t> out;
+  for (const auto& k : keys) out.push_back(k.iteration);
+  return out;
+}
 
 // A fresh directory under /tmp, removed with everything in it at scope exit.
 class TempDir {
@@ -125,4 +144,45 @@ class BytesEnv : public PersistEnvWrapper {
   std::string path_, bytes_;
 };
 
-}  // namespace gemini::persist_test
+// Records where the bytes of every Append (of files it creates) came from.
+class AppendLogEnv : public PersistEnvWrapper {
+ public:
+  using PersistEnvWrapper::PersistEnvWrapper;
+  struct Call {
+    const uint8_t* p;
+    size_t n;
+  };
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    GEMINI_ASSIGN_OR_RETURN(auto base, target()->NewWritableFile(path));
+    return std::unique_ptr<WritableFile>(new File(this, std::move(base)));
+  }
+  std::vector<Call> calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  class File : public WritableFile {
+   public:
+    File(AppendLogEnv* env, std::unique_ptr<WritableFile> base)
+        : env_(env), base_(std::move(base)) {}
+    Status Append(const void* data, size_t n) override {
+      {
+        std::lock_guard<std::mutex> lock(env_->mu_);
+        env_->calls_.push_back({static_cast<const uint8_t*>(data), n});
+      }
+      return base_->Append(data, n);
+    }
+    Status Sync() override { return base_->Sync(); }
+    Status Close() override { return base_->Close(); }
+
+   private:
+    AppendLogEnv* env_;
+    std::unique_ptr<WritableFile> base_;
+  };
+  std::mutex mu_;
+  std::vector<Call> calls_;
+};
+
+}  // namespace persist_test
+}  // namespace gemini
