@@ -174,6 +174,20 @@ bool EndsWithTotal(const std::string& s) {
   return s.size() > 6 && s.compare(s.size() - 6, 6, "_total") == 0;
 }
 
+TEST(MetricsServerTest, RecoveryKindsStartAtZero) {
+  Metrics m;
+  MetricsServer server(&m, nullptr);
+  auto port = server.Start("127.0.0.1", 0);
+  ASSERT_TRUE(port.ok()) << port.status().ToString();
+  auto fams = Parse(Scrape(*port));
+  EXPECT_EQ(fams["gemini_recoveries_total"].type, "counter");
+  for (const char* kind : {"software", "hardware", "group_lost"})
+    EXPECT_EQ(fams["gemini_recoveries_total"].samples.count(
+                  std::string("gemini_recoveries_total{kind=\"") + kind + "\"}"),
+              1u)
+        << kind;
+}
+
 TEST(MetricsServerTest, ExpositionFollowsPrometheusConventions) {
   Metrics m;
   m.RecordCapture(0.02, 4096);
