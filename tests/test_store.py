@@ -172,11 +172,24 @@ def test_agent_serves_prometheus_metrics(tmp_path):
         gt.Checkpointer(tensors={"x": torch.ones(1000)}, socket=a.socket, job="m",
                         asynchronous=False).save(1)
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert "gemini_capture_total 1" in text
-        value = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
-                 if l and not l.startswith("#")}
+        help_, type_, value = {}, {}, {}
+        for line in text.splitlines():
+            if line.startswith("# HELP ") or line.startswith("# TYPE "):
+                _, kind, name, rest = (line.split(" ", 3) + [""])[:4]
+                (help_ if kind == "HELP" else type_)[name] = rest
+            elif line and not line.startswith("#"):
+                sample, v = line.rsplit(" ", 1)
+                value[sample] = float(v)
+        # Prometheus conventions: HELP and TYPE on every family, _total exactly on counters.
+        for name, t in type_.items():
+            assert help_.get(name) and help_[name] != name, name
+            assert (t == "counter") == name.endswith("_total"), (name, t)
+        assert set(help_) == set(type_)
+        assert type_["gemini_capture_duration_seconds"] == "histogram"
+        assert value["gemini_capture_duration_seconds_count"] == 1
         assert value["gemini_capture_bytes_total"] >= 4000  # The tensor plus metadata.
-        assert "gemini_memory_budget_bytes" in text
-        assert "# TYPE gemini_recoveries_total counter" in text
+        assert type_["gemini_memory_budget_bytes"] == "gauge"
+        assert value["gemini_memory_budget_bytes"] > 0
+        assert type_["gemini_recoveries_total"] == "counter"
     finally:
         a.stop()

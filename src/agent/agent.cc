@@ -122,17 +122,32 @@ Status Agent::StartMetrics() {
   return Status::Ok();
 }
 
-std::map<std::string, double> Agent::Gauges() {
+std::vector<ScrapeReading> Agent::Gauges() {
   auto s = nlohmann::json::parse(store_->StatusJson());
-  std::map<std::string, double> g{{"gemini_memory_used_bytes", s["used_bytes"].get<double>()},
-                                  {"gemini_memory_budget_bytes", s["budget_bytes"].get<double>()}};
+  std::vector<ScrapeReading> g{
+      {"gemini_memory_used_bytes", "Shared memory the store's slots use now",
+       s["used_bytes"].get<double>()},
+      {"gemini_memory_budget_bytes", "Shared memory the store may use (--budget)",
+       s["budget_bytes"].get<double>()}};
   if (options_.cluster) {
-    g["gemini_complete_iteration"] =
-        static_cast<double>(store_->CompleteIteration(options_.cluster->job));
+    const std::string& job = options_.cluster->job;
     ReplicatorStats r = replicator_->stats();
-    g["gemini_replicated_shards_total"] = static_cast<double>(r.shards_sent);
-    g["gemini_replicated_bytes_total"] = static_cast<double>(r.bytes_sent);
-    g["gemini_replication_failures_total"] = static_cast<double>(r.failures);
+    const auto kCounter = ScrapeReading::kCounter;
+    g.insert(g.end(),
+             {{"gemini_complete_iteration",
+               "Newest complete iteration: every shard and all its replicas stored (-1: none)",
+               static_cast<double>(store_->CompleteIteration(job))},
+              {"gemini_replicated_shards_total", "Shards sent to peer agents",
+               static_cast<double>(r.shards_sent), kCounter},
+              {"gemini_replicated_bytes_total", "Bytes of shards sent to peer agents",
+               static_cast<double>(r.bytes_sent), kCounter},
+              {"gemini_replication_failures_total", "Shard sends to peer agents that failed",
+               static_cast<double>(r.failures), kCounter},
+              // TODO(lead): feed these two from the newest complete checkpoint.
+              {"gemini_protected",
+               "1 when the newest complete checkpoint is recent (protected), else 0", 1},
+              {"gemini_unprotected_since_iteration",
+               "Iteration since which no recent complete checkpoint exists (-1: protected)", -1}});
   }
   return g;
 }

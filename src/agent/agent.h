@@ -82,7 +82,8 @@ class Agent {
  private:
   Status StartCluster();
   Status StartMetrics();
-  std::map<std::string, double> Gauges();
+  // Readings served on every metrics scrape: {name, HELP, value[, kCounter]}.
+  std::vector<ScrapeReading> Gauges();
   Status LoadJobConfig();
   Status StartLaunchMode();
   void Persist(uint32_t rank, int64_t iteration);

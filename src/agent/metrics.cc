@@ -1,125 +1,140 @@
+// Metrics and MetricsServer (see metrics.h): prometheus-cpp families, the
+// scrape-time readings collectable, and the Exposer's civetweb options.
 #include "agent/metrics.h"
 
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <prometheus/check_names.h>
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
 
-#include <cstring>
-#include <sstream>
+#include <exception>
+
+#include "common/log.h"
 
 namespace gemini {
 namespace {
 
-void Add(std::atomic<double>& a, double v) {
-  double cur = a.load();
-  while (!a.compare_exchange_weak(cur, cur + v)) {
-  }
+// Civetweb worker threads: one per connection being served, so this many
+// stalled clients at once can delay a scrape (by at most kRequestTimeoutMs).
+constexpr int kThreads = 8;
+// A client has this long to send its request; then it is closed.
+constexpr int kRequestTimeoutMs = 5000;
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-void Metric(std::ostringstream& os, const char* name, const char* type, const char* help,
-            double value, const std::string& labels = "") {
-  os << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
-     << name << labels << " " << value << "\n";
-}
+// The callback's readings as metric families, read on every scrape.
+class ScrapeReadings : public prometheus::Collectable {
+ public:
+  explicit ScrapeReadings(MetricsServer::Gauges fn) : fn_(std::move(fn)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::vector<prometheus::MetricFamily> out;
+    if (!fn_) return out;
+    for (const ScrapeReading& r : fn_()) {
+      bool counter = r.type == ScrapeReading::kCounter;
+      if (!prometheus::CheckMetricName(r.name) || r.help.empty() ||
+          counter != EndsWith(r.name, "_total")) {
+        GEMINI_LOG(WARN) << "[metrics] left out '" << r.name
+                         << "': needs a valid name, a HELP text, and _total exactly on counters";
+        continue;
+      }
+      prometheus::MetricFamily f;
+      f.name = r.name;
+      f.help = r.help;
+      f.type = counter ? prometheus::MetricType::Counter : prometheus::MetricType::Gauge;
+      prometheus::ClientMetric m;
+      (counter ? m.counter.value : m.gauge.value) = r.value;
+      f.metric.push_back(std::move(m));
+      out.push_back(std::move(f));
+    }
+    return out;
+  }
+
+ private:
+  MetricsServer::Gauges fn_;
+};
 
 }  // namespace
 
+Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  capture_seconds_ =
+      &prometheus::BuildHistogram()
+           .Name("gemini_capture_duration_seconds")
+           .Help("Time a trainer took to capture one shard (Begin to Commit)")
+           .Register(*registry_)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                            0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+  capture_bytes_ = &prometheus::BuildCounter()
+                        .Name("gemini_capture_bytes_total")
+                        .Help("Bytes of shards captured (data and metadata)")
+                        .Register(*registry_)
+                        .Add({});
+  last_detect_s_ = &prometheus::BuildGauge()
+                        .Name("gemini_last_detection_seconds")
+                        .Help("Failure to detection in the last recovery (-1: none yet)")
+                        .Register(*registry_)
+                        .Add({});
+  last_recovery_s_ =
+      &prometheus::BuildGauge()
+           .Name("gemini_last_recovery_seconds")
+           .Help("Failure to training resumed here in the last recovery (-1: none yet)")
+           .Register(*registry_)
+           .Add({});
+  recoveries_ = &prometheus::BuildCounter()
+                     .Name("gemini_recoveries_total")
+                     .Help("Recoveries this agent took part in, by kind")
+                     .Register(*registry_);
+  // The plan kinds (src/agent/plan.h) start at 0, so the family is there
+  // before the first recovery and rate() sees the first one.
+  for (const char* kind : {"software", "hardware", "group_lost"})
+    recoveries_->Add({{"kind", kind}});
+  last_detect_s_->Set(-1);
+  last_recovery_s_->Set(-1);
+}
+Metrics::~Metrics() = default;
+
 void Metrics::RecordCapture(double seconds, uint64_t bytes) {
-  ++captures_;
-  capture_bytes_ += bytes;
-  Add(capture_seconds_, seconds);
+  capture_seconds_->Observe(seconds);
+  capture_bytes_->Increment(static_cast<double>(bytes));
 }
 void Metrics::RecordRecovery(const std::string& kind, double detect_s) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ++recoveries_[kind];
-  last_detect_s_ = detect_s;
+  recoveries_->Add({{"kind", kind}}).Increment();
+  last_detect_s_->Set(detect_s);
 }
-void Metrics::RecordResume(double recovery_s) { last_recovery_s_ = recovery_s; }
-
-std::string Metrics::Render(const std::map<std::string, double>& gauges) const {
-  std::ostringstream os;
-  Metric(os, "gemini_capture_seconds_sum", "counter",
-         "Time trainers spent capturing shards (Begin to Commit)", capture_seconds_);
-  Metric(os, "gemini_capture_total", "counter", "Shards captured", captures_);
-  Metric(os, "gemini_capture_bytes_total", "counter", "Bytes captured", capture_bytes_);
-  Metric(os, "gemini_last_detection_seconds", "gauge",
-         "Failure to detection, last recovery (-1: none)", last_detect_s_);
-  Metric(os, "gemini_last_recovery_seconds", "gauge",
-         "Failure to training resumed here, last recovery (-1: none)", last_recovery_s_);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    os << "# HELP gemini_recoveries_total Recoveries by kind\n# TYPE gemini_recoveries_total "
-          "counter\n";
-    for (const auto& [kind, n] : recoveries_)
-      os << "gemini_recoveries_total{kind=\"" << kind << "\"} " << n << "\n";
-  }
-  for (const auto& [name, v] : gauges) Metric(os, name.c_str(), "gauge", name.c_str(), v);
-  return os.str();
-}
+void Metrics::RecordResume(double recovery_s) { last_recovery_s_->Set(recovery_s); }
 
 MetricsServer::MetricsServer(const Metrics* metrics, Gauges gauges)
-    : metrics_(metrics), gauges_(std::move(gauges)) {}
+    : metrics_(metrics), gauges_(std::make_shared<ScrapeReadings>(std::move(gauges))) {}
 MetricsServer::~MetricsServer() { Stop(); }
 
 Result<int> MetricsServer::Start(const std::string& host, int port) {
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (listen_fd_ < 0) return ErrnoStatus("socket", errno);
-  int one = 1;
-  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1)
+  in_addr a;
+  if (inet_pton(AF_INET, host.c_str(), &a) != 1)
     return InvalidArgument("metrics address '" + host + "' is not an IPv4 address");
-  socklen_t len = sizeof(addr);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      listen(listen_fd_, 16) != 0 ||
-      getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-    return ErrnoStatus("metrics listener on " + host + ":" + std::to_string(port), errno);
-  thread_ = std::thread([this] { Loop(); });
-  return static_cast<int>(ntohs(addr.sin_port));
+  if (port < 0 || port > 65535) return InvalidArgument("metrics port out of range");
+  std::string where = host + ":" + std::to_string(port);
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", where, "num_threads", std::to_string(kThreads), "request_timeout_ms",
+        std::to_string(kRequestTimeoutMs), "enable_keep_alive", "no"});
+  } catch (const std::exception& e) {
+    return Unavailable("metrics listener on " + where + ": " + e.what());
+  }
+  exposer_->RegisterCollectable(metrics_->registry());
+  exposer_->RegisterCollectable(gauges_);
+  std::vector<int> ports = exposer_->GetListeningPorts();
+  if (ports.empty()) return Internal("metrics listener on " + where + " has no port");
+  return ports[0];
 }
 
-void MetricsServer::Stop() {
-  if (stop_.exchange(true)) return;
-  if (thread_.joinable()) thread_.join();
-  if (listen_fd_ >= 0) close(listen_fd_);
-}
-
-void MetricsServer::Loop() {
-  while (!stop_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (poll(&p, 1, 200) <= 0) continue;
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd >= 0) Serve(fd);
-  }
-}
-
-void MetricsServer::Serve(int fd) {
-  std::string req;
-  char buf[1024];
-  while (req.size() < 8192 && req.find("\r\n\r\n") == std::string::npos) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 1000) <= 0) break;  // One second to send a request.
-    ssize_t n = read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    req.append(buf, static_cast<size_t>(n));
-  }
-  std::string body, status = "200 OK";
-  if (req.rfind("GET ", 0) == 0) {
-    body = metrics_->Render(gauges_ ? gauges_() : std::map<std::string, double>{});
-  } else {
-    status = "400 Bad Request";
-    body = "GET only\n";
-  }
-  std::string resp = "HTTP/1.0 " + status +
-                     "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-                     std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-  ssize_t ignored = send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
-  (void)ignored;
-  close(fd);
-}
+void MetricsServer::Stop() { exposer_.reset(); }
 
 }  // namespace gemini
