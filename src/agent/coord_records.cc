@@ -1,8 +1,9 @@
 #include "agent/coord_records.h"
 
 #include <charconv>
-#include <cmath>
 #include <nlohmann/json.hpp>
+
+#include "common/json_fields.h"
 
 namespace gemini {
 namespace {
@@ -21,44 +22,6 @@ Result<int64_t> ParseDecimal(std::string_view text, int64_t min, int64_t max, co
   return v;
 }
 
-Result<json> ParseObject(std::string_view text, const char* what) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return InvalidArgument(std::string(what) + " record is not a JSON object");
-  return j;
-}
-
-// An integer member in [min, max]; `fallback` when absent and optional.
-Result<int64_t> IntMember(const json& j, const char* key, int64_t min, int64_t max,
-                          const char* what) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_number_integer())
-    return InvalidArgument(std::string(what) + " record: '" + key + "' missing or not an integer");
-  int64_t v = it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX)
-                  ? INT64_MAX
-                  : it->get<int64_t>();
-  if (v < min || v > max)
-    return InvalidArgument(std::string(what) + " record: '" + key + "' out of range");
-  return v;
-}
-
-// A finite wall-clock time member, 0 when absent.
-Result<double> TimeMember(const json& j, const char* key, const char* what) {
-  auto it = j.find(key);
-  if (it == j.end()) return 0.0;
-  if (!it->is_number() || !std::isfinite(it->get<double>()) || it->get<double>() < 0)
-    return InvalidArgument(std::string(what) + " record: '" + key + "' is not a time");
-  return it->get<double>();
-}
-
-Result<std::string> StringMember(const json& j, const char* key, const char* what) {
-  auto it = j.find(key);
-  if (it == j.end()) return std::string();
-  if (!it->is_string())
-    return InvalidArgument(std::string(what) + " record: '" + key + "' is not a string");
-  return it->get<std::string>();
-}
-
 }  // namespace
 
 std::string EncodeComplete(const CompleteRecord& c) {
@@ -66,10 +29,12 @@ std::string EncodeComplete(const CompleteRecord& c) {
 }
 
 Result<CompleteRecord> DecodeComplete(std::string_view text) {
-  GEMINI_ASSIGN_OR_RETURN(json j, ParseObject(text, "complete"));
+  GEMINI_ASSIGN_OR_RETURN(json j, ParseJsonObject(text, "complete record"));
+  JsonFields f(j, "complete record");
   CompleteRecord c;
-  GEMINI_ASSIGN_OR_RETURN(c.epoch, IntMember(j, "epoch", 0, INT64_MAX, "complete"));
-  GEMINI_ASSIGN_OR_RETURN(c.iteration, IntMember(j, "iteration", -1, INT64_MAX, "complete"));
+  c.epoch = f.Int("epoch", 0, INT64_MAX);
+  c.iteration = f.Int("iteration", -1, INT64_MAX);
+  GEMINI_RETURN_IF_ERROR(f.status());
   return c;
 }
 
@@ -88,26 +53,25 @@ Result<uint32_t> KeyId(std::string_view key) {
 }
 
 Result<ExitRecord> DecodeExit(std::string_view text) {
-  GEMINI_ASSIGN_OR_RETURN(json j, ParseObject(text, "exit"));
+  GEMINI_ASSIGN_OR_RETURN(json j, ParseJsonObject(text, "exit record"));
+  JsonFields f(j, "exit record");
   ExitRecord e;
-  GEMINI_ASSIGN_OR_RETURN(int64_t code, IntMember(j, "code", INT32_MIN, INT32_MAX, "exit"));
-  e.code = static_cast<int>(code);
-  GEMINI_ASSIGN_OR_RETURN(e.at, TimeMember(j, "at", "exit"));
-  GEMINI_ASSIGN_OR_RETURN(int64_t host, IntMember(j, "host", 0, kMaxId, "exit"));
-  e.host = static_cast<uint32_t>(host);
+  e.code = static_cast<int>(f.Int("code", INT32_MIN, INT32_MAX));
+  e.at = f.Number("at", 0, 1e12, 0);
+  e.host = static_cast<uint32_t>(f.Int("host", 0, kMaxId));
+  GEMINI_RETURN_IF_ERROR(f.status());
   return e;
 }
 
 Result<ReadyRecord> DecodeReady(std::string_view text) {
-  GEMINI_ASSIGN_OR_RETURN(json j, ParseObject(text, "ready"));
+  GEMINI_ASSIGN_OR_RETURN(json j, ParseJsonObject(text, "ready record"));
+  JsonFields f(j, "ready record");
   ReadyRecord r;
-  auto ok = j.find("ok");
-  if (ok == j.end() || !ok->is_boolean())
-    return InvalidArgument("ready record: 'ok' missing or not a boolean");
-  r.ok = ok->get<bool>();
-  GEMINI_ASSIGN_OR_RETURN(r.error, StringMember(j, "error", "ready"));
-  GEMINI_ASSIGN_OR_RETURN(r.source, StringMember(j, "source", "ready"));
-  GEMINI_ASSIGN_OR_RETURN(r.at, TimeMember(j, "at", "ready"));
+  r.ok = f.Bool("ok");
+  r.error = f.String("error", "");
+  r.source = f.String("source", "");
+  r.at = f.Number("at", 0, 1e12, 0);
+  GEMINI_RETURN_IF_ERROR(f.status());
   return r;
 }
 

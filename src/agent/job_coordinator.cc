@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/coord_records.h"
+#include "common/json_fields.h"
 #include "common/log.h"
 
 namespace gemini {
@@ -34,14 +35,15 @@ std::string EncodeHostInfo(const HostInfo& h) {
 }
 
 Result<HostInfo> DecodeHostInfo(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument("host record is not JSON");
-  try {
-    return HostInfo{j.at("host").get<uint32_t>(), j.at("addr").get<std::string>(),
-                    j.at("port").get<uint16_t>(), j.at("ranks").get<std::vector<uint32_t>>()};
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgument(std::string("bad host record: ") + e.what());
-  }
+  GEMINI_ASSIGN_OR_RETURN(nlohmann::json j, ParseJsonObject(text, "host record"));
+  JsonFields f(j, "host record");
+  HostInfo h;
+  h.host = static_cast<uint32_t>(f.Int("host", 0, INT32_MAX));
+  h.addr = f.String("addr", std::nullopt, 256);
+  h.port = static_cast<uint16_t>(f.Int("port", 0, 65535));
+  h.ranks = f.Ids("ranks", INT32_MAX, 1 << 16);
+  GEMINI_RETURN_IF_ERROR(f.status());
+  return h;
 }
 
 JobCoordinator::JobCoordinator(std::shared_ptr<KvStore> kv, HostInfo self, int64_t lease_ttl_s,
@@ -115,7 +117,8 @@ Result<uint32_t> JobCoordinator::HostOfRank(uint32_t rank) {
   GEMINI_ASSIGN_OR_RETURN(KeyValue kv,
                           kv_->Get("ranks/" + std::to_string(rank), DeadlineAfter(kCallTimeout)));
   auto host = DecodeId(kv.value);
-  if (!host.ok()) return InvalidArgument("ranks/" + std::to_string(rank) + ": " + host.status().message());
+  if (!host.ok())
+    return InvalidArgument("ranks/" + std::to_string(rank) + ": " + host.status().message());
   return *host;
 }
 

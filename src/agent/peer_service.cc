@@ -97,9 +97,8 @@ Status PeerService::HandleFetch(transport::Connection& conn, const std::string& 
   // A peer authenticated with this job's secret reads this job's shards only,
   // even when the agent's store holds other jobs too.
   auto pin = job == job_ ? store_->Pin(job, rank, iteration)
-                         : Result<std::unique_ptr<ShardPin>>(
-                               NotFound("this peer service serves job '" + job_ +
-                                                "', not '" + job + "'"));
+                         : Result<std::unique_ptr<ShardPin>>(NotFound(
+                               "this peer service serves job '" + job_ + "', not '" + job + "'"));
   if (!pin.ok())  // A clean "not here": the connection stays usable.
     return transport::SendFrame(conn, kPeerFetchReply, EncodeStatusReply(pin.status()),
                                 In(kTransfer));

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "common/json_fields.h"
+
 namespace gemini {
 
 using nlohmann::json;
@@ -32,32 +34,32 @@ std::string EncodeJobConfig(const JobConfig& c) {
 }
 
 Result<JobConfig> DecodeJobConfig(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument("job config is not JSON");
-  try {
-    JobConfig c;
-    c.num_hosts = j.at("num_hosts");
-    c.nproc_per_host = j.at("nproc_per_host");
-    c.replicas = j.at("replicas");
-    c.command = j.at("command").get<std::vector<std::string>>();
-    c.env = j.at("env").get<std::map<std::string, std::string>>();
-    c.persist_dir = j.at("persist_dir");
-    c.persist_every = j.at("persist_every");
-    if (j.contains("interleave")) {  // Absent in configs of older launchers.
-      const auto& i = j["interleave"];
-      c.interleave_mode = i.at("mode");
-      c.buffer_bytes = i.at("buffer_bytes");
-      c.sub_buffers = i.at("sub_buffers");
-      c.mu = i.at("mu");
-      c.warmup_iterations = i.at("warmup_iterations");
-      c.replication_nice = i.value("replication_nice", 10);
-    }
-    if (c.num_hosts == 0 || c.nproc_per_host == 0 || c.command.empty())
-      return InvalidArgument("job config needs hosts, processes and a command");
-    return c;
-  } catch (const json::exception& e) {
-    return InvalidArgument(std::string("bad job config: ") + e.what());
+  GEMINI_ASSIGN_OR_RETURN(json j, ParseJsonObject(text, "job config"));
+  JsonFields f(j, "job config");
+  JobConfig c;
+  c.num_hosts = static_cast<uint32_t>(f.Int("num_hosts", 1, kMaxHosts));
+  c.nproc_per_host = static_cast<uint32_t>(f.Int("nproc_per_host", 1, kMaxProcsPerHost));
+  c.replicas = static_cast<uint32_t>(f.Int("replicas", 1, kMaxHosts));
+  c.command = f.Strings("command", 4096);
+  c.env = f.StringMap("env", 4096);
+  c.persist_dir = f.String("persist_dir");
+  c.persist_every = f.Int("persist_every", 0, INT64_MAX);
+  json i = f.Object("interleave", /*optional=*/true);  // Absent in configs of older launchers.
+  if (!i.empty()) {
+    JsonFields g(i, "job config interleave");
+    c.interleave_mode = g.String("mode");
+    c.buffer_bytes = static_cast<uint64_t>(g.Int("buffer_bytes", 1, int64_t{1} << 40));
+    c.sub_buffers = static_cast<uint32_t>(g.Int("sub_buffers", 1, 1024));
+    c.mu = g.Number("mu", 0, 1);
+    c.warmup_iterations = static_cast<int>(g.Int("warmup_iterations", 0, INT32_MAX));
+    c.replication_nice = static_cast<int>(g.Int("replication_nice", -20, 19, 10));
+    GEMINI_RETURN_IF_ERROR(g.status());
   }
+  GEMINI_RETURN_IF_ERROR(f.status());
+  if (c.command.empty()) return InvalidArgument("job config needs a command");
+  if (uint64_t{c.num_hosts} * c.nproc_per_host > kMaxHosts * 64)
+    return InvalidArgument("job config: too many ranks");
+  return c;
 }
 
 std::string EncodePlan(const Plan& p) {
@@ -76,25 +78,22 @@ std::string EncodePlan(const Plan& p) {
 }
 
 Result<Plan> DecodePlan(const std::string& text) {
-  auto j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) return InvalidArgument("plan is not JSON");
-  try {
-    Plan p;
-    p.epoch = j.at("epoch");
-    p.state = j.at("state");
-    p.resume_iteration = j.at("resume_iteration");
-    p.source = j.at("source");
-    p.kind = j.at("kind");
-    p.failed_hosts = j.at("failed_hosts").get<std::vector<uint32_t>>();
-    p.failed_at = j.at("failed_at");
-    p.detected_at = j.at("detected_at");
-    p.master_port = j.at("master_port");
-    p.reason = j.value("reason", "");
-    p.persisted_epoch = j.value("persisted_epoch", int64_t{-1});
-    return p;
-  } catch (const json::exception& e) {
-    return InvalidArgument(std::string("bad plan: ") + e.what());
-  }
+  GEMINI_ASSIGN_OR_RETURN(json j, ParseJsonObject(text, "plan"));
+  JsonFields f(j, "plan");
+  Plan p;
+  p.epoch = f.Int("epoch", 0, INT64_MAX);
+  p.state = f.String("state", std::nullopt, 64);
+  p.resume_iteration = f.Int("resume_iteration", -1, INT64_MAX);
+  p.source = f.String("source", std::nullopt, 64);
+  p.kind = f.String("kind", std::nullopt, 64);
+  p.failed_hosts = f.Ids("failed_hosts", kMaxHosts, kMaxHosts);
+  p.failed_at = f.Number("failed_at", 0, 1e12);
+  p.detected_at = f.Number("detected_at", 0, 1e12);
+  p.master_port = static_cast<uint16_t>(f.Int("master_port", 0, 65535));
+  p.reason = f.String("reason", "");
+  p.persisted_epoch = f.Int("persisted_epoch", -1, INT64_MAX, -1);
+  GEMINI_RETURN_IF_ERROR(f.status());
+  return p;
 }
 
 double WallNow() {

@@ -26,6 +26,10 @@
 
 namespace gemini {
 
+// Limits on what a job config or plan read from etcd may claim.
+inline constexpr int64_t kMaxHosts = 65536;
+inline constexpr int64_t kMaxProcsPerHost = 1024;
+
 struct JobConfig {
   uint32_t num_hosts = 1;
   uint32_t nproc_per_host = 1;

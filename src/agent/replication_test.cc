@@ -1,7 +1,11 @@
 // Several cluster-mode agents in one process: loopback TCP, the fake KV store.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -116,6 +120,73 @@ TEST_F(ReplicationTest, NotCompleteUntilEveryReplicaCommitted) {
   Save(0, 0, 2, 2);
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(agents_[0]->store().CompleteIteration("job"), 1);
+}
+
+// Holds `n` TCP connections to host:port open and silent, opening a new one
+// whenever the server closes one (an attacker renewing its connections).
+class SilentCrowd {
+ public:
+  SilentCrowd(const std::string& address, int n) : fds_(n, -1) {
+    auto colon = address.rfind(':');
+    addr_.sin_family = AF_INET;
+    addr_.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+    inet_pton(AF_INET, address.substr(0, colon).c_str(), &addr_.sin_addr);
+    for (auto& fd : fds_) fd = Open();
+    thread_ = std::thread([this] {
+      while (!stop_) {
+        for (auto& fd : fds_) {
+          char b;
+          if (fd < 0 || recv(fd, &b, 1, MSG_DONTWAIT) == 0) {
+            if (fd >= 0) close(fd);
+            fd = Open();
+            ++renewed_;
+          }
+        }
+        std::this_thread::sleep_for(20ms);
+      }
+    });
+  }
+  ~SilentCrowd() {
+    stop_ = true;
+    thread_.join();
+    for (int fd : fds_)
+      if (fd >= 0) close(fd);
+  }
+  int renewed() const { return renewed_; }
+
+ private:
+  int Open() {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&addr_), sizeof(addr_)) != 0) {
+      close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  sockaddr_in addr_{};
+  std::vector<int> fds_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> renewed_{0};
+  std::thread thread_;
+};
+
+TEST_F(ReplicationTest, TwoHundredSilentConnectionsStarveNeitherReplicationNorFetch) {
+  StartCluster(4, 2);  // Host 3 holds rank 2's replica.
+  SilentCrowd crowd(agents_[3]->peer_address(), 200);
+  std::vector<uint8_t> want;
+  for (uint32_t r = 0; r < 4; ++r) Save(r, r, 4, 1, r == 2 ? &want : nullptr);
+  ASSERT_EQ(WaitComplete(1), 1);  // Every replica reached its holder, host 3 included.
+  agents_[2]->Stop();
+  auto c = AgentClient::Connect(sockets_[0]);
+  ASSERT_TRUE(c.ok());
+  auto got = (*c)->Fetch("job", 2, 1, /*from_host=*/3);
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  auto shard = (*c)->Open("job", 2, 1);
+  ASSERT_TRUE(shard.ok());
+  std::vector<uint8_t> out(shard->manifest.data_bytes);
+  ASSERT_TRUE(AgentClient::ReadInto(*shard, out.data()).ok());
+  EXPECT_EQ(std::memcmp(out.data(), want.data(), want.size()), 0);
+  EXPECT_GT(crowd.renewed(), 0);  // The server did drop silent connections.
 }
 
 }  // namespace

@@ -19,7 +19,6 @@ std::string EpochDir(const char* dir, int64_t epoch) {
   return std::string(dir) + "/" + std::to_string(epoch) + "/";
 }
 
-
 }  // namespace
 
 RootAgent::RootAgent(RootContext ctx)

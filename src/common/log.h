@@ -49,12 +49,12 @@ struct LogVoidify {
 
 // GEMINI_LOG that writes at most one line per `seconds` from this call site:
 // for what a hostile or broken peer can repeat as fast as it likes.
-#define GEMINI_LOG_EVERY_N_SEC(level, seconds)                        \
-  !::gemini::LogRateLimit(                                            \
-      []() -> std::atomic<int64_t>& {                                 \
-        static std::atomic<int64_t> last{INT64_MIN};                  \
-        return last;                                                  \
-      }(),                                                            \
-      seconds)                                                        \
-      ? (void)0                                                       \
+#define GEMINI_LOG_EVERY_N_SEC(level, seconds)       \
+  !::gemini::LogRateLimit(                           \
+      []() -> std::atomic<int64_t>& {                \
+        static std::atomic<int64_t> last{INT64_MIN}; \
+        return last;                                 \
+      }(),                                           \
+      seconds)                                       \
+      ? (void)0                                      \
       : GEMINI_LOG(level)

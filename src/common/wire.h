@@ -51,7 +51,7 @@ class Reader {
   }
   bool GetRaw(void* p, size_t n) {
     if (failed_ || n > in_.size() - pos_) return Fail();
-    std::memcpy(p, in_.data() + pos_, n);
+    if (n > 0) std::memcpy(p, in_.data() + pos_, n);  // p may be null when n is 0.
     pos_ += n;
     return true;
   }

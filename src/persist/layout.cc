@@ -10,25 +10,8 @@ constexpr char kIterPrefix[] = "iter-";
 constexpr size_t kIterPrefixLen = sizeof(kIterPrefix) - 1;
 constexpr char kEpochInfix[] = "-epoch-";
 constexpr size_t kEpochInfixLen = sizeof(kEpochInfix) - 1;
-constexpr size_t kMaxJobBytes = 256;
-
-bool JobChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-         c == '_' || c == '-';
-}
 
 }  // namespace
-
-Status ValidateJobName(const std::string& job) {
-  if (job.empty() || job.size() > kMaxJobBytes)
-    return InvalidArgument("job name must have 1 to 256 bytes");
-  if (job[0] == '.') return InvalidArgument("job name '" + job + "' must not start with '.'");
-  for (char c : job)
-    if (!JobChar(c))
-      return InvalidArgument("job name '" + job +
-                             "' may hold only letters, digits, '.', '_' and '-'");
-  return Status::Ok();
-}
 
 std::string JobDir(const std::string& root, const std::string& job) { return root + "/" + job; }
 

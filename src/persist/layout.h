@@ -32,6 +32,7 @@
 
 #include "common/status.h"
 #include "persist/env.h"
+#include "store/manifest.h"
 
 namespace gemini {
 
@@ -47,8 +48,8 @@ struct IterationKey {
   std::string ToString() const;
 };
 
-// InvalidArgument unless `job` is usable as one directory name (see above).
-Status ValidateJobName(const std::string& job);
+// Job names are checked by ValidateJobName (store/manifest.h): usable as one
+// directory name.
 // InvalidArgument unless iteration and epoch are both >= 0.
 Status ValidateKey(const IterationKey& key);
 

@@ -68,8 +68,9 @@ Result<std::string> AgentClient::Call(uint32_t type, const std::string& payload,
   auto drop = [&](const Status& st) {
     close(fd_);
     fd_ = -1;
-    return Status(st.code(), st.message() + " (connection to the agent dropped; the next call "
-                                            "connects again)");
+    return Status(st.code(), st.message() +
+                                 " (connection to the agent dropped; the next call "
+                                 "connects again)");
   };
   if (Status sent = SendFrame(fd_, type, payload); !sent.ok()) return drop(sent);
   auto received = RecvFrame(fd_, DeadlineIn(timeout));
@@ -176,15 +177,15 @@ Result<OpenShard> AgentClient::Open(const std::string& job, uint32_t rank, int64
   bool ok = r.GetString(&manifest_bytes, kMaxFrame) && GetCrcs(r, &shard.crcs) && GetGrant(r, &g) &&
             fd >= 0;
   auto m = ok ? Manifest::Decode(manifest_bytes) : Result<Manifest>(Internal("malformed reply"));
-  Status bad = !m.ok()                  ? m.status()
-               : g.size < m->data_bytes ? Internal("slot smaller than its shard")
-               : m->job != job || m->rank != rank || (iteration >= 0 && m->iteration != iteration)
-                   ? Internal("the agent answered with job '" + m->job + "' rank " +
-                              std::to_string(m->rank) + " iteration " +
-                              std::to_string(m->iteration) + " to a request for job '" + job +
-                              "' rank " + std::to_string(rank) + " iteration " +
-                              std::to_string(iteration))
-                   : Status::Ok();
+  Status bad =
+      !m.ok()                  ? m.status()
+      : g.size < m->data_bytes ? Internal("slot smaller than its shard")
+      : m->job != job || m->rank != rank || (iteration >= 0 && m->iteration != iteration)
+          ? Internal("the agent answered with job '" + m->job + "' rank " +
+                     std::to_string(m->rank) + " iteration " + std::to_string(m->iteration) +
+                     " to a request for job '" + job + "' rank " + std::to_string(rank) +
+                     " iteration " + std::to_string(iteration))
+          : Status::Ok();
   if (!bad.ok()) {
     if (fd >= 0) close(fd);
     return bad;

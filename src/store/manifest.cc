@@ -55,8 +55,8 @@ Status ValidateJobName(std::string_view job) {
   if (job.empty() || job.size() > 256) return InvalidArgument("job name must have 1 to 256 bytes");
   if (job[0] == '.') return InvalidArgument("job name must not start with '.'");
   for (char c : job)
-    if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') &&
-        c != '.' && c != '_' && c != '-')
+    if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z') && !(c >= '0' && c <= '9') && c != '.' &&
+        c != '_' && c != '-')
       return InvalidArgument("job name may hold only letters, digits, '.', '_' and '-' (got byte " +
                              std::to_string(static_cast<unsigned char>(c)) + ")");
   return Status::Ok();

@@ -50,9 +50,9 @@ std::string RandomInstance() {
 // A grant with its own fd: a duplicate (writable, for the slot's writer) or
 // the same memory opened again read-only (for readers).
 Result<SlotGrant> GrantFor(const ShmSegment& seg, uint32_t index, bool writable) {
-  int fd = writable ? fcntl(seg.fd(), F_DUPFD_CLOEXEC, 0)
-                    : open(("/proc/self/fd/" + std::to_string(seg.fd())).c_str(),
-                           O_RDONLY | O_CLOEXEC);
+  int fd = writable
+               ? fcntl(seg.fd(), F_DUPFD_CLOEXEC, 0)
+               : open(("/proc/self/fd/" + std::to_string(seg.fd())).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ErrnoStatus("handing out the shared-memory fd", errno);
   return SlotGrant{index, seg.name(), seg.size(), fd, seg.data()};
 }
@@ -187,8 +187,8 @@ Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::
     fresh = std::move(*created);
     while (slot.pins > 0)  // A reader pinned the slot meanwhile.
       if (committed_cv_.wait_until(lock, deadline) == std::cv_status::timeout && slot.pins > 0)
-        return give_up(DeadlineExceeded("slot of rank " + std::to_string(m.rank) +
-                                        " still being read"));
+        return give_up(
+            DeadlineExceeded("slot of rank " + std::to_string(m.rank) + " still being read"));
   }
   const ShmSegment& segment = fresh ? *fresh : *slot.segment;
   if (segment.size() < m.data_bytes) return Internal("slot smaller than its shard");
@@ -274,8 +274,7 @@ Result<Store::Found> Store::FindCommittedLocked(const std::string& job_name, uin
 Result<CommittedShard> Store::Open(const std::string& job, uint32_t rank, int64_t iteration) {
   std::lock_guard<std::mutex> lock(mu_);
   GEMINI_ASSIGN_OR_RETURN(Found f, FindCommittedLocked(job, rank, iteration));
-  GEMINI_ASSIGN_OR_RETURN(SlotGrant grant,
-                          GrantFor(*f.slot->segment, f.index, /*writable=*/false));
+  GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, GrantFor(*f.slot->segment, f.index, /*writable=*/false));
   return CommittedShard{f.slot->manifest, f.slot->crcs, grant};
 }
 

@@ -74,14 +74,44 @@ void PeerServer::AcceptLoop() {
 void PeerServer::Admit(std::unique_ptr<Connection> conn) {
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.accepted;
-  if (stopping_.load() || ActiveLocked() >= options_.max_connections) {
+  size_t serving = 0;
+  for (const auto& o : conns_) serving += !o->done.load() && o->phase == Conn::Phase::kServing;
+  if (stopping_.load() || serving >= options_.max_connections) {
     ++stats_.refused_over_limit;
-    GEMINI_LOG(WARN) << "[transport] peer server on " << address() << ": refused " << conn->peer()
-                     << ", " << options_.max_connections << " connections already open";
+    GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+        << "[transport] peer server on " << address() << ": refused " << conn->peer() << ", "
+        << options_.max_connections << " authenticated connections already open";
     return;  // `conn` closes as it goes out of scope.
   }
   auto c = std::make_unique<Conn>();
+  std::string peer = conn->peer();
+  c->source = peer.substr(0, peer.rfind(':'));
   c->conn = std::move(conn);
+  // Make room in the handshaking pool: evict the oldest of this source when
+  // it has its share, else the oldest of all when the pool is full.
+  size_t all = 0, mine = 0;
+  Conn *oldest = nullptr, *oldest_mine = nullptr;
+  for (auto& o : conns_) {
+    if (o->done.load() || o->phase != Conn::Phase::kHandshaking) continue;
+    ++all;
+    if (!oldest) oldest = o.get();
+    if (o->source == c->source) {
+      ++mine;
+      if (!oldest_mine) oldest_mine = o.get();
+    }
+  }
+  Conn* evict = mine >= options_.max_handshaking_per_source ? oldest_mine
+                : all >= options_.max_handshaking           ? oldest
+                                                            : nullptr;
+  if (evict) {
+    ++stats_.evicted_handshaking;
+    evict->phase = Conn::Phase::kLeaving;  // Out of the pool now; its thread ends soon.
+    evict->conn->Fail(Aborted("handshaking connections from " + evict->source +
+                              " over the limit; oldest dropped"));
+    GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+        << "[transport] peer server on " << address() << ": too many handshaking connections ("
+        << all << " in all, " << mine << " from " << c->source << "); dropping the oldest";
+  }
   Conn* raw = c.get();
   c->thread = std::thread([this, raw] { Serve(raw); });
   conns_.push_back(std::move(c));
@@ -89,7 +119,7 @@ void PeerServer::Admit(std::unique_ptr<Connection> conn) {
 
 void PeerServer::Serve(Conn* c) {
   Connection& conn = *c->conn;
-  if (Authenticate(conn).ok()) {
+  if (Authenticate(c).ok()) {
     Status s = handler_(conn);
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -102,13 +132,16 @@ void PeerServer::Serve(Conn* c) {
   c->done.store(true);
 }
 
-Status PeerServer::Authenticate(Connection& conn) {
+Status PeerServer::Authenticate(Conn* c) {
   Deadline deadline = std::chrono::steady_clock::now() + options_.handshake_timeout;
-  Status s = ServerHandshake(conn, secret_, options_.job, deadline);
+  Status s = ServerHandshake(*c->conn, secret_, options_.job, deadline);
   std::lock_guard<std::mutex> lock(mu_);
+  if (s.ok() && c->phase != Conn::Phase::kHandshaking) s = Aborted("evicted while handshaking");
+  c->phase = s.ok() ? Conn::Phase::kServing : Conn::Phase::kLeaving;
   ++(s.ok() ? stats_.authenticated : stats_.failed_handshake);
   if (!s.ok() && !stopping_.load())
-    GEMINI_LOG(WARN) << "[transport] peer server on " << address() << ": " << s.ToString();
+    GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+        << "[transport] peer server on " << address() << ": " << s.ToString();
   return s;
 }
 

@@ -6,8 +6,17 @@
 // handshake (bounded by handshake_timeout), then handler(conn), then shuts
 // the connection down. A connection that fails the handshake never reaches
 // the handler; one whose handler returns an error is closed; neither affects
-// the others. At most max_connections are open at a time: beyond that a new
-// connection is closed at once, before any byte is read or sent.
+// the others.
+//
+// Limits, so that silent or hostile connections never starve authenticated
+// traffic: authenticated connections are bounded by max_connections (while
+// that many are open a new connection is closed at once, before any byte is
+// read or sent). Connections still
+// handshaking have a pool of their own, max_handshaking in all and
+// max_handshaking_per_source from one address; a new connection that finds
+// its pool full evicts the oldest handshaking one (of its source, or of
+// all), which a real peer, done in milliseconds, never is in practice. A
+// handshake must finish within handshake_timeout.
 //
 // Stop() closes the listener, fails every open connection (kAborted, which
 // wakes handlers blocked on it), and joins every thread; the destructor
@@ -37,11 +46,13 @@ namespace gemini::transport {
 struct PeerServerOptions {
   // The job whose peers may connect (part of every proof). Required.
   std::string job;
-  // Connections open at once (handshaking or handled); more are closed at
-  // once. Default 64.
+  // Authenticated connections open at once. Default 64.
   size_t max_connections = 64;
-  // Time a new connection has to complete the handshake. Default 5 s.
-  std::chrono::milliseconds handshake_timeout = kDefaultHandshakeTimeout;
+  // Connections handshaking at once, in all and from one source address.
+  size_t max_handshaking = 32;
+  size_t max_handshaking_per_source = 8;
+  // Time a new connection has to complete the handshake. Default 2 s.
+  std::chrono::milliseconds handshake_timeout{2000};
 };
 
 class PeerServer {
@@ -50,11 +61,12 @@ class PeerServer {
   using Handler = std::function<Status(Connection& conn)>;
 
   struct Stats {
-    uint64_t accepted = 0;            // Connections taken from the listener.
-    uint64_t refused_over_limit = 0;  // Closed at once: max_connections open.
-    uint64_t failed_handshake = 0;    // Closed: did not authenticate.
-    uint64_t authenticated = 0;       // Handed to the handler.
-    uint64_t handler_errors = 0;      // The handler returned non-OK.
+    uint64_t accepted = 0;             // Connections taken from the listener.
+    uint64_t refused_over_limit = 0;   // Closed: max_connections authenticated open.
+    uint64_t evicted_handshaking = 0;  // Closed: handshaking, pool full.
+    uint64_t failed_handshake = 0;     // Closed: did not authenticate.
+    uint64_t authenticated = 0;        // Handed to the handler.
+    uint64_t handler_errors = 0;       // The handler returned non-OK.
   };
 
   PeerServer(std::unique_ptr<Listener> listener, JobSecret secret, PeerServerOptions options,
@@ -78,13 +90,16 @@ class PeerServer {
   struct Conn {
     std::unique_ptr<Connection> conn;
     std::thread thread;
+    std::string source;  // The peer's address without its port.
+    enum class Phase { kHandshaking, kServing, kLeaving };
+    Phase phase = Phase::kHandshaking;  // guarded by mu_
     std::atomic<bool> done{false};
   };
 
   void AcceptLoop();
   void Admit(std::unique_ptr<Connection> conn);
   void Serve(Conn* c);
-  Status Authenticate(Connection& conn);
+  Status Authenticate(Conn* c);
   void ReapFinished();
   size_t ActiveLocked() const;
 
