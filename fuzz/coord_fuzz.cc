@@ -1,19 +1,23 @@
 // Fuzz target `coord`: values read back from etcd, which any process holding
 // the etcd endpoint can write.
 //
-// Input: [u8 mode][text...]; mode % 8 picks the decoder:
+// Input: [u8 mode][text...]; mode % 16 picks the decoder:
 //   0-3  the etcd gateway's JSON (src/coord/etcd_codec.h): DecodeRange,
 //        DecodeEvents, DecodeKeyValue, DecodeError (mode's high bits pick
 //        the HTTP status), on the text parsed without exceptions;
 //   4    DecodePlan and 5 DecodeJobConfig (src/agent/plan.h);
 //   6    DecodeHostInfo (src/agent/job_coordinator.h);
-//   7    CompleteMarker::Decode (src/persist/catalog.h).
+//   7    CompleteMarker::Decode (src/persist/catalog.h);
+//   8-12 the job's own records (src/agent/coord_records.h): DecodeComplete,
+//        DecodeIteration, DecodeId and KeyId, DecodeExit, DecodeReady;
+//   13-15 as 0-3.
 // Decoders must return an error for bad input, never throw or crash; a value
 // that decodes must survive Encode -> Decode unchanged.
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "agent/coord_records.h"
 #include "agent/job_coordinator.h"
 #include "agent/plan.h"
 #include "coord/etcd_codec.h"
@@ -52,7 +56,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const uint8_t mode = data[0];
   std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
-  switch (mode % 8) {
+  switch (mode % 16) {
+    case 8: {
+      auto c = DecodeComplete(text);
+      if (c.ok()) {
+        auto again = DecodeComplete(EncodeComplete(*c));
+        FUZZ_CHECK(again.ok() && again->epoch == c->epoch && again->iteration == c->iteration,
+                   "complete round trip differs");
+      }
+      break;
+    }
+    case 9: {
+      auto i = DecodeIteration(text);
+      if (i.ok()) FUZZ_CHECK(*i >= -1 && std::to_string(*i) == text, "iteration not canonical");
+      break;
+    }
+    case 10:
+      if (auto id = DecodeId(text); id.ok()) FUZZ_CHECK(*id <= INT32_MAX, "id out of range");
+      (void)KeyId(text);
+      break;
+    case 11:
+      (void)DecodeExit(text);
+      break;
+    case 12:
+      (void)DecodeReady(text);
+      break;
     case 4: {
       auto p = DecodePlan(text);
       if (p.ok()) {

@@ -170,7 +170,7 @@ class Checkpointer:
         self._held = None  # Tensors the in-flight copy reads; kept alive until it ends.
         self.skip_after_ms = int(skip_after_s * 1000)
         self.due_timeout_s = float(due_timeout_s)
-        self.stats = {"saves": 0, "skipped": 0, "blocking_ms": [], "copy_s": [],
+        self.stats = {"saves": 0, "skipped": 0, "unprotected_since": None, "blocking_ms": [], "copy_s": [],
                       "every_k": 1, "every_k_reason": "",
                       "not_due": 0, "wait_iteration_ms": [], "wait_step_ms": [],
                       "due_timeouts": 0}
@@ -379,6 +379,7 @@ class Checkpointer:
         if self.saver is None:
             try:
                 self.client.save(*args)
+                self.stats["unprotected_since"] = None
             except GeminiError as e:
                 self._skipped(step, e)
         else:
@@ -433,6 +434,7 @@ class Checkpointer:
         try:
             self.saver.wait()
             self.stats["copy_s"].append(self.saver.last_stats()["copy_s"])
+            self.stats["unprotected_since"] = None
         except GeminiError as e:
             self._skipped(self.saver.last_stats()["iteration"], e)
         finally:
@@ -440,12 +442,21 @@ class Checkpointer:
             self._pending_cost += time.perf_counter() - t0
 
     def _skipped(self, step, error):
-        if error.code != "DEADLINE_EXCEEDED":
+        """A checkpoint that could not be taken: slower ranks' previous one is not
+        complete yet (DEADLINE_EXCEEDED) or the agent is out of memory budget
+        (RESOURCE_EXHAUSTED). Training goes on, never restarted for it; the loss of
+        protection is loud: a warning naming the step since which the newest
+        state is not protected, and stats["unprotected_since"]."""
+        if error.code not in ("DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"):
             raise error
         self.stats["skipped"] += 1
-        if self.stats["skipped"] in (1, 10, 100) or self.stats["skipped"] % 1000 == 0:
-            warnings.warn(f"gemini: checkpoint of step {step} skipped ({self.stats['skipped']} "
-                          f"so far): {error}", RuntimeWarning)
+        if self.stats.get("unprotected_since") is None:
+            self.stats["unprotected_since"] = step
+        n = self.stats["skipped"]
+        if n in (1, 10, 100) or n % 1000 == 0:
+            warnings.warn(f"gemini: checkpoints NOT protected since step "
+                          f"{self.stats['unprotected_since']}: the checkpoint of step {step} was "
+                          f"skipped ({n} so far): {error}", RuntimeWarning)
 
     # ---------------------------------------------------------------- loading
     def _agree(self, value, op):

@@ -132,6 +132,7 @@ std::vector<ScrapeReading> Agent::Gauges() {
   if (options_.cluster) {
     const std::string& job = options_.cluster->job;
     ReplicatorStats r = replicator_->stats();
+    ProtectionReport protection = CheckProtection();
     const auto kCounter = ScrapeReading::kCounter;
     g.insert(g.end(),
              {{"gemini_complete_iteration",
@@ -143,11 +144,12 @@ std::vector<ScrapeReading> Agent::Gauges() {
                static_cast<double>(r.bytes_sent), kCounter},
               {"gemini_replication_failures_total", "Shard sends to peer agents that failed",
                static_cast<double>(r.failures), kCounter},
-              // TODO(lead): feed these two from the newest complete checkpoint.
               {"gemini_protected",
-               "1 when the newest complete checkpoint is recent (protected), else 0", 1},
+               "1 when every shard committed here became complete within 10 s, else 0",
+               protection.is_protected ? 1.0 : 0.0},
               {"gemini_unprotected_since_iteration",
-               "Iteration since which no recent complete checkpoint exists (-1: protected)", -1}});
+               "First iteration committed here but not complete in time (-1: protected)",
+               static_cast<double>(protection.unprotected_since)}});
   }
   return g;
 }
@@ -190,7 +192,10 @@ Status Agent::StartCluster() {
   GEMINI_RETURN_IF_ERROR(coord_->Register([](const Status& st) {
     GEMINI_LOG(ERROR) << "[agent] heartbeat lease lost: " << st.ToString();
   }));
-  coord_->WatchComplete([this, job = c.job](int64_t it) { store_->SetExternalComplete(job, it); });
+  coord_->WatchComplete([this, job = c.job](int64_t it) {
+    store_->SetExternalComplete(job, it);
+    protection_.OnComplete(it);
+  });
   GEMINI_ASSIGN_OR_RETURN(interleaver_, Interleaver::Create(io));
   replicator_ = std::make_unique<Replicator>(
       store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); }, interleaver_.get(),
@@ -280,6 +285,8 @@ void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t itera
     Status st = coord_->SetRanks(ranks);
     if (!st.ok()) GEMINI_LOG(ERROR) << "[agent] publishing ranks: " << st.ToString();
   }
+  protection_.OnCommit(iteration);
+  (void)CheckProtection();  // Warns once when protection is lost.
   replicator_->OnCommit(rank, iteration);
   if (worker_) worker_->OnCommit(rank, iteration);
   Persist(rank, iteration);
@@ -335,6 +342,17 @@ Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iter
 
 namespace gemini {
 
+ProtectionReport Agent::CheckProtection() {
+  std::string reason;
+  if (replicator_) {
+    ReplicatorStats r = replicator_->stats();
+    if (!r.last_error.empty()) reason = "replication to the holders is failing: " + r.last_error;
+  }
+  if (reason.empty() && coord_ && coord_->lease_id() == kNoLease)
+    reason = "this agent is not registered in etcd (heartbeat lease lost)";
+  return protection_.Check(reason);
+}
+
 std::string Agent::StatusJson() {
   auto out = nlohmann::json::parse(store_->StatusJson());
   if (!options_.cluster) return out.dump();
@@ -346,9 +364,14 @@ std::string Agent::StatusJson() {
                          {"num_hosts", c.num_hosts},
                          {"replicas", c.replicas},
                          {"complete_iteration", complete.ok() ? *complete : -1},
+                         {"protection", nullptr},
                          {"hosts", nlohmann::json::array()},
                          {"ranks", nlohmann::json::object()}};
   if (!hosts.ok()) cluster["error"] = hosts.status().ToString();
+  ProtectionReport protection = CheckProtection();
+  cluster["protection"] = {{"protected", protection.is_protected},
+                           {"unprotected_since", protection.unprotected_since},
+                           {"reason", protection.reason}};
   auto placement = MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
                                  PlacementStrategy::kMixed);
   for (const auto& [id, h] : hosts.ok() ? *hosts : std::map<uint32_t, HostInfo>{}) {

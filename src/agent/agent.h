@@ -22,6 +22,7 @@
 #include "agent/job_coordinator.h"
 #include "agent/metrics.h"
 #include "agent/peer_service.h"
+#include "agent/protection.h"
 #include "agent/replicator.h"
 #include "agent/root.h"
 #include "agent/worker.h"
@@ -99,6 +100,8 @@ class Agent {
   std::shared_ptr<KvStore> kv_;
   std::unique_ptr<JobCoordinator> coord_;
   std::unique_ptr<PeerService> peer_service_;
+  Protection protection_;
+  ProtectionReport CheckProtection();
   std::unique_ptr<transport::PeerServer> peer_server_;
   std::unique_ptr<Interleaver> interleaver_;
   std::unique_ptr<Replicator> replicator_;

@@ -1,6 +1,8 @@
 #include "agent/agent_server.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -33,6 +35,25 @@ class AgentServerTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
   std::unique_ptr<AgentServer> server_;
 };
+
+// Finding 8: the socket checked no peer credentials (it hands out shm fds).
+TEST_F(AgentServerTest, AnotherUserIsRefused) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to act as another user";
+  chmod(path_.c_str(), 0777);  // Even if the socket file's mode was opened up.
+  pid_t child = fork();
+  if (child == 0) {
+    if (setuid(65534) != 0) _exit(3);
+    auto c = AgentClient::Connect(path_, std::chrono::seconds(10));
+    if (!c.ok()) _exit(4);
+    auto st = (*c)->StatusJson();
+    _exit(st.ok() ? 1 : 0);  // Refused: the agent closed the connection.
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "another user's call was answered (or setup failed)";
+  EXPECT_TRUE(Client()->StatusJson().ok());  // The agent's own user still is.
+}
 
 std::vector<float> Pattern(size_t n, int seed) {
   std::vector<float> v(n);

@@ -92,11 +92,27 @@ TEST(CoordRecords, ForgedCompleteIsIgnoredAndRepaired) {
   EXPECT_EQ(*coord.Complete(), -1);
   ASSERT_TRUE(kv->Put("epochs/0/replicated/0", "not a number", DeadlineAfter(1s)).ok());
   EXPECT_EQ(*coord.TryAdvanceComplete(1), -1);  // The forged rank record does not count.
-  ASSERT_TRUE(coord.ReportReplicated(0, 4).ok());
+  ASSERT_TRUE(coord.ReportReplicated(0, 4, 0).ok());
   EXPECT_EQ(*coord.TryAdvanceComplete(1), 4);  // And the forged complete is replaced.
   EXPECT_EQ(*coord.Complete(), 4);
   ASSERT_TRUE(kv->Put("ranks/0", "-3", DeadlineAfter(1s)).ok());
   EXPECT_EQ(coord.HostOfRank(0).status().code(), Code::kInvalidArgument);
+  coord.Stop();
+}
+
+// Finding 4: a replica of the old timeline, still in flight when recovery
+// starts, counted toward the new epoch's `complete`.
+TEST(CoordRecords, ReplicaOfAnOldTimelineNeverCountsInANewOne) {
+  auto kv = std::make_shared<FakeKvStore>();
+  JobCoordinator coord(kv, HostInfo{0, "127.0.0.1", 1, {0, 1}}, 10);
+  ASSERT_TRUE(coord.Register().ok());
+  ASSERT_TRUE(coord.ReportReplicated(0, 8, 0).ok());
+  coord.SetEpoch(1);                                  // Recovery: resume at 5, epoch 1.
+  ASSERT_TRUE(coord.ReportReplicated(1, 8, 0).ok());  // Epoch 0's replica lands late.
+  ASSERT_TRUE(coord.ReportReplicated(0, 6, 1).ok());
+  EXPECT_EQ(*coord.TryAdvanceComplete(2), -1);  // Rank 1 has nothing in epoch 1.
+  ASSERT_TRUE(coord.ReportReplicated(1, 6, 1).ok());
+  EXPECT_EQ(*coord.TryAdvanceComplete(2), 6);
   coord.Stop();
 }
 

@@ -136,9 +136,9 @@ Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {
   return hosts;
 }
 
-Status JobCoordinator::ReportReplicated(uint32_t rank, int64_t iteration) {
+Status JobCoordinator::ReportReplicated(uint32_t rank, int64_t iteration, int64_t epoch) {
   return kv_
-      ->Put(ReplicatedPrefix(epoch_) + std::to_string(rank), std::to_string(iteration),
+      ->Put(ReplicatedPrefix(epoch) + std::to_string(rank), std::to_string(iteration),
             DeadlineAfter(kCallTimeout))
       .status();
 }

@@ -58,7 +58,9 @@ class JobCoordinator {
   Result<uint32_t> HostOfRank(uint32_t rank);
   // Every registered host of the job, by host id.
   Result<std::map<uint32_t, HostInfo>> Hosts();
-  Status ReportReplicated(uint32_t rank, int64_t iteration);
+  // Records that `rank`'s shard of `iteration`, committed in `epoch`, is on
+  // every holder. Only records of the current epoch count (TryAdvanceComplete).
+  Status ReportReplicated(uint32_t rank, int64_t iteration, int64_t epoch);
   // Advances `complete` to the smallest replicated iteration over ranks
   // 0..world_size-1 of this epoch when that is newer. Returns the complete
   // iteration afterwards (-1 if none).

@@ -35,15 +35,15 @@ TEST(JobCoordinator, CompleteIsTheSlowestRankAndOnlyGrows) {
   auto base = std::make_shared<FakeKvStore>();
   JobCoordinator c(JobKv(base), {0, "a", 1, {0, 1}}, 5);
   EXPECT_EQ(*c.Complete(), -1);
-  ASSERT_TRUE(c.ReportReplicated(0, 5).ok());
+  ASSERT_TRUE(c.ReportReplicated(0, 5, c.epoch()).ok());
   EXPECT_EQ(*c.TryAdvanceComplete(2), -1);  // Rank 1 has nothing replicated yet.
-  ASSERT_TRUE(c.ReportReplicated(1, 4).ok());
+  ASSERT_TRUE(c.ReportReplicated(1, 4, c.epoch()).ok());
   EXPECT_EQ(*c.TryAdvanceComplete(2), 4);
-  ASSERT_TRUE(c.ReportReplicated(1, 6).ok());
+  ASSERT_TRUE(c.ReportReplicated(1, 6, c.epoch()).ok());
   EXPECT_EQ(*c.TryAdvanceComplete(2), 5);
   EXPECT_EQ(*c.Complete(), 5);
   // A lagging report never moves it back.
-  ASSERT_TRUE(c.ReportReplicated(0, 3).ok());
+  ASSERT_TRUE(c.ReportReplicated(0, 3, c.epoch()).ok());
   EXPECT_EQ(*c.TryAdvanceComplete(2), 5);
   EXPECT_EQ(*c.Complete(), 5);
 }
@@ -51,13 +51,13 @@ TEST(JobCoordinator, CompleteIsTheSlowestRankAndOnlyGrows) {
 TEST(JobCoordinator, NewEpochIgnoresTheOldTimeline) {
   auto base = std::make_shared<FakeKvStore>();
   JobCoordinator old_epoch(JobKv(base), {0, "a", 1, {0}}, 5, 0);
-  ASSERT_TRUE(old_epoch.ReportReplicated(0, 9).ok());
-  ASSERT_TRUE(old_epoch.ReportReplicated(1, 9).ok());
+  ASSERT_TRUE(old_epoch.ReportReplicated(0, 9, old_epoch.epoch()).ok());
+  ASSERT_TRUE(old_epoch.ReportReplicated(1, 9, old_epoch.epoch()).ok());
   EXPECT_EQ(*old_epoch.TryAdvanceComplete(2), 9);
   JobCoordinator next(JobKv(base), {0, "a", 1, {0}}, 5, 1);
-  ASSERT_TRUE(next.ReportReplicated(0, 6).ok());
+  ASSERT_TRUE(next.ReportReplicated(0, 6, next.epoch()).ok());
   EXPECT_EQ(*next.TryAdvanceComplete(2), -1);  // Rank 1's 9 was another timeline.
-  ASSERT_TRUE(next.ReportReplicated(1, 6).ok());
+  ASSERT_TRUE(next.ReportReplicated(1, 6, next.epoch()).ok());
   EXPECT_EQ(*next.TryAdvanceComplete(2), 6);
   EXPECT_EQ(*old_epoch.TryAdvanceComplete(2), -1);  // The old epoch cannot write back.
   EXPECT_EQ(*next.Complete(), 6);
@@ -68,7 +68,7 @@ TEST(JobCoordinator, WatchDeliversCompleteChanges) {
   JobCoordinator c(JobKv(base), {0, "a", 1, {0}}, 5);
   std::atomic<int64_t> seen{-2};
   c.WatchComplete([&](int64_t it) { seen = it; });
-  ASSERT_TRUE(c.ReportReplicated(0, 3).ok());
+  ASSERT_TRUE(c.ReportReplicated(0, 3, c.epoch()).ok());
   ASSERT_TRUE(c.TryAdvanceComplete(1).ok());
   for (int i = 0; i < 500 && seen != 3; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

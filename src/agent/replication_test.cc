@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/peer_service.h"
 #include "coord/fake_kv_store.h"
 #include "store/client.h"
+#include "transport/tcp/dial.h"
 
 namespace gemini {
 namespace {
@@ -120,6 +122,33 @@ TEST_F(ReplicationTest, NotCompleteUntilEveryReplicaCommitted) {
   Save(0, 0, 2, 2);
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(agents_[0]->store().CompleteIteration("job"), 1);
+}
+
+// Finding 8: a peer holding job A's secret fetched job B's shards from an
+// agent whose store holds both.
+TEST_F(ReplicationTest, APeerOfOneJobCannotFetchAnotherJobsShards) {
+  StartCluster(2, 2);
+  {
+    auto c = AgentClient::Connect(sockets_[1]);
+    ASSERT_TRUE(c.ok());
+    std::vector<uint8_t> secret_bytes(5000, 7);
+    ASSERT_TRUE(
+        (*c)->Save("other", 0, 1, 1, {{"t", Dtype::kUint8, {5000}, secret_bytes.data(), 5000, 0}})
+            .ok());
+  }
+  auto addr = agents_[1]->peer_address();
+  auto secret = transport::JobSecret::FromEnv();
+  ASSERT_TRUE(secret.ok());
+  auto conn =
+      transport::DialPeer(addr.substr(0, addr.rfind(':')),
+                          static_cast<uint16_t>(std::stoi(addr.substr(addr.rfind(':') + 1))),
+                          *secret, "job", std::chrono::steady_clock::now() + 5s);
+  ASSERT_TRUE(conn.ok()) << conn.status().ToString();
+  Store mine(StoreOptions{.budget_bytes = 16 << 20, .shm_prefix = "gemini-thief"});
+  auto got = FetchInto(**conn, &mine, 1, "other", 0, 1, 5s);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), Code::kNotFound) << got.status().ToString();
+  EXPECT_EQ(mine.CompleteIteration("other"), -1);
 }
 
 // Holds `n` TCP connections to host:port open and silent, opening a new one

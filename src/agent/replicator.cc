@@ -40,7 +40,7 @@ void Replicator::OnCommit(uint32_t rank, int64_t iteration) {
   std::vector<SendStep> steps = interleaver_->PlanSend(rank, iteration, bytes, copies);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({rank, iteration, std::move(steps)});
+    queue_.push_back({rank, iteration, coord_->epoch(), std::move(steps)});
   }
   cv_.notify_all();
 }
@@ -85,6 +85,7 @@ void Replicator::Run() {
     lock.lock();
     busy_ = false;
     if (!st.ok()) ++stats_.failures;
+    stats_.last_error = st.ok() ? "" : st.ToString();
     cv_.notify_all();
   }
   lock.unlock();
@@ -111,7 +112,15 @@ Status Replicator::Replicate(const Task& t) {
   pin->reset();
   // Record it; etcd may be briefly unreachable: keep trying until the deadline.
   for (int attempt = 0;; ++attempt) {
-    Status st = coord_->ReportReplicated(t.rank, t.iteration);
+    // A replica of an old timeline (recovery moved the job on while it was
+    // in flight) never counts toward the new one's completion.
+    if (coord_->epoch() != t.epoch) {
+      GEMINI_LOG(WARN) << "[replicator] rank " << t.rank << " iteration " << t.iteration
+                       << " was committed in epoch " << t.epoch << "; the job is in epoch "
+                       << coord_->epoch() << " now: not counted";
+      return Status::Ok();
+    }
+    Status st = coord_->ReportReplicated(t.rank, t.iteration, t.epoch);
     Result<int64_t> complete = st.ok() ? coord_->TryAdvanceComplete(world_size) : st;
     if (complete.ok()) {
       std::lock_guard<std::mutex> lock(mu_);

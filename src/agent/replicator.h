@@ -51,6 +51,7 @@ struct ReplicatorStats {
   uint64_t bytes_sent = 0;
   uint64_t failures = 0;
   int64_t last_complete = -1;
+  std::string last_error;  // Of the newest failed task; empty after a success.
 };
 
 class Replicator {
@@ -72,6 +73,7 @@ class Replicator {
   struct Task {
     uint32_t rank;
     int64_t iteration;
+    int64_t epoch;  // The timeline the shard was committed in.
     std::vector<SendStep> steps;
   };
   using Clock = std::chrono::steady_clock;

@@ -14,6 +14,14 @@ void PrintCluster(const nlohmann::json& c) {
   std::cout << "cluster: job " << c["job"].get<std::string>() << ", this is host " << c["host"]
             << " of " << c["num_hosts"] << ", " << c["replicas"]
             << " copies in memory, newest complete iteration " << c["complete_iteration"] << "\n";
+  if (c.contains("protection") && c["protection"].is_object()) {
+    const auto& p = c["protection"];
+    if (p.value("protected", true))
+      std::cout << "protection: every shard committed here is complete (protected)\n";
+    else
+      std::cout << "protection: NOT PROTECTED since iteration " << p.value("unprotected_since", -1)
+                << ": " << p.value("reason", std::string("unknown")) << "\n";
+  }
   for (const auto& h : c["hosts"])
     std::cout << "  host " << h["host"] << " at " << h["address"].get<std::string>() << ", ranks "
               << h["ranks"].dump()

@@ -28,7 +28,12 @@ Status PinnedRegistry::Ensure(uint8_t* data, size_t size) {
     (void)cudaHostUnregister(it->first);
     ranges_.erase(it);
   }
-  GEMINI_CUDA_RETURN_IF_ERROR(cudaHostRegister(data, size, cudaHostRegisterDefault));
+  // Slots opened for reading are mapped read-only (the agent hands readers
+  // read-only fds): those register read-only.
+  if (cudaHostRegister(data, size, cudaHostRegisterDefault) != cudaSuccess) {
+    (void)cudaGetLastError();
+    GEMINI_CUDA_RETURN_IF_ERROR(cudaHostRegister(data, size, cudaHostRegisterReadOnly));
+  }
   ranges_[data] = size;
   return Status::Ok();
 }

@@ -12,8 +12,6 @@
 namespace gemini {
 namespace {
 
-constexpr std::chrono::milliseconds kCallTimeout{30000};
-
 struct Grant {
   uint32_t slot = 0;
   std::string segment;
@@ -43,9 +41,10 @@ Result<Manifest> BuildManifest(const std::string& job, uint32_t rank, uint32_t w
 
 }  // namespace
 
-Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const std::string& socket_path) {
+Result<std::unique_ptr<AgentClient>> AgentClient::Connect(const std::string& socket_path,
+                                                          std::chrono::milliseconds call_timeout) {
   GEMINI_ASSIGN_OR_RETURN(int fd, UnixConnect(socket_path));
-  return std::unique_ptr<AgentClient>(new AgentClient(socket_path, fd));
+  return std::unique_ptr<AgentClient>(new AgentClient(socket_path, fd, call_timeout));
 }
 
 AgentClient::~AgentClient() {
@@ -123,7 +122,7 @@ Result<SaveGrant> AgentClient::BeginSave(const std::string& job, uint32_t rank, 
   w.PutU32(static_cast<uint32_t>(options.wait.count()));
   int fd = -1;
   GEMINI_ASSIGN_OR_RETURN(std::string body,
-                          Call(kBegin, w.Take(), &fd, options.wait + kCallTimeout));
+                          Call(kBegin, w.Take(), &fd, options.wait + call_timeout_));
   Reader r(body);
   Grant g;
   if (!GetGrant(r, &g) || fd < 0 || g.size < m.data_bytes) {
@@ -141,7 +140,7 @@ Status AgentClient::CommitSave(const SaveGrant& grant, const std::vector<uint32_
   c.PutU32(grant.manifest.rank);
   c.PutI64(grant.manifest.iteration);
   PutCrcs(c, crcs);
-  return Call(kCommit, c.Take(), nullptr, kCallTimeout).status();
+  return Call(kCommit, c.Take(), nullptr, call_timeout_).status();
 }
 
 void AgentClient::SetUnmapHook(std::function<void(uint8_t*, size_t)> hook) {
@@ -169,7 +168,7 @@ Result<OpenShard> AgentClient::Open(const std::string& job, uint32_t rank, int64
   w.PutU32(rank);
   w.PutI64(iteration);
   int fd = -1;
-  GEMINI_ASSIGN_OR_RETURN(std::string body, Call(kOpen, w.Take(), &fd, kCallTimeout));
+  GEMINI_ASSIGN_OR_RETURN(std::string body, Call(kOpen, w.Take(), &fd, call_timeout_));
   Reader r(body);
   std::string manifest_bytes;
   OpenShard shard;
@@ -205,14 +204,14 @@ Status AgentClient::ReadInto(const OpenShard& shard, uint8_t* dst, int threads) 
 Result<int64_t> AgentClient::CompleteIteration(const std::string& job) {
   Writer w;
   w.PutString(job);
-  GEMINI_ASSIGN_OR_RETURN(std::string body, Call(kQuery, w.Take(), nullptr, kCallTimeout));
+  GEMINI_ASSIGN_OR_RETURN(std::string body, Call(kQuery, w.Take(), nullptr, call_timeout_));
   Reader r(body);
   int64_t it = -1;
   if (!r.GetI64(&it)) return Internal("malformed query reply");
   return it;
 }
 
-Result<std::string> AgentClient::StatusJson() { return Call(kStatus, "", nullptr, kCallTimeout); }
+Result<std::string> AgentClient::StatusJson() { return Call(kStatus, "", nullptr, call_timeout_); }
 
 Result<int64_t> AgentClient::Fetch(const std::string& job, uint32_t rank, int64_t iteration,
                                    int64_t from_host) {
@@ -232,7 +231,7 @@ Result<int64_t> AgentClient::Fetch(const std::string& job, uint32_t rank, int64_
 Status AgentClient::DropJob(const std::string& job) {
   Writer w;
   w.PutString(job);
-  return Call(kDrop, w.Take(), nullptr, kCallTimeout).status();
+  return Call(kDrop, w.Take(), nullptr, call_timeout_).status();
 }
 
 }  // namespace gemini

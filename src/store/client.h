@@ -65,7 +65,11 @@ struct SaveGrant {
 
 class AgentClient {
  public:
-  static Result<std::unique_ptr<AgentClient>> Connect(const std::string& socket_path);
+  // `call_timeout`: how long a short call (commit, open, query) waits for
+  // its reply.
+  static Result<std::unique_ptr<AgentClient>> Connect(
+      const std::string& socket_path,
+      std::chrono::milliseconds call_timeout = std::chrono::seconds(30));
   ~AgentClient();
   AgentClient(const AgentClient&) = delete;
   AgentClient& operator=(const AgentClient&) = delete;
@@ -95,7 +99,8 @@ class AgentClient {
   Status DropJob(const std::string& job);
 
  private:
-  AgentClient(std::string socket_path, int fd) : socket_path_(std::move(socket_path)), fd_(fd) {}
+  AgentClient(std::string socket_path, int fd, std::chrono::milliseconds call_timeout)
+      : socket_path_(std::move(socket_path)), call_timeout_(call_timeout), fd_(fd) {}
   // Sends a request and waits for the reply; returns the body (and fd). A
   // call that fails in transport (timeout, closed socket) drops the
   // connection, so a late reply is never read as the next call's answer; the
@@ -113,6 +118,7 @@ class AgentClient {
   };
 
   const std::string socket_path_;
+  const std::chrono::milliseconds call_timeout_;
   int fd_;  // -1 after a transport failure, until the next call.
   std::mutex call_mu_;
   std::mutex map_mu_;
