@@ -67,6 +67,19 @@ class ReplicationTest : public ::testing::Test {
             .ok());
     if (data) *data = bytes;
   }
+  // Agent 0 fetches (rank, iteration) from a holder; its bytes must be `want`.
+  void ExpectFetched(uint32_t rank, int64_t iteration, int64_t from_host,
+                     const std::vector<uint8_t>& want) {
+    auto c = AgentClient::Connect(sockets_[0]);
+    ASSERT_TRUE(c.ok());
+    auto got = (*c)->Fetch("job", rank, iteration, from_host);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    auto shard = (*c)->Open("job", rank, iteration);
+    ASSERT_TRUE(shard.ok());
+    std::vector<uint8_t> out(shard->manifest.data_bytes);
+    ASSERT_TRUE(AgentClient::ReadInto(*shard, out.data()).ok());
+    EXPECT_EQ(std::memcmp(out.data(), want.data(), want.size()), 0);
+  }
   int64_t WaitComplete(int64_t want) {
     int64_t got = -1;
     for (int i = 0; i < 500 && got < want; ++i) {
@@ -102,15 +115,7 @@ TEST_F(ReplicationTest, FetchFromAHolderAfterTheOwnerIsGone) {
   for (uint32_t r = 0; r < 4; ++r) Save(r, r, 4, 1, r == 2 ? &want : nullptr);
   ASSERT_EQ(WaitComplete(1), 1);
   agents_[2]->Stop();  // Host 2 (owner of rank 2) dies; host 3 holds its replica.
-  auto c = AgentClient::Connect(sockets_[0]);
-  ASSERT_TRUE(c.ok());
-  auto got = (*c)->Fetch("job", 2, 1);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  auto shard = (*c)->Open("job", 2, 1);
-  ASSERT_TRUE(shard.ok());
-  std::vector<uint8_t> out(shard->manifest.data_bytes);
-  ASSERT_TRUE(AgentClient::ReadInto(*shard, out.data()).ok());
-  EXPECT_EQ(std::memcmp(out.data(), want.data(), want.size()), 0);
+  ExpectFetched(/*rank=*/2, /*iteration=*/1, /*from_host=*/-1, want);
 }
 
 TEST_F(ReplicationTest, NotCompleteUntilEveryReplicaCommitted) {
@@ -206,15 +211,7 @@ TEST_F(ReplicationTest, TwoHundredSilentConnectionsStarveNeitherReplicationNorFe
   for (uint32_t r = 0; r < 4; ++r) Save(r, r, 4, 1, r == 2 ? &want : nullptr);
   ASSERT_EQ(WaitComplete(1), 1);  // Every replica reached its holder, host 3 included.
   agents_[2]->Stop();
-  auto c = AgentClient::Connect(sockets_[0]);
-  ASSERT_TRUE(c.ok());
-  auto got = (*c)->Fetch("job", 2, 1, /*from_host=*/3);
-  ASSERT_TRUE(got.ok()) << got.status().ToString();
-  auto shard = (*c)->Open("job", 2, 1);
-  ASSERT_TRUE(shard.ok());
-  std::vector<uint8_t> out(shard->manifest.data_bytes);
-  ASSERT_TRUE(AgentClient::ReadInto(*shard, out.data()).ok());
-  EXPECT_EQ(std::memcmp(out.data(), want.data(), want.size()), 0);
+  ExpectFetched(/*rank=*/2, /*iteration=*/1, /*from_host=*/3, want);
   EXPECT_GT(crowd.renewed(), 0);  // The server did drop silent connections.
 }
 
