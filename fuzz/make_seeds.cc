@@ -246,7 +246,7 @@ void ShardFileSeeds() {
     Manifest m = SmallManifest(0, chunk, tensors, n == 2);
     std::string d = Data(m);
     std::string path = std::string(dir) + "/s.gshard";
-    Status st = WriteShardFile(PersistEnv::Posix(), path, m, Crcs(m, d),
+    Status st = WriteShardFile(PersistEnv::Posix(), path, /*epoch=*/n % 2, m, Crcs(m, d),
                                reinterpret_cast<const uint8_t*>(d.data()));
     if (!st.ok()) {
       std::fprintf(stderr, "make_seeds: %s\n", st.ToString().c_str());

@@ -57,7 +57,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string file(reinterpret_cast<const char*>(data + 1), size - 1);
   if (data[0] & 1) FixChecksums(file);
   fuzz::MemoryEnv env(file);
-  const std::string path = "/fuzz/job/iter-000000000001/rank-0.gshard";
+  const std::string path = "/fuzz/job/iter-000000000001-epoch-0/rank-0.gshard";
 
   auto info = ReadShardInfo(&env, path);
   if (info.ok()) {
@@ -76,10 +76,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(whole.ok() == into.ok() || cap < want, "ReadShard and ReadShardInto disagree");
   if (whole.ok()) {
     FUZZ_CHECK(whole->data.size() == whole->manifest.data_bytes, "data size");
-    auto again = ReadShardFor(&env, "/fuzz", whole->manifest.job, whole->manifest.iteration,
-                              whole->manifest.rank);
-    (void)again;  // May refuse a job name that is not a directory name.
+    ShardId id{whole->manifest.job,
+               whole->manifest.rank,
+               {whole->manifest.iteration, whole->epoch},
+               whole->manifest.world_size};
+    auto again = ReadShardFor(&env, "/fuzz", id);
+    // May refuse a job name that is not a directory name, never another shard.
+    if (again.ok()) FUZZ_CHECK(again->epoch == whole->epoch, "ReadShardFor: epoch");
   }
-  (void)ReadShardFor(&env, "/fuzz", "job", 1, 0);
+  (void)ReadShardFor(&env, "/fuzz", ShardId{"job", 0, {1, 0}, 0});
   return 0;
 }

@@ -102,6 +102,15 @@ PYBIND11_MODULE(_gemini, m) {
             }));
           },
           py::arg("shard"), py::arg("dst_ptr"), py::arg("threads") = 1)
+      .def(
+          "fetch",
+          [](AgentClient& c, const std::string& job, uint32_t rank, int64_t iteration,
+             int64_t from_host) {
+            return Unwrap(WithoutGil([&] { return c.Fetch(job, rank, iteration, from_host); }));
+          },
+          py::arg("job"), py::arg("rank"), py::arg("iteration") = -1, py::arg("from_host") = -1,
+          "Asks the agent to fetch rank's shard from a peer holder (CRC-checked) into its "
+          "memory; returns the iteration fetched.")
       .def("complete_iteration",
            [](AgentClient& c, const std::string& job) {
              return Unwrap(WithoutGil([&] { return c.CompleteIteration(job); }));

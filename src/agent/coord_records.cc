@@ -15,9 +15,12 @@ constexpr int64_t kMaxId = INT32_MAX;
 Result<int64_t> ParseDecimal(std::string_view text, int64_t min, int64_t max, const char* what) {
   int64_t v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < min || v > max)
+  // Canonical only ("7", not "07" or "-0"): one number, one spelling, so two
+  // keys ("ranks/7", "ranks/07") never name the same rank.
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < min || v > max ||
+      std::to_string(v) != text)
     return InvalidArgument(std::string(what) + ": '" + std::string(text.substr(0, 64)) +
-                           "' is not a number in [" + std::to_string(min) + ", " +
+                           "' is not a canonical number in [" + std::to_string(min) + ", " +
                            std::to_string(max) + "]");
   return v;
 }

@@ -27,12 +27,17 @@ TEST(CoordRecords, ForgedValuesAreErrors) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->epoch, 3);
   EXPECT_EQ(c->iteration, 7);
-  for (const char* bad : {"", "-2", "1x", " 1", "99999999999999999999", "1e3", "0x10"})
+  // Fuzzer finding (coord, mode 9): "001313314975" was read as 1313314975; only
+  // canonical spellings are numbers, so "ranks/07" never aliases "ranks/7".
+  for (const char* bad :
+       {"", "-2", "1x", " 1", "99999999999999999999", "1e3", "0x10", "001313314975", "-0", "+1"})
     EXPECT_FALSE(DecodeIteration(bad).ok()) << bad;
   EXPECT_EQ(*DecodeIteration("-1"), -1);
   for (const char* bad : {"-1", "4294967296", "abc", ""}) EXPECT_FALSE(DecodeId(bad).ok()) << bad;
   EXPECT_EQ(*KeyId("epochs/3/replicated/12"), 12u);
   EXPECT_FALSE(KeyId("epochs/3/replicated/").ok());
+  EXPECT_FALSE(KeyId("ranks/07").ok());
+  EXPECT_EQ(*DecodeId("0"), 0u);
   for (const char* bad : {R"({"code":"1","at":1,"host":0})", R"({"code":1,"at":"now","host":0})",
                           R"({"code":1,"at":1e400,"host":0})", R"({"code":1e300,"host":0})", "7"})
     EXPECT_FALSE(DecodeExit(bad).ok()) << bad;

@@ -50,6 +50,9 @@ def test_save_then_load_in_place(ckpt):
     for n, t in state:
         assert torch.equal(t, expected[n]), n
     assert ckpt.last_restore["bytes"] == sum(t.numel() * t.element_size() for _, t in state)
+    # Readers map slots read-only (the agent hands them read-only fds): the
+    # restore still page-locks its source, registered read-only.
+    assert ckpt.last_restore["pinned"]
 
 
 def test_step_waits_for_the_copy(ckpt):

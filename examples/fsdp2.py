@@ -1,0 +1,43 @@
+"""FSDP2 (fully_shard) with gemini.torch.Checkpointer, on CPUs (gloo) or GPUs.
+
+    torchrun --nproc-per-node 2 examples/fsdp2.py --steps 20
+
+Each rank checkpoints its own shards (DTensor local parts) every iteration and
+restores them in place.
+"""
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+
+import gemini.torch as gt
+from common import batch, flags, init, model, report
+
+
+def main():
+    args = flags(__doc__)
+    device = init()
+    mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    net = model(device)
+    for layer in net:
+        if isinstance(layer, torch.nn.Linear):
+            fully_shard(layer, mesh=mesh)
+    fully_shard(net, mesh=mesh)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    ckpt = gt.Checkpointer(state={"model": net, "optim": opt}, job=args.job)
+    start = ckpt.load_latest() or 0
+    if dist.get_rank() == 0:
+        print(f"resumed from step {start}", flush=True)
+    for step in range(start + 1, args.steps + 1):
+        loss = net(batch(step, device)).pow(2).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        ckpt.save(step)
+        report(step, loss)
+    ckpt.close()
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
