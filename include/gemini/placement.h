@@ -16,11 +16,19 @@
 // thread-safe. Bad input (N < 1, m < 1, m > N, group with N mod m != 0, sizes
 // beyond the limits below) yields an InvalidArgument status, never an abort.
 //
+// Redundancy schemes (Redundancy below): "copies:M" keeps M full copies as
+// above; "rs:K+F" Reed–Solomon-codes each shard into K data and F parity
+// fragments on the K+F machines of its owner's group (groups of K+F
+// consecutive machines; when K+F does not divide N the last group takes the
+// remainder and codes K+r data fragments, still F parity). A machine then
+// holds (K+F)/K times its shard instead of M times, and a shard survives any F
+// failures among its group.
+//
 // Recovery from memory after a set F of machines fails at once is possible iff
-// no shard lost all of its holders. RecoveryProbability gives the exact chance
-// of that when F is a uniformly random k-subset, for every strategy and any
-// N <= kMaxProbabilityMachines, in O(N*k) time (group, mixed) or
-// O((N-k)*k) (ring); see src/placement/README.md for the method.
+// no shard lost all of its holders (copies) or more than F of them (rs). RecoveryProbability gives
+// the exact chance of that when F is a uniformly random k-subset, for every strategy and any N <=
+// kMaxProbabilityMachines, in O(N*k) time (group, mixed) or O((N-k)*k) (ring); see
+// src/placement/README.md for the method.
 #pragma once
 
 #include <string>
@@ -32,6 +40,28 @@
 namespace gemini {
 
 enum class PlacementStrategy { kGroup, kRing, kMixed };
+
+// How a shard is kept on other machines: full copies, or Reed–Solomon
+// fragments. Copies(m) is what `--replicas m` means.
+struct Redundancy {
+  int copies = 1;  // copies:M (data and parity 0)
+  int data = 0;    // rs:K+F: K data fragments ...
+  int parity = 0;  // ... and F parity fragments (F >= 1)
+
+  static Redundancy Copies(int m) { return Redundancy{m, 0, 0}; }
+  static Redundancy ReedSolomon(int k, int f) { return Redundancy{1, k, f}; }
+  bool erasure() const { return parity > 0; }
+  // Machines that hold a piece of each shard: M, or K+F.
+  int width() const { return erasure() ? data + parity : copies; }
+  // Failures among a shard's holders it always survives: M-1, or F.
+  int tolerates() const { return erasure() ? parity : copies - 1; }
+  // Memory per machine over its own shard's size: M, or (K+F)/K.
+  double memory_factor() const { return erasure() ? double(data + parity) / data : copies; }
+  // "copies:2", "rs:4+2".
+  std::string ToString() const;
+};
+// Parses "copies:M" (M >= 1) or "rs:K+F" (K >= 1, F >= 1); a bare "M" is copies:M.
+Result<Redundancy> ParseRedundancy(std::string_view text);
 
 // "group", "ring", "mixed".
 const char* PlacementStrategyName(PlacementStrategy s);
@@ -46,7 +76,9 @@ inline constexpr int kMaxProbabilityMachines = 16384;
 
 // A set of machines whose shards stay inside the set.
 struct PlacementBlock {
-  enum class Kind { kGroup, kRing };
+  // kErasure: every member holds one Reed–Solomon fragment of every member's
+  // shard; the block survives any `parity` failures of its members.
+  enum class Kind { kGroup, kRing, kErasure };
   Kind kind;
   std::vector<int> machines;  // ascending, consecutive machine ids
 };
@@ -54,7 +86,8 @@ struct PlacementBlock {
 struct Placement {
   PlacementStrategy strategy = PlacementStrategy::kMixed;  // as requested
   int machines = 0;                                        // N
-  int replicas = 0;                                        // m
+  int replicas = 0;                                        // m (rs: K+F, the group width)
+  int parity = 0;  // rs: F parity fragments per shard; 0 for copies
   // Disjoint blocks covering 0..N-1 in order; groups first, then at most one
   // ring. A group block has exactly m machines; a ring block has >= m.
   std::vector<PlacementBlock> blocks;
@@ -64,18 +97,25 @@ struct Placement {
 };
 
 Result<Placement> MakePlacement(int machines, int replicas, PlacementStrategy strategy);
+// Any redundancy: copies go to MakePlacement above; rs:K+F takes the group or
+// mixed strategy (both: groups of K+F, the last one wider), not ring.
+Result<Placement> MakePlacement(int machines, const Redundancy& redundancy,
+                                PlacementStrategy strategy);
+// What p keeps: copies:m, or rs:K+F (K of its standard groups).
+Redundancy RedundancyOf(const Placement& p);
 
 // Ascending ids of the machines whose shard `machine` holds (itself included):
 // the inverse of holders. `machine` must be in range.
 Result<std::vector<int>> ShardsHeldBy(const Placement& p, int machine);
 
-// Shards (owner ids, ascending) whose holders are all in `failed`. Duplicate
+// Shards (owner ids, ascending) whose holders are all in `failed` (rs: more
+// than F of them). Duplicate
 // or out-of-range ids in `failed` are an error.
 Result<std::vector<int>> LostShards(const Placement& p, const std::vector<int>& failed);
 
-// Exact probability that no shard loses all its holders when a uniformly
+// Exact probability that no shard is lost (LostShards) when a uniformly
 // random set of `failures` distinct machines fails at once. 1 for
-// failures < m; requires 0 <= failures <= N <= kMaxProbabilityMachines.
+// failures < m (rs: failures <= F); requires 0 <= failures <= N <= kMaxProbabilityMachines.
 Result<double> RecoveryProbability(const Placement& p, int failures);
 Result<double> RecoveryProbability(int machines, int replicas, PlacementStrategy strategy,
                                    int failures);

@@ -1,6 +1,8 @@
-// `gemini placement`: prints a placement (groups / ring / holders) and, with
-// --failures k, the exact probability of recovering from CPU memory when k
-// random machines fail at once. Exit code 2 on invalid input.
+// `gemini placement`: prints a placement (groups / ring / holders) for full
+// copies (--replicas M, or --redundancy copies:M) or Reed–Solomon fragments
+// (--redundancy rs:K+F) and, with --failures k, the exact probability of
+// recovering from CPU memory when k random machines fail at once. Exit code 2
+// on invalid input.
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -17,6 +19,7 @@ using gemini::PlacementBlock;
 struct PlacementArgs {
   int machines = 0;
   int replicas = 0;
+  std::string redundancy;  // empty: copies:replicas
   std::string strategy = "mixed";
   int failures = -1;  // -1: not asked
   bool json = false;
@@ -55,10 +58,15 @@ void PrintGroups(const Placement& p) {
   constexpr size_t kHead = 16, kTail = 2;
   std::vector<const PlacementBlock*> groups;
   for (const auto& b : p.blocks) {
-    if (b.kind == PlacementBlock::Kind::kGroup) groups.push_back(&b);
+    if (b.kind != PlacementBlock::Kind::kRing) groups.push_back(&b);
   }
   if (groups.empty()) return;
-  std::cout << "groups (" << groups.size() << ", each shard on every member):\n";
+  if (p.parity > 0) {
+    std::cout << "groups (" << groups.size() << ", each shard coded into one fragment per member; "
+              << "any " << p.parity << " member failures decodable):\n";
+  } else {
+    std::cout << "groups (" << groups.size() << ", each shard on every member):\n";
+  }
   if (groups.size() <= kHead + kTail) return PrintGroupRange(groups, 0, groups.size());
   PrintGroupRange(groups, 0, kHead);
   std::cout << "  ... (" << groups.size() - kHead - kTail << " more groups)\n";
@@ -75,8 +83,20 @@ void PrintRing(const Placement& p) {
 }
 
 void PrintHuman(const Placement& p, int failures, double probability) {
+  auto r = gemini::RedundancyOf(p);
   std::cout << "placement: " << gemini::PlacementStrategyName(p.strategy) << ", " << p.machines
-            << " machines, " << p.replicas << " replicas (local copy included)\n";
+            << " machines, " << r.ToString();
+  if (p.parity > 0) {
+    std::cout << " (" << r.data << " data + " << r.parity << " parity fragments; memory "
+              << r.memory_factor() << "x a shard";
+    size_t last = p.blocks.back().machines.size();
+    if (last > static_cast<size_t>(p.replicas))
+      std::cout << "; the last group of " << last << " codes " << last - p.parity << "+"
+                << p.parity;
+    std::cout << ")\n";
+  } else {
+    std::cout << " (" << p.replicas << " replicas, local copy included)\n";
+  }
   PrintGroups(p);
   PrintRing(p);
   if (p.machines <= 32) {
@@ -93,13 +113,17 @@ void PrintHuman(const Placement& p, int failures, double probability) {
 }
 
 nlohmann::json ToJson(const Placement& p, int failures, double probability) {
+  auto r = gemini::RedundancyOf(p);
   nlohmann::json j = {{"strategy", gemini::PlacementStrategyName(p.strategy)},
                       {"machines", p.machines},
+                      {"redundancy", r.ToString()},
                       {"replicas", p.replicas},
+                      {"tolerates", r.tolerates()},
+                      {"memory_factor", r.memory_factor()},
                       {"holders", p.holders}};
   nlohmann::json groups = nlohmann::json::array(), ring = nullptr;
   for (const auto& b : p.blocks) {
-    if (b.kind == PlacementBlock::Kind::kGroup) groups.push_back(b.machines);
+    if (b.kind != PlacementBlock::Kind::kRing) groups.push_back(b.machines);
     if (b.kind == PlacementBlock::Kind::kRing) ring = b.machines;
   }
   j["groups"] = groups;
@@ -114,7 +138,11 @@ nlohmann::json ToJson(const Placement& p, int failures, double probability) {
 void Run(const PlacementArgs& a) {
   auto strategy = gemini::ParsePlacementStrategy(a.strategy);
   if (!strategy.ok()) return Fail(strategy.status());
-  auto p = gemini::MakePlacement(a.machines, a.replicas, *strategy);
+  auto redundancy = a.redundancy.empty()
+                        ? gemini::Result<gemini::Redundancy>(gemini::Redundancy::Copies(a.replicas))
+                        : gemini::ParseRedundancy(a.redundancy);
+  if (!redundancy.ok()) return Fail(redundancy.status());
+  auto p = gemini::MakePlacement(a.machines, *redundancy, *strategy);
   if (!p.ok()) return Fail(p.status());
   double probability = 0;
   if (a.failures >= 0) {
@@ -134,8 +162,13 @@ void AddPlacement(CLI::App& app) {
   auto* c = app.add_subcommand(
       "placement", "Show where each machine's checkpoint shard is replicated (Algorithm 1)");
   c->add_option("--machines,-n", args->machines, "Number of machines N")->required();
-  c->add_option("--replicas,-m", args->replicas, "Copies of each shard, the local one included")
-      ->required();
+  auto* replicas = c->add_option("--replicas,-m", args->replicas,
+                                 "Copies of each shard, the local one included (= copies:M)");
+  auto* redundancy = c->add_option("--redundancy", args->redundancy,
+                                   "copies:M (full copies) or rs:K+F (Reed-Solomon: K data and F "
+                                   "parity fragments on the K+F machines of a group)");
+  replicas->excludes(redundancy);
+  redundancy->excludes(replicas);
   c->add_option("--strategy", args->strategy, "group, ring or mixed")
       ->capture_default_str()
       ->check(CLI::IsMember({"group", "ring", "mixed"}));
@@ -143,7 +176,13 @@ void AddPlacement(CLI::App& app) {
                 "Also print the exact probability of recovering from memory when this many "
                 "random machines fail at once");
   c->add_flag("--json", args->json, "Print one JSON object");
-  c->callback([args] { Run(*args); });
+  c->callback([args] {
+    if (args->replicas == 0 && args->redundancy.empty()) {
+      std::cerr << "gemini placement: give --replicas M or --redundancy copies:M|rs:K+F\n";
+      return gemini::cli::SetExitCode(2);
+    }
+    Run(*args);
+  });
 }
 
 }  // namespace

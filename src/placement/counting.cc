@@ -47,6 +47,12 @@ std::vector<long double> GroupBlockSafe(int m) {
   return safe;
 }
 
+std::vector<long double> ErasureBlockSafe(int size, int parity) {
+  std::vector<long double> safe(size + 1, 0.0L);
+  for (int t = 0; t <= std::min(size, parity); ++t) safe[t] = 1.0L;
+  return safe;
+}
+
 std::vector<long double> RingBlockSafe(int r, int m, const LogFactorials& lf) {
   std::vector<long double> safe(r + 1, 0.0L);  // safe[r] = 0: every holder failed
   safe[0] = 1.0L;

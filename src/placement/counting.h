@@ -27,6 +27,10 @@ class LogFactorials {
 // Group of m machines: every subset but the whole group is safe.
 std::vector<long double> GroupBlockSafe(int m);
 
+// Reed–Solomon group of `size` machines tolerating `parity` failures: safe[t]
+// is 1 for t <= parity, else 0 (t = 0..size).
+std::vector<long double> ErasureBlockSafe(int size, int parity);
+
 // Ring of r >= m machines, each shard on the next m of the ring: safe[t] for
 // t = 0..r. A t-subset is safe iff it has no m cyclically consecutive failed
 // machines. With z = r - t survivors this equals the probability that a

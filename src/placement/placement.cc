@@ -128,10 +128,14 @@ Result<std::vector<int>> LostShards(const Placement& p, const std::vector<int>& 
     down[f] = 1;
   }
   // A lost shard's owner is among its holders, so only failed owners can lose one.
+  // Copies: lost when every holder failed; rs: when more than F did.
   std::vector<int> lost;
   for (int f : failed) {
     const auto& h = p.holders[f];
-    if (std::all_of(h.begin(), h.end(), [&](int x) { return down[x] != 0; })) lost.push_back(f);
+    auto failed_holders = std::count_if(h.begin(), h.end(), [&](int x) { return down[x] != 0; });
+    bool gone =
+        p.parity > 0 ? failed_holders > p.parity : failed_holders == static_cast<long>(h.size());
+    if (gone) lost.push_back(f);
   }
   std::sort(lost.begin(), lost.end());
   return lost;

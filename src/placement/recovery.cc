@@ -8,14 +8,16 @@ namespace gemini {
 namespace {
 
 using placement_internal::CombineBlocks;
+using placement_internal::ErasureBlockSafe;
 using placement_internal::GroupBlockSafe;
 using placement_internal::LogFactorials;
 using placement_internal::RingBlockSafe;
 using placement_internal::RingSafe;
 
 Status CheckPlacement(const Placement& p) {
-  if (p.machines < 1 || p.replicas < 1 || p.replicas > p.machines ||
-      static_cast<int>(p.holders.size()) != p.machines || p.blocks.empty()) {
+  if (p.machines < 1 || p.replicas < 1 || p.replicas > p.machines || p.parity < 0 ||
+      p.parity >= p.replicas || static_cast<int>(p.holders.size()) != p.machines ||
+      p.blocks.empty()) {
     return InvalidArgument("placement is not built by MakePlacement");
   }
   if (p.machines > kMaxProbabilityMachines) {
@@ -26,10 +28,12 @@ Status CheckPlacement(const Placement& p) {
   return Status::Ok();
 }
 
-std::vector<long double> BlockSafe(const PlacementBlock& b, int m, const LogFactorials& lf) {
+std::vector<long double> BlockSafe(const PlacementBlock& b, const Placement& p,
+                                   const LogFactorials& lf) {
   int size = static_cast<int>(b.machines.size());
   if (b.kind == PlacementBlock::Kind::kGroup) return GroupBlockSafe(size);
-  return RingBlockSafe(size, m, lf);
+  if (b.kind == PlacementBlock::Kind::kErasure) return ErasureBlockSafe(size, p.parity);
+  return RingBlockSafe(size, p.replicas, lf);
 }
 
 // safe[t] for the whole placement, t = 0..min(N, tmax).
@@ -40,10 +44,9 @@ std::vector<long double> PlacementSafe(const Placement& p, int tmax, const LogFa
   for (const auto& b : p.blocks) {
     int size = static_cast<int>(b.machines.size());
     if (b.kind == PlacementBlock::Kind::kGroup && group_safe.empty()) {
-      group_safe = BlockSafe(b, p.replicas, lf);
+      group_safe = BlockSafe(b, p, lf);
     }
-    const auto& qb =
-        b.kind == PlacementBlock::Kind::kGroup ? group_safe : BlockSafe(b, p.replicas, lf);
+    const auto& qb = b.kind == PlacementBlock::Kind::kGroup ? group_safe : BlockSafe(b, p, lf);
     q = CombineBlocks(q, covered, qb, size, tmax, lf);
     covered += size;
   }
@@ -58,7 +61,7 @@ Result<double> RecoveryProbability(const Placement& p, int failures) {
     return InvalidArgument("failures must be in [0, " + std::to_string(p.machines) + "], got " +
                            std::to_string(failures));
   }
-  if (failures < p.replicas) return 1.0;
+  if (failures <= RedundancyOf(p).tolerates()) return 1.0;
   LogFactorials lf(p.machines);
   if (p.blocks.size() == 1 && p.blocks[0].kind == PlacementBlock::Kind::kRing) {
     return static_cast<double>(RingSafe(p.machines, p.replicas, failures, lf));
