@@ -26,6 +26,7 @@
 #include "common/units.h"
 #include "store/async_saver.h"
 #include "store/client.h"
+#include "timing.h"
 
 namespace gemini::cli {
 
@@ -47,18 +48,6 @@ struct CaptureArgs {
   bool json = false;
   bool python = true;
 };
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-template <typename Fn>
-double TimeIt(Fn fn) {
-  auto t0 = Clock::now();
-  fn();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 std::vector<TensorSource> MakeSources(std::vector<std::vector<uint8_t>>& bufs, uint64_t total,
                                       int count) {

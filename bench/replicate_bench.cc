@@ -28,6 +28,7 @@
 #include "common/units.h"
 #include "coord/etcd_process.h"
 #include "store/client.h"
+#include "timing.h"
 #include "transport/tcp/tcp_connection.h"
 #include "transport/tcp/tcp_listener.h"
 
@@ -49,11 +50,6 @@ struct ReplicateArgs {
   uint16_t port = 0;
   std::string socket;
 };
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 Deadline Later() { return Clock::now() + std::chrono::minutes(5); }
 

@@ -38,6 +38,20 @@ def batch(step, device):
     return torch.randn(16, 32, generator=g).to(device)
 
 
+def train_step(net, opt, x):
+    """One step of the toy objective; returns the loss."""
+    loss = net(x).pow(2).mean()
+    loss.backward()
+    opt.step()
+    opt.zero_grad()
+    return loss.detach()
+
+
+def announce(start):
+    if dist.get_rank() == 0:
+        print(f"resumed from step {start}", flush=True)
+
+
 def report(step, loss):
     """Rank 0 prints each step's loss (float hex: equal text, equal bits)."""
     if dist.get_rank() == 0:

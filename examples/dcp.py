@@ -12,7 +12,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from common import batch, flags, init, model, report
+from common import announce, batch, flags, init, model, report, train_step
 from gemini.dcp import MemoryReader, MemoryWriter, latest_step
 
 
@@ -29,13 +29,9 @@ def main():
         set_state_dict(net, opt, model_state_dict=state["model"],
                        optim_state_dict=state["optim"])
         start = state["step"]
-    if dist.get_rank() == 0:
-        print(f"resumed from step {start}", flush=True)
+    announce(start)
     for step in range(start + 1, args.steps + 1):
-        loss = net(batch(step, device)).pow(2).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+        loss = train_step(net, opt, batch(step, device))
         msd, osd = get_state_dict(net, opt)
         dcp.save({"model": msd, "optim": osd, "step": step},
                  storage_writer=MemoryWriter(step, job=args.job))

@@ -12,7 +12,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import gemini.torch as gt
-from common import batch, flags, init, model, report
+from common import announce, batch, flags, init, model, report, train_step
 
 
 def main():
@@ -23,13 +23,9 @@ def main():
     sched = torch.optim.lr_scheduler.StepLR(opt, 5, gamma=0.5)
     ckpt = gt.Checkpointer(net, opt, lr_scheduler=sched, job=args.job)
     start = ckpt.load_latest() or 0
-    if dist.get_rank() == 0:
-        print(f"resumed from step {start}", flush=True)
+    announce(start)
     for step in range(start + 1, args.steps + 1):
-        loss = net(batch(step, device)).pow(2).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+        loss = train_step(net, opt, batch(step, device))
         sched.step()
         ckpt.save(step)
         report(step, loss)

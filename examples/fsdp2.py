@@ -11,7 +11,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
 import gemini.torch as gt
-from common import batch, flags, init, model, report
+from common import announce, batch, flags, init, model, report, train_step
 
 
 def main():
@@ -26,13 +26,9 @@ def main():
     opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
     ckpt = gt.Checkpointer(state={"model": net, "optim": opt}, job=args.job)
     start = ckpt.load_latest() or 0
-    if dist.get_rank() == 0:
-        print(f"resumed from step {start}", flush=True)
+    announce(start)
     for step in range(start + 1, args.steps + 1):
-        loss = net(batch(step, device)).pow(2).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+        loss = train_step(net, opt, batch(step, device))
         ckpt.save(step)
         report(step, loss)
     ckpt.close()

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import gemini.torch as gt
-from common import flags, init, model, report
+from common import announce, flags, init, model, report, train_step
 
 
 class TrainState:
@@ -54,14 +54,10 @@ def main():
                                   "dataloader": loader, "train_state": train_state},
                            job=args.job)
     ckpt.load_latest()
-    if dist.get_rank() == 0:
-        print(f"resumed from step {train_state.step}", flush=True)
+    announce(train_state.step)
     while train_state.step < args.steps:
         train_state.step += 1
-        loss = net(next(loader)).pow(2).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+        loss = train_step(net, opt, next(loader))
         sched.step()
         train_state.loss_ema = 0.9 * train_state.loss_ema + 0.1 * float(loss)
         ckpt.save(train_state.step)

@@ -53,7 +53,10 @@ class Cluster:
              "--listen-peer-urls", f"http://127.0.0.1:{peer}",
              "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
              "--initial-cluster", f"t=http://127.0.0.1:{peer}",
-             "--heartbeat-interval", "50", "--election-timeout", "500"],
+             "--heartbeat-interval", "50", "--election-timeout", "500",
+             # As every etcd Gemini starts (src/coord/etcd_process.h): bounded history.
+             "--auto-compaction-mode", "periodic", "--auto-compaction-retention", "5m",
+             "--quota-backend-bytes", str(4 << 30)],
             stdout=log, stderr=log)
         deadline = time.time() + 20
         while time.time() < deadline:

@@ -69,6 +69,16 @@ def _step_of(checkpoint_id):
         return None
 
 
+def _reset_step(step, checkpoint_id):
+    """The step a DCP checkpoint_id names (None: keep `step`)."""
+    if checkpoint_id is None:
+        return step
+    got = _step_of(checkpoint_id)
+    if got is None:
+        raise ValueError(f"gemini.dcp: checkpoint_id {checkpoint_id!r} is not a step number")
+    return got
+
+
 class _Location:
     """Where a write item's bytes live: an entry of one rank's shard."""
 
@@ -110,12 +120,7 @@ class MemoryWriter(StorageWriter):
         return _step_of(checkpoint_id) is not None
 
     def reset(self, checkpoint_id=None):
-        if checkpoint_id is not None:
-            step = _step_of(checkpoint_id)
-            if step is None:
-                raise ValueError(f"gemini.dcp: checkpoint_id {checkpoint_id!r} is not a step "
-                                 f"number")
-            self.step = step
+        self.step = _reset_step(self.step, checkpoint_id)
         self._held = None
 
     def set_up_storage_writer(self, is_coordinator, *args, **kwargs):
@@ -199,17 +204,10 @@ class MemoryReader(StorageReader):
         self._storage = {}  # MetadataIndex -> (rank, entry)
         self._group = None
 
-    @classmethod
-    def validate_checkpoint_id(cls, checkpoint_id):
-        return _step_of(checkpoint_id) is not None
+    validate_checkpoint_id = MemoryWriter.validate_checkpoint_id
 
     def reset(self, checkpoint_id=None):
-        if checkpoint_id is not None:
-            step = _step_of(checkpoint_id)
-            if step is None:
-                raise ValueError(f"gemini.dcp: checkpoint_id {checkpoint_id!r} is not a step "
-                                 f"number")
-            self.step = step
+        self.step = _reset_step(self.step, checkpoint_id)
 
     def _resolve_step(self):
         e = self._end

@@ -167,6 +167,7 @@ Status Agent::StartCluster() {
   secret_ = secret;
   EtcdOptions eo;
   eo.endpoints = c.etcd;
+  eo.tls = c.etcd_tls;
   std::shared_ptr<KvStore> base = c.kv ? c.kv : std::make_shared<EtcdKvStore>(eo);
   kv_ = std::make_shared<PrefixKvStore>(base, "/gemini/" + c.job + "/");
   InterleaveOptions io = c.interleave;

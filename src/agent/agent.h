@@ -26,6 +26,7 @@
 #include "agent/replicator.h"
 #include "agent/root.h"
 #include "agent/worker.h"
+#include "coord/http_client.h"
 #include "coord/kv_store.h"
 #include "persist/persistent_tier.h"
 #include "store/store.h"
@@ -40,6 +41,7 @@ struct ClusterOptions {
   uint32_t num_hosts = 1;         // Machines in the job (N).
   uint32_t replicas = 2;          // Copies in memory, own included (m).
   std::vector<std::string> etcd;  // etcd endpoints, e.g. http://10.0.0.1:2379.
+  TlsFiles etcd_tls;              // For https:// endpoints (CA, client cert and key).
   std::string advertise_addr;     // Address peers connect to.
   std::string listen_addr;        // Address to bind ("" = every address).
   uint16_t port = 0;              // Peer port (0 = any free one).

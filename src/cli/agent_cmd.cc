@@ -31,6 +31,7 @@ struct AgentArgs {
   std::string shm_prefix = "gemini";
   // Cluster mode.
   std::string etcd;
+  TlsFiles etcd_tls;  // --etcd-cacert, --etcd-cert, --etcd-key
   std::string job;
   uint32_t host = 0;
   uint32_t hosts = 1;
@@ -62,6 +63,7 @@ std::vector<std::string> SplitCommas(const std::string& s) {
 Result<uint32_t> WaitForAssignment(const AgentArgs& a) {
   EtcdOptions eo;
   eo.endpoints = SplitCommas(a.etcd);
+  eo.tls = a.etcd_tls;
   auto kv =
       std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a.job + "/");
   const auto call = [] { return DeadlineAfter(std::chrono::seconds(3)); };
@@ -117,6 +119,7 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   c.num_hosts = a.hosts;
   c.replicas = a.replicas;
   c.etcd = SplitCommas(a.etcd);
+  c.etcd_tls = a.etcd_tls;
   c.advertise_addr = a.advertise;
   c.listen_addr = a.listen;
   c.port = a.port;
@@ -194,6 +197,14 @@ void AddAgent(CLI::App& app) {
       ->capture_default_str();
   auto* g = cmd->add_option_group("cluster", "Multi-machine mode (replication through etcd)");
   g->add_option("--etcd", a->etcd, "etcd endpoints, comma-separated (enables cluster mode)");
+  g->add_option("--etcd-cacert", a->etcd_tls.ca_file,
+                "PEM file of the CA that signed etcd's certificate (https:// endpoints)")
+      ->check(CLI::ExistingFile);
+  g->add_option("--etcd-cert", a->etcd_tls.cert_file,
+                "PEM file of this agent's client certificate (etcd --client-cert-auth)")
+      ->check(CLI::ExistingFile);
+  g->add_option("--etcd-key", a->etcd_tls.key_file, "PEM file of that certificate's key")
+      ->check(CLI::ExistingFile);
   g->add_option("--job", a->job, "Job name");
   g->add_option("--host-id", a->host, "This machine's id, 0..hosts-1");
   g->add_option("--hosts", a->hosts, "Machines in the job")->capture_default_str();

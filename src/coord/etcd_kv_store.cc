@@ -21,7 +21,8 @@ constexpr size_t kMaxWatchLine = 64 << 20;
 // The thread turns each newline-delimited JSON message into queued events.
 class EtcdWatch : public Watch {
  public:
-  EtcdWatch(std::string url, std::string body) : url_(std::move(url)), body_(std::move(body)) {}
+  EtcdWatch(std::string url, std::string body, const TlsFiles& tls)
+      : url_(std::move(url)), body_(std::move(body)), stream_(tls) {}
 
   ~EtcdWatch() override {
     Cancel();
@@ -135,7 +136,7 @@ class EtcdWatch : public Watch {
 }  // namespace
 
 EtcdKvStore::EtcdKvStore(EtcdOptions options)
-    : options_(std::move(options)), http_(options_.max_response_bytes) {}
+    : options_(std::move(options)), http_(options_.max_response_bytes, options_.tls) {}
 
 EtcdKvStore::~EtcdKvStore() = default;
 
@@ -260,7 +261,8 @@ Result<std::unique_ptr<Watch>> EtcdKvStore::WatchKey(const std::string& key, boo
   if (start_revision > 0) create["start_revision"] = std::to_string(start_revision);
   const std::string url =
       options_.endpoints[preferred_.load() % options_.endpoints.size()] + "/v3/watch";
-  auto watch = std::make_unique<EtcdWatch>(url, json{{"create_request", create}}.dump());
+  auto watch =
+      std::make_unique<EtcdWatch>(url, json{{"create_request", create}}.dump(), options_.tls);
   Status st = watch->Start(deadline);
   if (!st.ok()) {
     GEMINI_LOG(DEBUG) << "[etcd] watch on " << url << " failed: " << st.ToString();

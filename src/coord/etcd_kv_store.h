@@ -37,6 +37,9 @@ struct EtcdOptions {
   // Largest response accepted (a range over many keys); larger ones fail
   // with kResourceExhausted. Default 64 MiB.
   size_t max_response_bytes = 64 << 20;
+  // For https:// endpoints: the CA of etcd's server certificate and this
+  // client's certificate and key (etcd --client-cert-auth). PEM files.
+  TlsFiles tls;
 };
 
 class EtcdKvStore : public KvStore {

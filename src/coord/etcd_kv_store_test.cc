@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <string>
 #include <thread>
 
 #include "coord/etcd_codec.h"
 #include "coord/etcd_process.h"
+#include "coord/http_client.h"
 
 namespace gemini {
 namespace {
@@ -120,6 +122,89 @@ TEST(EtcdKvStoreTest, FailsOverToNextEndpoint) {
   Result<KeyValue> got = kv.Get("k", DeadlineAfter(5s));
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->value, "v");
+}
+
+TEST(EtcdKvStoreTest, GeminisEtcdCompactsItsHistory) {
+  // An etcd that Gemini starts drops old revisions (periodic compaction): a
+  // read at the first revision of a key written many times is refused once
+  // the compactor has run. Retention 1 s here; the default is 5 minutes.
+  if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
+  EtcdProcessOptions o;
+  o.compaction_retention = "1s";
+  auto etcd = EtcdProcess::Start(o);
+  ASSERT_TRUE(etcd.ok()) << etcd.status().ToString();
+  EtcdKvStore kv = StoreFor({(*etcd)->endpoint()});
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(kv.Put("k", std::to_string(i), DeadlineAfter(5s)).ok());
+  HttpClient http;
+  const std::string old_read = R"({"key":"aw==","revision":"2"})";  // "k" at revision 2
+  bool compacted = false;
+  for (auto until = Clock::now() + 30s; !compacted && Clock::now() < until;) {
+    ASSERT_TRUE(kv.Put("k", "again", DeadlineAfter(5s)).ok());  // Revisions keep coming.
+    auto r = http.Post((*etcd)->endpoint() + "/v3/kv/range", old_read, DeadlineAfter(5s));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    compacted = r->body.find("compacted") != std::string::npos;
+    if (!compacted) std::this_thread::sleep_for(200ms);
+  }
+  EXPECT_TRUE(compacted) << "revision 2 still readable after 30 s";
+}
+
+// Certificates from scripts/etcd-dev in a fresh directory (empty on failure).
+std::string MakeCertificates(const char* name) {
+  std::string dir = ::testing::TempDir() + "gemini-tls-" + name + "-" + std::to_string(::getpid());
+  std::string cmd =
+      std::string(GEMINI_SOURCE_DIR) + "/scripts/etcd-dev certs " + dir + " >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0 ? dir : "";
+}
+
+TEST(EtcdKvStoreTest, TlsWithClientCertificatesAndNothingElse) {
+  if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
+  const std::string certs = MakeCertificates("a"), other = MakeCertificates("b");
+  ASSERT_FALSE(certs.empty() || other.empty()) << "scripts/etcd-dev certs failed (openssl?)";
+  const TlsFiles client{certs + "/ca.pem", certs + "/client.pem", certs + "/client.key"};
+  EtcdProcessOptions o;
+  o.server_tls = {certs + "/ca.pem", certs + "/server.pem", certs + "/server.key"};
+  o.probe_tls = client;
+  auto etcd = EtcdProcess::Start(o);
+  ASSERT_TRUE(etcd.ok()) << etcd.status().ToString();
+  const std::string url = (*etcd)->endpoint();
+  ASSERT_EQ(url.rfind("https://", 0), 0u) << url;
+
+  EtcdOptions good;
+  good.endpoints = {url};
+  good.tls = client;
+  EtcdKvStore kv(good);
+  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
+  auto got = kv.Get("k", DeadlineAfter(5s));
+  ASSERT_TRUE(got.ok()) << got.status().ToString();
+  EXPECT_EQ(got->value, "v");
+  auto watch = kv.WatchKey("k", false, 0, DeadlineAfter(5s));  // Watches go over TLS too.
+  ASSERT_TRUE(watch.ok()) << watch.status().ToString();
+  ASSERT_TRUE(kv.Put("k", "w", DeadlineAfter(5s)).ok());
+  auto events = (*watch)->Poll(DeadlineAfter(5s));
+  ASSERT_TRUE(events.ok() && !events->empty()) << events.status().ToString();
+
+  auto refused = [&](TlsFiles tls, const char* why) {
+    EtcdOptions eo;
+    eo.endpoints = {url};
+    eo.tls = std::move(tls);
+    EtcdKvStore bad(eo);
+    auto put = bad.Put("k", "forged", DeadlineAfter(5s));
+    EXPECT_FALSE(put.ok()) << why;
+    return put.status();
+  };
+  // No client certificate: etcd refuses the connection.
+  refused({certs + "/ca.pem", "", ""}, "no client certificate");
+  // A client certificate another CA signed: refused.
+  refused({certs + "/ca.pem", other + "/client.pem", other + "/client.key"}, "foreign client");
+  // A server our CA did not sign: refused by the client, clearly.
+  Status foreign =
+      refused({other + "/ca.pem", certs + "/client.pem", certs + "/client.key"}, "foreign server");
+  EXPECT_EQ(foreign.code(), Code::kFailedPrecondition) << foreign.ToString();
+  EXPECT_NE(foreign.message().find("--etcd-cacert"), std::string::npos) << foreign.ToString();
+  // Plain http to the TLS port: refused.
+  EtcdKvStore plain(EtcdOptions{.endpoints = {"http://" + url.substr(8)}});
+  EXPECT_FALSE(plain.Put("k", "forged", DeadlineAfter(5s)).ok());
+  EXPECT_EQ(kv.Get("k", DeadlineAfter(5s))->value, "w");  // Nothing forged got in.
 }
 
 TEST(EtcdKvStoreTest, MissingBinaryIsNotFound) {

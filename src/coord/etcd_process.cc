@@ -48,8 +48,8 @@ std::string LogTail(const std::string& path) {
   return all.size() > kTail ? all.substr(all.size() - kTail) : all;
 }
 
-std::string Url(const std::string& host, int port) {
-  return "http://" + host + ":" + std::to_string(port);
+std::string Url(const std::string& host, int port, bool tls = false) {
+  return (tls ? "https://" : "http://") + host + ":" + std::to_string(port);
 }
 
 }  // namespace
@@ -75,7 +75,7 @@ Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(EtcdProcessOptions optio
       continue;
     }
     st = p->Launch(options, client, peer);
-    if (st.ok()) st = p->WaitReady(options.start_timeout);
+    if (st.ok()) st = p->WaitReady(options.start_timeout, options.probe_tls);
     if (st.ok()) return p;
     p->Kill();
     std::error_code ec;
@@ -86,17 +86,30 @@ Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(EtcdProcessOptions optio
 }
 
 Status EtcdProcess::Launch(const EtcdProcessOptions& o, int client_port, int peer_port) {
-  endpoint_ = Url(o.host, client_port);
+  const bool tls = !o.server_tls.cert_file.empty();
+  endpoint_ = Url(o.host, client_port, tls);
   const std::string peer = Url(o.host, peer_port);
-  std::vector<std::string> args = {o.binary,
-                                   "--name=gemini",
-                                   "--data-dir=" + o.data_dir,
-                                   "--listen-client-urls=" + endpoint_,
-                                   "--advertise-client-urls=" + endpoint_,
-                                   "--listen-peer-urls=" + peer,
-                                   "--initial-advertise-peer-urls=" + peer,
-                                   "--initial-cluster=gemini=" + peer,
-                                   "--log-level=warn"};
+  std::vector<std::string> args = {
+      o.binary,
+      "--name=gemini",
+      "--data-dir=" + o.data_dir,
+      "--listen-client-urls=" + endpoint_,
+      "--advertise-client-urls=" + endpoint_,
+      "--listen-peer-urls=" + peer,
+      "--initial-advertise-peer-urls=" + peer,
+      "--initial-cluster=gemini=" + peer,
+      "--log-level=warn",
+      "--auto-compaction-mode=periodic",
+      "--auto-compaction-retention=" + o.compaction_retention,
+      "--quota-backend-bytes=" + std::to_string(o.quota_backend_bytes)};
+  if (tls) {
+    args.push_back("--cert-file=" + o.server_tls.cert_file);
+    args.push_back("--key-file=" + o.server_tls.key_file);
+    if (!o.server_tls.ca_file.empty()) {
+      args.push_back("--trusted-ca-file=" + o.server_tls.ca_file);
+      args.push_back("--client-cert-auth");
+    }
+  }
   if (o.fast_timers) {
     args.push_back("--heartbeat-interval=10");
     args.push_back("--election-timeout=50");
@@ -133,9 +146,10 @@ Status EtcdProcess::Launch(const EtcdProcessOptions& o, int client_port, int pee
   return Status::Ok();
 }
 
-Status EtcdProcess::WaitReady(std::chrono::milliseconds timeout) {
+Status EtcdProcess::WaitReady(std::chrono::milliseconds timeout, const TlsFiles& tls) {
   EtcdOptions eo;
   eo.endpoints = {endpoint_};
+  eo.tls = tls;
   EtcdKvStore kv(eo);
   const Deadline deadline = DeadlineAfter(timeout);
   Status last;

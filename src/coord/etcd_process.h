@@ -20,6 +20,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "coord/http_client.h"
 
 namespace gemini {
 
@@ -38,6 +39,20 @@ struct EtcdProcessOptions {
   // Short raft timers (heartbeat 10 ms, election 50 ms), so that leases honor
   // TTLs down to 1 s (etcd's default floor is 2 s). Default on.
   bool fast_timers = true;
+  // History and size limits, so a long job never fills etcd: every write
+  // adds a revision, and without compaction the database grows until etcd
+  // refuses writes. Periodic compaction keeps this much history (etcd's
+  // --auto-compaction-retention, e.g. "5m", "1h"); the quota is etcd's
+  // --quota-backend-bytes (beyond it etcd raises NOSPACE and refuses writes).
+  std::string compaction_retention = "5m";
+  uint64_t quota_backend_bytes = 4ull << 30;
+  // TLS. With server_tls.cert_file and key_file etcd serves clients over
+  // https; with server_tls.ca_file too it accepts only clients whose
+  // certificate that CA signed (--client-cert-auth). probe_tls is what
+  // Start() connects with to see etcd up (the CA, and a client certificate
+  // when one is required). scripts/etcd-dev makes such files for tests.
+  TlsFiles server_tls;
+  TlsFiles probe_tls;
   // SIGKILL etcd when the starting thread exits (see above). Default on.
   bool die_with_parent = true;
   // How long Start() waits for etcd to answer. Default 15 s.
@@ -68,7 +83,7 @@ class EtcdProcess {
  private:
   EtcdProcess() = default;
   Status Launch(const EtcdProcessOptions& options, int client_port, int peer_port);
-  Status WaitReady(std::chrono::milliseconds timeout);
+  Status WaitReady(std::chrono::milliseconds timeout, const TlsFiles& tls);
   void Kill();  // the child only
 
   pid_t pid_ = -1;

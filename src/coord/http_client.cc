@@ -55,13 +55,26 @@ Status CurlStatus(CURLcode rc, const std::string& url, const char* detail) {
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
       return InvalidArgument(what);
+    // TLS set up wrong on this side (unreadable certificate, key or CA file),
+    // or a server whose certificate our CA did not sign: retrying elsewhere
+    // with the same files cannot help.
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_PEER_FAILED_VERIFICATION:
+      return FailedPrecondition(what + " (check --etcd-cacert, --etcd-cert, --etcd-key)");
     default:
       return Unavailable(what);
   }
 }
 
 // Options shared by unary and streaming requests.
-void SetCommon(CURL* h, const std::string& url, const std::string& body, curl_slist* headers) {
+void SetCommon(CURL* h, const std::string& url, const std::string& body, curl_slist* headers,
+               const TlsFiles& tls) {
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!tls.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, tls.ca_file.c_str());
+  if (!tls.cert_file.empty()) curl_easy_setopt(h, CURLOPT_SSLCERT, tls.cert_file.c_str());
+  if (!tls.key_file.empty()) curl_easy_setopt(h, CURLOPT_SSLKEY, tls.key_file.c_str());
   curl_easy_setopt(h, CURLOPT_URL, url.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
@@ -74,7 +87,10 @@ void SetCommon(CURL* h, const std::string& url, const std::string& body, curl_sl
 
 }  // namespace
 
-HttpClient::HttpClient(size_t max_body_bytes) : max_body_bytes_(max_body_bytes) { GlobalInit(); }
+HttpClient::HttpClient(size_t max_body_bytes, TlsFiles tls)
+    : max_body_bytes_(max_body_bytes), tls_(std::move(tls)) {
+  GlobalInit();
+}
 
 HttpClient::~HttpClient() {
   for (void* h : idle_) curl_easy_cleanup(static_cast<CURL*>(h));
@@ -113,7 +129,7 @@ Result<HttpResponse> HttpClient::Post(const std::string& url, const std::string&
   Sink sink{&resp.body, max_body_bytes_};
   Headers headers = JsonHeaders();
   char err[CURL_ERROR_SIZE] = {0};
-  SetCommon(h, url, body, headers.get());
+  SetCommon(h, url, body, headers.get(), tls_);
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(ms));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ms));
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, WriteToString);
@@ -133,7 +149,7 @@ Result<HttpResponse> HttpClient::Post(const std::string& url, const std::string&
   return resp;
 }
 
-HttpStream::HttpStream() {
+HttpStream::HttpStream(TlsFiles tls) : tls_(std::move(tls)) {
   GlobalInit();
   multi_ = curl_multi_init();
 }
@@ -174,7 +190,7 @@ Status HttpStream::Run(const std::string& url, const std::string& body, Deadline
   Headers headers = JsonHeaders();
   StreamSink sink{&on_data};
   char err[CURL_ERROR_SIZE] = {0};
-  SetCommon(h.get(), url, body, headers.get());
+  SetCommon(h.get(), url, body, headers.get(), tls_);
   curl_easy_setopt(h.get(), CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ms));
   curl_easy_setopt(h.get(), CURLOPT_WRITEFUNCTION, WriteToCallback);
   curl_easy_setopt(h.get(), CURLOPT_WRITEDATA, &sink);

@@ -26,6 +26,17 @@
 
 namespace gemini {
 
+// HTTPS: the CA that signed the server's certificate, and the client's own
+// certificate and key (for servers that check clients, as etcd with
+// --client-cert-auth does). PEM files. Empty ca_file: the system's CAs. The
+// server's certificate and host name are always verified.
+struct TlsFiles {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool empty() const { return ca_file.empty() && cert_file.empty() && key_file.empty(); }
+};
+
 struct HttpResponse {
   long status = 0;  // HTTP status code
   std::string body;
@@ -34,7 +45,7 @@ struct HttpResponse {
 class HttpClient {
  public:
   // Responses larger than max_body_bytes fail with kResourceExhausted.
-  explicit HttpClient(size_t max_body_bytes = 64 << 20);
+  explicit HttpClient(size_t max_body_bytes = 64 << 20, TlsFiles tls = {});
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -50,13 +61,14 @@ class HttpClient {
   void Release(void* handle);
 
   const size_t max_body_bytes_;
+  const TlsFiles tls_;
   std::mutex mu_;
   std::vector<void*> idle_;  // guarded by mu_
 };
 
 class HttpStream {
  public:
-  HttpStream();
+  explicit HttpStream(TlsFiles tls = {});
   ~HttpStream();
   HttpStream(const HttpStream&) = delete;
   HttpStream& operator=(const HttpStream&) = delete;
@@ -73,6 +85,7 @@ class HttpStream {
 
  private:
   void* multi_;
+  const TlsFiles tls_;
   std::atomic<bool> stop_{false};
 };
 

@@ -29,7 +29,9 @@ TEST(Redundancy, ParsesCopiesAndReedSolomon) {
                           "rs:04+2", "rs:4+2x", "copies:-1", "rs:4-2", "reed:4+2", "rs:99999+1"}) {
     auto got = ParseRedundancy(bad);
     EXPECT_FALSE(got.ok()) << bad;
-    if (!got.ok()) EXPECT_NE(got.status().message().find("copies:M or rs:K+F"), std::string::npos);
+    if (!got.ok()) {
+      EXPECT_NE(got.status().message().find("copies:M or rs:K+F"), std::string::npos);
+    }
   }
 }
 
