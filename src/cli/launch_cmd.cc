@@ -51,6 +51,7 @@ struct LaunchArgs {
   int replicas = 2;
   int standby = 0;
   std::string etcd;
+  TlsFiles etcd_tls;  // For an https --etcd: given to the agents too.
   std::string inject;
   std::string report;
   std::string job = "job";
@@ -150,6 +151,11 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
                                 addr,
                                 standby ? "--standby" : "--launch"};
   if (!standby) more.insert(more.end(), {"--host-id", std::to_string(host_id)});
+  const TlsFiles& tls = a_.etcd_tls;
+  const std::pair<const char*, std::string> tls_flags[] = {
+      {"--etcd-cacert", tls.ca_file}, {"--etcd-cert", tls.cert_file}, {"--etcd-key", tls.key_file}};
+  for (const auto& [flag, file] : tls_flags)
+    if (!file.empty()) more.insert(more.end(), {flag, file});
   argv.insert(argv.end(), more.begin(), more.end());
   GEMINI_ASSIGN_OR_RETURN(
       auto p,
@@ -175,6 +181,7 @@ Status Launcher::SetUp() {
   }
   EtcdOptions eo;
   eo.endpoints = {endpoint_};
+  eo.tls = a_.etcd_tls;
   kv_ =
       std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a_.job + "/");
   GEMINI_RETURN_IF_ERROR(kv_->DeletePrefix("", DeadlineAfter(kCall)).status());
@@ -430,6 +437,11 @@ void AddLaunch(CLI::App& app) {
   cmd->add_option("--standby", a->standby, "Idle standby hosts for replacements")
       ->capture_default_str();
   cmd->add_option("--etcd", a->etcd, "etcd endpoint (default: start one)");
+  cmd->add_option("--etcd-cacert", a->etcd_tls.ca_file, "CA of an https --etcd (PEM)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--etcd-cert", a->etcd_tls.cert_file, "Client certificate for --etcd (PEM)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--etcd-key", a->etcd_tls.key_file, "Its key (PEM)")->check(CLI::ExistingFile);
   cmd->add_option("--inject", a->inject,
                   "Faults: kill-trainer:R@I,kill-host:H@I,kill-root@I,"
                   "stop-etcd:S@I");
