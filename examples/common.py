@@ -1,6 +1,7 @@
 """What the examples share: command-line flags, the process group (NCCL on
 GPUs, gloo on CPUs), a small model and a deterministic batch per step."""
 import argparse
+import gc
 import os
 
 import torch
@@ -56,3 +57,13 @@ def report(step, loss):
     """Rank 0 prints each step's loss (float hex: equal text, equal bits)."""
     if dist.get_rank() == 0:
         print(f"step {step} loss {float(loss).hex()}", flush=True)
+
+
+def run(main):
+    """Runs main(), then destroys the process group once main's objects are gone.
+    A DDP model still alive at destroy_process_group() frees the group later
+    while holding the GIL, which can deadlock against gloo's worker threads
+    (pytorch/pytorch#56297): a rank hangs at exit."""
+    main()
+    gc.collect()
+    dist.destroy_process_group()

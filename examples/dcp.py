@@ -7,12 +7,11 @@ MemoryReader() as storage: checkpoints go to the agents' memory and their
 replicas, and a restore may use another world size (DCP reshards).
 """
 import torch
-import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from common import announce, batch, flags, init, model, report, train_step
+from common import announce, batch, flags, init, model, report, run, train_step
 from gemini.dcp import MemoryReader, MemoryWriter, latest_step
 
 
@@ -36,8 +35,7 @@ def main():
         dcp.save({"model": msd, "optim": osd, "step": step},
                  storage_writer=MemoryWriter(step, job=args.job))
         report(step, loss)
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -8,11 +8,10 @@ Every iteration is checkpointed into the agent's memory (each rank stores
 iteration every rank holds.
 """
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import gemini.torch as gt
-from common import announce, batch, flags, init, model, report, train_step
+from common import announce, batch, flags, init, model, report, run, train_step
 
 
 def main():
@@ -30,8 +29,7 @@ def main():
         ckpt.save(step)
         report(step, loss)
     ckpt.close()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

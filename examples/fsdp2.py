@@ -11,7 +11,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 
 import gemini.torch as gt
-from common import announce, batch, flags, init, model, report, train_step
+from common import announce, batch, flags, init, model, report, run, train_step
 
 
 def main():
@@ -32,8 +32,7 @@ def main():
         ckpt.save(step)
         report(step, loss)
     ckpt.close()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 import gemini.torch as gt
-from common import announce, flags, init, model, report, train_step
+from common import announce, flags, init, model, report, run, train_step
 
 
 class TrainState:
@@ -63,8 +63,7 @@ def main():
         ckpt.save(train_state.step)
         report(train_state.step, loss)
     ckpt.close()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PYTHON
+from conftest import GEMINI, PYTHON
 
 import gemini
 import gemini.torch as gt
@@ -207,6 +207,13 @@ def test_overhead_budget_checkpoints_every_kth_iteration(agent):
             assert ckpt.stats["every_k"] > 1 and ckpt.stats["not_due"] > 0
             assert "checkpointing every" in ckpt.stats["every_k_reason"]
             assert ckpt.stats["saves"] + ckpt.stats["not_due"] == 40
+            # `gemini status` shows the k in use and why.
+            job = next(j for j in agent.status()["jobs"] if j["job"] == "budget-0.02")
+            assert job["every_k"] == ckpt.stats["every_k"]
+            assert "checkpointing every" in job["ranks"][0]["every_k_reason"]
+            human = subprocess.run([GEMINI, "status", "--socket", agent.socket], check=True,
+                                   capture_output=True, text=True).stdout
+            assert f"checkpoints every {ckpt.stats['every_k']} iterations" in human
         else:
             assert ckpt.stats["every_k"] == 1 and ckpt.stats["saves"] == 40
         ckpt.close()

@@ -116,7 +116,15 @@ PYBIND11_MODULE(_gemini, m) {
              return Unwrap(WithoutGil([&] { return c.CompleteIteration(job); }));
            })
       .def("status_json", [](AgentClient& c) { return Unwrap(c.StatusJson()); })
-      .def("drop_job", [](AgentClient& c, const std::string& job) { Check(c.DropJob(job)); });
+      .def("drop_job", [](AgentClient& c, const std::string& job) { Check(c.DropJob(job)); })
+      .def(
+          "set_cadence",
+          [](AgentClient& c, const std::string& job, uint32_t rank, uint32_t every_k,
+             const std::string& reason) {
+            Check(WithoutGil([&] { return c.SetCadence(job, rank, every_k, reason); }));
+          },
+          py::arg("job"), py::arg("rank"), py::arg("every_k"), py::arg("reason"),
+          "Tells the agent how often this rank checkpoints and why (gemini status).");
 
   py::class_<AsyncSaver>(m, "AsyncSaver")
       .def(py::init<AgentClient*>(), py::keep_alive<1, 2>(), py::arg("client"))

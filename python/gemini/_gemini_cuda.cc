@@ -35,6 +35,7 @@ py::dict StatsDict(const GpuSaveStats& s) {
   d["bytes"] = s.bytes;
   d["pinned"] = s.pinned;
   d["begin_s"] = s.begin_s;
+  d["pin_s"] = s.pin_s;
   d["enqueue_s"] = s.enqueue_s;
   d["copy_s"] = s.copy_s;
   d["crc_s"] = s.crc_s;

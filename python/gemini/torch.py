@@ -27,6 +27,14 @@ one every k-th iteration and ``save`` skips the others. Model buffers, optimizer
 hyper-parameters, scheduler and RNG state are captured synchronously (they
 are small); parameters and optimizer tensors asynchronously.
 
+CUDA tensors (DDP on NCCL, FSDP2 on GPUs) take the GPU data path when Gemini is
+built with CUDA: save() records where the current stream is and returns; a
+native thread copies every tensor device-to-host on its own stream straight
+into the agent's page-locked slot, checksums the chunks as they land and
+commits; the next optimizer step waits for the copies on the GPU, not the
+host. Without a CUDA build, CUDA tensors are copied to host memory
+synchronously (with a warning).
+
 With DistributedDataParallel every rank holds the same state, so ranks split
 it: each stores 1/world of the bytes, and ``load_latest`` reassembles it with
 an all-gather. ``ZeroRedundancyOptimizer`` state is per rank and stored whole
@@ -50,6 +58,11 @@ import torch.distributed as dist
 from . import _gemini, codec
 from .state import (DTensor, as_cpu_contiguous, as_dtensor_like, assemble, entry, local_part,
                     split_entries, views)
+
+try:  # Built with -DGEMINI_CUDA=ON: pinned asynchronous device-to-host capture.
+    from . import _gemini_cuda
+except ImportError:
+    _gemini_cuda = None
 
 GeminiError = _gemini.GeminiError
 _log = logging.getLogger("gemini.torch")
@@ -121,7 +134,9 @@ class Checkpointer:
       replicated: whether model/optimizer state is the same on every rank (so ranks
         split it). Default: True when torch.distributed is initialized with world > 1.
       asynchronous: copy off the training thread (default True).
-      copy_threads: native threads per copy (default 1).
+      copy_threads: native threads per copy (default 1; on the GPU path, the
+        threads computing CRC32C as the copies land: default this rank's share
+        of the CPUs, 4 to 16).
       skip_after_s: a save waits at most this long for the previous iteration to be
         complete on every rank and replica (its slot cannot be reused before); then
         this iteration's checkpoint is skipped, not training (default 2 s). This is
@@ -144,7 +159,7 @@ class Checkpointer:
 
     def __init__(self, model=None, optimizer=None, *, state=None, tensors=None,
                  lr_scheduler=None, rng=True, job=None, socket=None, replicated=None,
-                 asynchronous=True, copy_threads=1, skip_after_s=2.0, interleave=True,
+                 asynchronous=True, copy_threads=None, skip_after_s=2.0, interleave=True,
                  due_timeout_s=60.0, overhead_budget=None):
         self.model, self.optimizer, self.lr_scheduler = model, optimizer, lr_scheduler
         self.tensors = dict(tensors or {})
@@ -164,9 +179,19 @@ class Checkpointer:
         if replicated is None:
             replicated = self.world > 1 and not self._sharded
         self.replicated = bool(replicated)
-        self.copy_threads = copy_threads
-        self.client = _gemini.Client(socket or _gemini.default_socket_path())
+        self.copy_threads = 1 if copy_threads is None else int(copy_threads)
+        # GPU path: the CRC threads must keep up with the copies (~50 GiB/s on
+        # PCIe 5): this rank's share of the machine's CPUs, at least 4, at most 16.
+        local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        self._gpu_threads = (max(4, min(16, (os.cpu_count() or 4) // local))
+                             if copy_threads is None else int(copy_threads))
+        self._socket = socket or _gemini.default_socket_path()
+        self.client = _gemini.Client(self._socket)
         self.saver = _gemini.AsyncSaver(self.client) if asynchronous else None
+        self._gpu = None  # The GPU data path's saver, made at the first save of CUDA tensors.
+        self._gpu_warned = False
+        self._in_flight = None  # The saver of the in-flight copy (CPU or GPU), if any.
+        self._submitted_at = self._step_at = None  # Of the in-flight GPU copy.
         self._held = None  # Tensors the in-flight copy reads; kept alive until it ends.
         self.skip_after_ms = int(skip_after_s * 1000)
         self.due_timeout_s = float(due_timeout_s)
@@ -189,6 +214,8 @@ class Checkpointer:
             overhead_budget = os.environ.get("GEMINI_OVERHEAD_BUDGET", "0.02")
         self.overhead_budget = float(overhead_budget)
         self._k_wanted = self._k_capture = 1  # Capture k: this rank's wish, the agreed one.
+        self._reported_k = 1  # The k the agent was last told of.
+        self._warm_up = False  # The in-flight checkpoint page-locked a slot (once per slot).
         self._last_call = self._iter_s = self._cost_s = None
         self._pending_cost = 0.0
         self.last_timeline = []  # (kind, op, monotonic time) reported in this iteration.
@@ -229,7 +256,16 @@ class Checkpointer:
         """Optimizer step pre-hook: the step may not write tensors still being copied."""
         if self._it is not None:
             self._report(4, -1)
-        self.wait()
+        if self._in_flight is not None and self._in_flight is self._gpu:
+            # GPU path: the step's stream waits for the copies on the GPU; the
+            # host waits only until they are enqueued.
+            t0 = time.perf_counter()
+            if self._step_at is None:
+                self._step_at = t0
+            self._gpu.before_step(torch.cuda.current_stream().cuda_stream)
+            self._pending_cost += time.perf_counter() - t0
+        else:
+            self.wait()
         if self._it is not None:
             self._wait_due(before_step=True)
 
@@ -313,6 +349,26 @@ class Checkpointer:
     def _local_optimizer(self):
         return self.optimizer.optim if self._zero else self.optimizer
 
+    def _gpu_path(self):
+        """Whether CUDA tensors are captured by the GPU data path (else copied to
+        host memory here, synchronously)."""
+        if _gemini_cuda is not None:
+            return True
+        if not self._gpu_warned:
+            self._gpu_warned = True
+            warnings.warn("gemini: CUDA tensors but Gemini was built without CUDA "
+                          "(-DGEMINI_CUDA=ON): each checkpoint copies them to host memory "
+                          "synchronously", RuntimeWarning)
+        return False
+
+    def _capture(self, t):
+        """What a save reads of tensor t: itself (a DTensor's shard) when the data
+        path can read it in place, else a contiguous host copy."""
+        t = local_part(t).detach()
+        if t.is_cuda and self._gpu_path():
+            return t if t.is_contiguous() else t.contiguous()
+        return as_cpu_contiguous(t)
+
     def _collect(self, step):
         """(replicated, rank-local) named tensors and the picklable meta."""
         shared, local, meta = [], [], {"step": step}
@@ -322,7 +378,7 @@ class Checkpointer:
                 # Buffers may change in the next forward pass: snapshot them now.
                 v = local_part(v)
                 t = v.detach().clone() if v.data_ptr() in buffers else v
-                shared.append(("model." + k, as_cpu_contiguous(t)))
+                shared.append(("model." + k, self._capture(t)))
         if self.optimizer is not None:
             sd = self._local_optimizer().state_dict()
             plain = {}
@@ -330,13 +386,13 @@ class Checkpointer:
                 for k, v in st.items():
                     if torch.is_tensor(v):
                         (local if self._zero else shared).append(
-                            (f"optim.{pid}.{k}", as_cpu_contiguous(v)))
+                            (f"optim.{pid}.{k}", self._capture(v)))
                     else:
                         plain[(pid, k)] = v
             meta["optim"] = {"param_groups": sd["param_groups"], "plain": plain,
                              "pids": list(sd["state"].keys())}
         for k, v in self.tensors.items():
-            local.append(("tensor." + k, as_cpu_contiguous(v)))
+            local.append(("tensor." + k, self._capture(v)))
         if self.lr_scheduler is not None:
             meta["lr_scheduler"] = self.lr_scheduler.state_dict()
         if self.statefuls:
@@ -365,6 +421,8 @@ class Checkpointer:
         if self._it is not None:
             k = max(k, int(self.schedule.get("every_k", 1)))
         self.stats["every_k"] = k
+        if k != self._reported_k:
+            self._report_cadence(k)
         if step < max(self._next_save, self._last_saved + k):
             self.stats["not_due"] += 1
             return
@@ -374,25 +432,43 @@ class Checkpointer:
         local.append(("meta", blob))
         entries = split_entries([("s/" + n, t) for n, t in shared], self.rank, self.world)
         entries += [entry("r/" + n, t) for n, t in local]
-        args = (self.job, self.rank, self.world, step, entries, self.copy_threads,
-                4 << 20, self.skip_after_ms)
-        if self.saver is None:
+        cuda = [t for _, t in shared + local if t.is_cuda]
+        if cuda:
+            self._submit_gpu(step, entries, (shared, local), cuda[0].device)
+        elif self.saver is None:
             try:
-                self.client.save(*args)
+                self.client.save(self.job, self.rank, self.world, step, entries,
+                                 self.copy_threads, 4 << 20, self.skip_after_ms)
                 self.stats["unprotected_since"] = None
             except GeminiError as e:
                 self._skipped(step, e)
         else:
             self.wait()
             self._account_previous()
-            self._held = (shared, local)
-            self.saver.submit(*args)
+            self._held, self._in_flight = (shared, local), self.saver
+            self.saver.submit(self.job, self.rank, self.world, step, entries, self.copy_threads,
+                              4 << 20, self.skip_after_ms)
         blocking = time.perf_counter() - t0
         self._pending_cost = blocking  # This checkpoint's cost to training so far.
-        if self.saver is None:
+        if self._in_flight is None:  # Synchronous: done already.
             self._account_previous()
         self.stats["saves"] += 1
         self.stats["blocking_ms"].append(blocking * 1e3)
+
+    def _submit_gpu(self, step, entries, held, device):
+        """The GPU data path: copies start after the current stream's queued work
+        (the step that produced this state); save() does not wait for them."""
+        self.wait()
+        self._account_previous()
+        if self._gpu is None:
+            self._gpu = _gemini_cuda.Saver(self._socket, device.index or 0)
+        self._held, self._in_flight = held, self._gpu
+        self._submitted_at, self._step_at = time.perf_counter(), None
+        self._gpu.submit(self.job, self.rank, self.world, step, entries,
+                         torch.cuda.current_stream(device).cuda_stream, self._gpu_threads,
+                         4 << 20, self.skip_after_ms)
+        if self.saver is None:  # asynchronous=False: save() returns once committed.
+            self.wait()
 
     # ------------------------------------------------- the overhead budget
     def _note_iteration(self, now, step):
@@ -407,11 +483,27 @@ class Checkpointer:
         elif self.world == 1:
             self._k_capture = self._k_wanted
 
+    def _report_cadence(self, k):
+        """Tells the agent the k in use and why (`gemini status` shows it)."""
+        self._reported_k = k
+        if k == self._k_capture:
+            reason = self.stats["every_k_reason"] or "every iteration fits the overhead budget"
+        else:
+            reason = ("the agent's interleaving schedule: the replicas of one checkpoint "
+                      f"need the idle time of {k} iterations")
+        try:
+            self.client.set_cadence(self.job, self.rank, k, reason[:1024])
+        except GeminiError:
+            pass  # No checkpoint of this job yet, or an older agent: stats and the log have it.
+
     def _account_previous(self):
         """The previous checkpoint is done: its cost to training (save() blocking plus
         the step's waits for its copy) against the budget picks the capture k."""
         cost = self._pending_cost
         self._pending_cost = 0.0
+        if self._warm_up:
+            self._warm_up = False
+            return
         if cost <= 0 or self._iter_s is None or self.overhead_budget <= 0:
             return
         self._cost_s = cost if self._cost_s is None else 0.8 * self._cost_s + 0.2 * cost
@@ -428,17 +520,30 @@ class Checkpointer:
 
     def wait(self):
         """Block until the in-flight copy (if any) is committed; raises its error."""
-        if self.saver is None or self._held is None:
+        saver = self._in_flight
+        if saver is None:
             return
         t0 = time.perf_counter()
         try:
-            self.saver.wait()
-            self.stats["copy_s"].append(self.saver.last_stats()["copy_s"])
+            saver.wait()
+            copy_s = saver.last_stats()["copy_s"]
+            self.stats["copy_s"].append(copy_s)
             self.stats["unprotected_since"] = None
+            if saver is self._gpu and self._step_at is not None:
+                # The step's stream waited on the GPU for copies still running
+                # when it was enqueued (an upper bound: the GPU runs behind the host).
+                self._pending_cost += max(0.0, self._submitted_at + copy_s - self._step_at)
+            pin_s = saver.last_stats().get("pin_s", 0.0) if saver is self._gpu else 0.0
+            if pin_s > 0:
+                # Page-locking a slot happens once per slot (the first two
+                # checkpoints): a warm-up, not what every checkpoint costs.
+                self._warm_up = True
+                _log.info("gemini: page-locking a checkpoint slot took %.2f s (once per slot)",
+                          pin_s)
         except GeminiError as e:
-            self._skipped(self.saver.last_stats()["iteration"], e)
+            self._skipped(saver.last_stats()["iteration"], e)
         finally:
-            self._held = None
+            self._held = self._in_flight = None
             self._pending_cost += time.perf_counter() - t0
 
     def _skipped(self, step, error):

@@ -238,6 +238,15 @@ AgentServer::Reply AgentServer::HandleSchedule(Reader& r) {
   return {Status::Ok(), *j};
 }
 
+AgentServer::Reply AgentServer::HandleCadence(Reader& r) {
+  std::string job, reason;
+  uint32_t rank = 0, every_k = 0;
+  if (!r.GetString(&job, 256) || !r.GetU32(&rank) || !r.GetU32(&every_k) ||
+      !r.GetString(&reason, 1 << 16) || !r.done())  // Store checks the length.
+    return Malformed(kCadence);
+  return {store_->SetCadence(job, rank, every_k, std::move(reason))};
+}
+
 bool AgentServer::Handle(Conn* conn, uint32_t type, const std::string& payload) {
   Reader r(payload);
   Reply reply;
@@ -267,6 +276,9 @@ bool AgentServer::Handle(Conn* conn, uint32_t type, const std::string& payload) 
       break;
     case kSchedule:
       reply = HandleSchedule(r);
+      break;
+    case kCadence:
+      reply = HandleCadence(r);
       break;
     case kStatus:
       reply.body = hooks_.status_json ? hooks_.status_json() : store_->StatusJson();

@@ -89,6 +89,7 @@ class AgentServer {
   Reply HandleEvent(Reader& r);
   Reply HandleWaitDue(Reader& r);
   Reply HandleSchedule(Reader& r);
+  Reply HandleCadence(Reader& r);
   void ReapFinished();
 
   Store* store_;

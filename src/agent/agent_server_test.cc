@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "common/unix_socket.h"
 #include "store/client.h"
+#include "store/protocol.h"
 
 namespace gemini {
 namespace {
@@ -135,6 +137,41 @@ TEST_F(AgentServerTest, BadManifestFromTrainerIsAClearError) {
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
   s = c->Save("job", 5, 2, 1, {{"x", Dtype::kUint8, {10}, x.data(), 10, 0}});
   EXPECT_EQ(s.code(), Code::kInvalidArgument);
+}
+
+// The trainer's checkpoint frequency (overhead budget) shows in the agent's
+// status; forged or out-of-range reports are clear errors and change nothing.
+TEST_F(AgentServerTest, CadenceShowsInStatusAndBadReportsAreRefused) {
+  auto c = Client();
+  EXPECT_EQ(c->SetCadence("job", 0, 5, "too slow").code(), Code::kNotFound);  // No job yet.
+  auto a = Pattern(1000, 6);
+  for (uint32_t rank = 0; rank < 2; ++rank) {
+    auto w = Client();
+    ASSERT_TRUE(
+        w->Save("job", rank, 2, 1, {{"a", Dtype::kFloat32, {1000}, a.data(), 4000, 0}}).ok());
+  }
+  ASSERT_TRUE(c->SetCadence("job", 1, 7, "a checkpoint costs 9 ms against 2% of 20 ms").ok());
+  EXPECT_EQ(c->SetCadence("job", 2, 3, "").code(), Code::kInvalidArgument);  // Outside the world.
+  EXPECT_EQ(c->SetCadence("job", 0, 0, "").code(), Code::kInvalidArgument);
+  EXPECT_EQ(c->SetCadence("job", 0, Store::kMaxEveryK + 1, "").code(), Code::kInvalidArgument);
+  EXPECT_EQ(c->SetCadence("job", 0, 2, std::string(Store::kMaxCadenceReason + 1, 'x')).code(),
+            Code::kInvalidArgument);
+  auto text = c->StatusJson();
+  ASSERT_TRUE(text.ok());
+  auto j = nlohmann::json::parse(*text)["jobs"][0];
+  EXPECT_EQ(j["every_k"], 7);  // The job checkpoints what every rank does: the largest k.
+  EXPECT_FALSE(j["ranks"][0].contains("every_k"));
+  EXPECT_EQ(j["ranks"][1]["every_k"], 7);
+  EXPECT_EQ(j["ranks"][1]["every_k_reason"], "a checkpoint costs 9 ms against 2% of 20 ms");
+  // A truncated cadence frame: a clear error, the connection's next call still answered.
+  auto fd = UnixConnect(path_);
+  ASSERT_TRUE(SendFrame(*fd, kCadence, std::string("\x03\0\0\0job", 7)).ok());
+  auto reply = RecvFrame(*fd, DeadlineIn(std::chrono::seconds(5)));
+  ASSERT_TRUE(reply.ok());
+  std::string body;
+  EXPECT_EQ(DecodeReply(reply->payload, &body).code(), Code::kInvalidArgument);
+  close(*fd);
+  EXPECT_TRUE(c->StatusJson().ok());
 }
 
 TEST_F(AgentServerTest, MissingAgentIsUnavailable) {

@@ -62,8 +62,17 @@ void PrintHuman(const nlohmann::json& s) {
             << FormatBytes(s["budget_bytes"]) << " budget\n";
   if (s["jobs"].empty()) std::cout << "no checkpoints held\n";
   for (const auto& j : s["jobs"]) {
+    uint32_t every_k = j.value("every_k", 1u);
     std::cout << "job " << j["job"].get<std::string>() << ": world " << j["world_size"]
-              << ", newest complete iteration " << j["complete_iteration"] << "\n";
+              << ", newest complete iteration " << j["complete_iteration"] << ", checkpoints every "
+              << (every_k == 1 ? std::string("iteration") : std::to_string(every_k) + " iterations")
+              << "\n";
+    for (const auto& r : j["ranks"]) {
+      std::string why = r.value("every_k_reason", std::string());
+      if (!why.empty())
+        std::cout << "  rank " << r["rank"] << " checkpoints every " << r.value("every_k", 1u)
+                  << ": " << why << "\n";
+    }
     for (const auto& r : j["ranks"]) {
       std::cout << "  rank " << r["rank"] << ":";
       for (const auto& sl : r["slots"]) {

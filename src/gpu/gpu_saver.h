@@ -40,7 +40,9 @@
 namespace gemini {
 
 struct GpuSaveRequest {
-  SaveRequest save;  // tensors[i].data: device pointers (host pointers work too).
+  // tensors[i].data: device pointers, or host pointers (copied by the worker
+  // with memcpy when the save starts; they must not change before Wait()).
+  SaveRequest save;
   cudaStream_t ready_stream = nullptr;  // Copies start after this stream's work so far.
 };
 
@@ -49,6 +51,7 @@ struct GpuSaveStats {
   uint64_t bytes = 0;
   bool pinned = false;   // The slot was page-locked (false: pageable fallback).
   double begin_s = 0;    // Agent Begin round trip (+ first-time pinning).
+  double pin_s = 0;      // Of which page-locking the slot (0: it already was, once per slot).
   double enqueue_s = 0;  // Enqueuing the copies.
   double copy_s = 0;     // Submit() to the copies' completion and last CRC.
   double crc_s = 0;      // CRC32C of the host copy, busiest thread (overlaps the copies).

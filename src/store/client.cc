@@ -234,4 +234,14 @@ Status AgentClient::DropJob(const std::string& job) {
   return Call(kDrop, w.Take(), nullptr, call_timeout_).status();
 }
 
+Status AgentClient::SetCadence(const std::string& job, uint32_t rank, uint32_t every_k,
+                               const std::string& reason) {
+  Writer w;
+  w.PutString(job);
+  w.PutU32(rank);
+  w.PutU32(every_k);
+  w.PutString(reason);
+  return Call(kCadence, w.Take(), nullptr, call_timeout_).status();
+}
+
 }  // namespace gemini

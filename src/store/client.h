@@ -97,6 +97,9 @@ class AgentClient {
   Result<int64_t> Fetch(const std::string& job, uint32_t rank, int64_t iteration,
                         int64_t from_host = -1);
   Status DropJob(const std::string& job);
+  // Tells the agent how often this rank checkpoints and why (gemini status).
+  Status SetCadence(const std::string& job, uint32_t rank, uint32_t every_k,
+                    const std::string& reason);
 
  private:
   AgentClient(std::string socket_path, int fd, std::chrono::milliseconds call_timeout)

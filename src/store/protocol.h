@@ -20,6 +20,8 @@
 //   kWaitDue [string job][u32 rank][i64 iter][u32 before_step][u32 timeout_ms]
 //            -> (empty) once the rank's checkpoints due by then are replicated
 //   kSchedule [string job]                            -> [string json]
+//   kCadence [string job][u32 rank][u32 every_k][string reason]
+//            -> (empty); how often the rank checkpoints and why (shown by status)
 //
 // Decoders bound every count and length by the frame they came in.
 #pragma once
@@ -44,6 +46,7 @@ enum MsgType : uint32_t {
   kEvent = 8,
   kWaitDue = 9,
   kSchedule = 10,
+  kCadence = 11,
   kReply = 100,
 };
 

@@ -36,6 +36,11 @@ struct Store::Job {
   int64_t external_complete = -1;
   bool coordinated = false;  // Complete comes from the coordinator only.
   int waiters = 0;           // Begin() calls blocked on this job; it cannot be dropped meanwhile.
+  struct Cadence {
+    uint32_t every_k = 1;
+    std::string reason;
+  };
+  std::map<uint32_t, Cadence> cadence;  // As the ranks' trainers report it.
 };
 
 namespace {
@@ -332,6 +337,22 @@ Status Store::DropJob(const std::string& job) {
   return Status::Ok();
 }
 
+Status Store::SetCadence(const std::string& job, uint32_t rank, uint32_t every_k,
+                         std::string reason) {
+  if (every_k < 1 || every_k > kMaxEveryK)
+    return InvalidArgument("every_k " + std::to_string(every_k) + " is outside [1, " +
+                           std::to_string(kMaxEveryK) + "]");
+  if (reason.size() > kMaxCadenceReason) return InvalidArgument("cadence reason too long");
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = jobs_.find(job);
+  if (it == jobs_.end()) return NotFound("no job '" + job + "'");
+  if (rank >= it->second->world_size)
+    return InvalidArgument("rank " + std::to_string(rank) + " outside the job's world of " +
+                           std::to_string(it->second->world_size));
+  it->second->cadence[rank] = {every_k, std::move(reason)};
+  return Status::Ok();
+}
+
 std::string Store::StatusJson(const std::string& only_job) {
   std::lock_guard<std::mutex> lock(mu_);
   nlohmann::json out;
@@ -344,8 +365,16 @@ std::string Store::StatusJson(const std::string& only_job) {
                      {"world_size", job->world_size},
                      {"complete_iteration", CompleteLocked(*job)},
                      {"ranks", nlohmann::json::array()}};
+    // The job checkpoints the iterations every rank does: the largest k.
+    uint32_t every_k = 1;
+    for (const auto& [rank, c] : job->cadence) every_k = std::max(every_k, c.every_k);
+    j["every_k"] = every_k;
     for (const auto& [rank, rs] : job->ranks) {
       nlohmann::json r{{"rank", rank}, {"newest_iteration", rs.NewestIteration()}};
+      if (auto c = job->cadence.find(rank); c != job->cadence.end()) {
+        r["every_k"] = c->second.every_k;
+        r["every_k_reason"] = c->second.reason;
+      }
       r["slots"] = nlohmann::json::array();
       for (const auto& s : rs.slots) {
         nlohmann::json sj{{"state", StateName(s.state)},

@@ -130,6 +130,12 @@ class Store {
   void ResetComplete(const std::string& job, int64_t iteration);
   // Removes a job and frees its memory.
   Status DropJob(const std::string& job);
+  // What the trainer of (job, rank) reports of its checkpoint frequency: every
+  // `every_k`-th iteration, and why (e.g. the overhead budget). Status shows it.
+  // The job must exist (a rank reports after its first checkpoint).
+  Status SetCadence(const std::string& job, uint32_t rank, uint32_t every_k, std::string reason);
+  static constexpr uint32_t kMaxEveryK = 1000000;
+  static constexpr size_t kMaxCadenceReason = 1024;
   // What the store holds, as JSON text (see `gemini status --json`); only
   // `only_job` if not empty (what a peer of that job may see).
   std::string StatusJson(const std::string& only_job = "");
