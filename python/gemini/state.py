@@ -8,6 +8,8 @@ scheduler state, RNG state, the step). Names are prefixed:
   rank stores only its contiguous 1/world byte range of their concatenation.
 - ``r/...`` rank-local tensors, stored whole by their rank.
 """
+import math
+
 from ._torch_version import require_supported_torch
 
 torch = require_supported_torch()
@@ -81,13 +83,25 @@ def views(buf, entries):
 
 
 def assemble(pieces):
-    """Whole tensors from (name, dtype, shape, tensor_offset, bytes) pieces."""
+    """Whole tensors from (name, dtype, shape, tensor_offset, bytes) pieces.
+
+    A tensor stored whole in one piece becomes a view of the loaded bytes (no
+    copy: restoring a large sharded state needs no second buffer); tensors
+    split over pieces (replicated state split by rank) are assembled."""
     whole = {}
     for name, dtype, shape, toff, data in pieces:
+        if name not in whole and toff == 0 and data.numel():
+            elem = torch.empty((), dtype=dtype).element_size()
+            if (data.numel() == math.prod(shape) * elem and
+                    data.storage_offset() % elem == 0):
+                whole[name] = (data.view(dtype).reshape(shape), None, data.numel())
+                continue
         if name not in whole:
             t = torch.empty(shape, dtype=dtype)
             whole[name] = (t, t.view(-1).view(torch.uint8) if t.numel() else None, 0)
         t, flat, got = whole[name]
+        if flat is None and data.numel():
+            raise RuntimeError(f"checkpoint holds tensor {name!r} twice")
         if data.numel():
             flat[toff:toff + data.numel()].copy_(data)
         whole[name] = (t, flat, got + data.numel())
