@@ -43,7 +43,7 @@ from torch.distributed.checkpoint.metadata import (  # noqa: E402
 from torch.distributed.checkpoint.planner import LoadItemType, WriteItemType  # noqa: E402
 from torch.distributed.checkpoint.storage import WriteResult  # noqa: E402
 
-from . import _gemini, codec  # noqa: E402
+from . import _gemini, codec, shards  # noqa: E402
 from .state import DTYPE_NAMES, DTYPES, as_cpu_contiguous, entry, nbytes  # noqa: E402
 
 GeminiError = _gemini.GeminiError
@@ -295,25 +295,12 @@ def _json_tensor(obj):
 
 
 def _read_shard(end, rank, step, threads):
-    """(uint8 buffer, {entry name: (dtype, shape, offset, length)}) of rank's shard,
-    from this machine's agent, else fetched from a peer holder through it."""
+    """(uint8 buffer, {entry name: (dtype, shape, offset, length)}) of rank's shard."""
     try:
-        shard = end.client.open(end.job, rank, step)
-    except GeminiError as first:
-        try:
-            end.client.fetch(end.job, rank, step)
-            shard = end.client.open(end.job, rank, step)
-        except GeminiError as err:
-            raise GeminiError(f"gemini.dcp: rank {rank}'s shard of step {step} of job "
-                              f"{end.job!r} is neither here ({first}) nor on a peer "
-                              f"({err})") from None
-    man = shard.manifest
-    buf = torch.empty(man["data_bytes"], dtype=torch.uint8)
-    _gemini.Client.read_into(shard, buf.data_ptr(), threads)  # CRC32C-checked.
-    index = {}
-    for name, dtype, shape, offset, length, toff in man["entries"]:
-        index[name] = (dtype, shape, offset, length)
-    return buf, index
+        man, buf = shards.read(end.client, end.job, rank, step, threads)
+    except GeminiError as err:
+        raise GeminiError(f"gemini.dcp: {err}") from None
+    return buf, shards.index(man)
 
 
 def _plain_pickle(data, item, step):

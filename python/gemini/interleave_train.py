@@ -94,7 +94,7 @@ def main():
             ckpt.wait()
             try:
                 rec["ckpt"] = {"iteration": last_saved,
-                               "crc": ckpt.client.open(ckpt.job, rank, last_saved).crc}
+                               "crc": ckpt.client.open(ckpt.store_job, rank, last_saved).crc}
             except _gemini.GeminiError as e:
                 rec["ckpt"] = {"iteration": last_saved, "error": str(e)}
         if rec["saved"]:

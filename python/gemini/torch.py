@@ -39,6 +39,12 @@ With DistributedDataParallel every rank holds the same state, so ranks split
 it: each stores 1/world of the bytes, and ``load_latest`` reassembles it with
 an all-gather. ``ZeroRedundancyOptimizer`` state is per rank and stored whole
 by its rank. Any dict of tensors can be checkpointed with ``tensors=``.
+
+``load_latest`` restores onto another world size too (DDP state, FSDP2 /
+DTensor shards: gemini.reshard). Saves then go to this world size's
+generation of the job (``JOB.worldN`` when JOB holds another world size), and the
+older generation is dropped once a newer checkpoint is complete
+(gemini.generations).
 """
 import json
 import logging
@@ -55,7 +61,7 @@ require_supported_torch()  # A clear error for a missing or unsupported torch.
 import torch  # noqa: E402
 import torch.distributed as dist
 
-from . import _gemini, codec
+from . import _gemini, codec, generations, reshard, shards
 from .state import (DTensor, as_cpu_contiguous, as_dtensor_like, assemble, entry, local_part,
                     split_entries, views)
 
@@ -169,6 +175,10 @@ class Checkpointer:
             self._add_state(str(name), v)
         self.rng = rng
         self.job = job or os.environ.get("GEMINI_JOB", "default")
+        # The store job saves go to: this world size's generation of `job`
+        # (gemini.generations), settled by load_latest or the first save.
+        self.store_job, self._plan = self.job, None
+        self._dtensor_chunks = {}  # Entry name -> its DTensor chunk's place (reshard.chunk_of).
         self.rank = dist.get_rank() if _dist_on() else int(os.environ.get("RANK", 0))
         self.world = dist.get_world_size() if _dist_on() else int(os.environ.get("WORLD_SIZE", 1))
         if not _dist_on():
@@ -273,15 +283,16 @@ class Checkpointer:
     def _report(self, kind, op, it=None):
         self.last_timeline.append((kind, op, time.monotonic()))
         try:
-            self.timeline.report(self.job, self.rank, self._it if it is None else it, kind, op,
-                                 _gemini.TimelineClient.now())
+            self.timeline.report(self.store_job, self.rank, self._it if it is None else it, kind,
+                                 op, _gemini.TimelineClient.now())
         except GeminiError:
             pass  # The agent went away: saves will say so.
 
     def _wait_due(self, before_step):
         t0 = time.perf_counter()
         try:
-            self.timeline.wait_due(self.job, self.rank, self._it, before_step, self.due_timeout_s)
+            self.timeline.wait_due(self.store_job, self.rank, self._it, before_step,
+                                   self.due_timeout_s)
         except GeminiError as e:
             if e.code != "DEADLINE_EXCEEDED":
                 raise
@@ -293,13 +304,15 @@ class Checkpointer:
 
     def begin_iteration(self, step):
         """Call at the top of every iteration, before the forward pass (on every rank)."""
+        if self._plan is None:
+            self._settle_generation()
         if self.timeline is None:
             if self.world > 1:
                 self._agree(1, dist.ReduceOp.MAX)  # Still take part in the agreement below.
             return
         self._it, self._op = int(step), 0
         self.last_timeline = []
-        self.schedule = json.loads(self.timeline.schedule(self.job))
+        self.schedule = json.loads(self.timeline.schedule(self.store_job))
         if self.world > 1:
             # Each agent derives k from its own profile; ranks must checkpoint the
             # same iterations (else no iteration is ever complete on all of them),
@@ -371,10 +384,12 @@ class Checkpointer:
 
     def _collect(self, step):
         """(replicated, rank-local) named tensors and the picklable meta."""
-        shared, local, meta = [], [], {"step": step}
+        shared, local, meta, chunks = [], [], {"step": step}, {}
         if self.model is not None:
             buffers = {local_part(b).data_ptr() for b in self.model.buffers()}
             for k, v in self.model.state_dict().items():
+                if isinstance(v, DTensor):  # Where its chunk lies, for resharding restores.
+                    chunks["model." + k] = reshard.chunk_of(self._dtensor_chunks, "model." + k, v)
                 # Buffers may change in the next forward pass: snapshot them now.
                 v = local_part(v)
                 t = v.detach().clone() if v.data_ptr() in buffers else v
@@ -387,12 +402,21 @@ class Checkpointer:
                     if torch.is_tensor(v):
                         (local if self._zero else shared).append(
                             (f"optim.{pid}.{k}", self._capture(v)))
+                        if isinstance(v, DTensor):
+                            chunks[f"optim.{pid}.{k}"] = reshard.chunk_of(
+                                self._dtensor_chunks, f"optim.{pid}.{k}", v)
                     else:
                         plain[(pid, k)] = v
             meta["optim"] = {"param_groups": sd["param_groups"], "plain": plain,
                              "pids": list(sd["state"].keys())}
+            if self._zero:
+                meta["zero"] = True  # Partitioned per rank: cannot be resharded.
         for k, v in self.tensors.items():
             local.append(("tensor." + k, self._capture(v)))
+            if isinstance(v, DTensor):
+                chunks["tensor." + k] = reshard.chunk_of(self._dtensor_chunks, "tensor." + k, v)
+        if chunks:
+            meta["dtensor"] = chunks
         if self.lr_scheduler is not None:
             meta["lr_scheduler"] = self.lr_scheduler.state_dict()
         if self.statefuls:
@@ -410,6 +434,8 @@ class Checkpointer:
         rank, every iteration: it decides which iterations are checkpointed)."""
         t0 = time.perf_counter()
         step = int(step)
+        if self._plan is None:
+            self._settle_generation()
         self._note_iteration(t0, step)
         # Every k-th iteration only, k = the larger of the agent's (interleave:
         # replicas need k iterations of idle spans) and the capture budget's.
@@ -427,6 +453,8 @@ class Checkpointer:
             self.stats["not_due"] += 1
             return
         self._next_save, self._last_saved = step + k, step
+        if self._plan.superseded:
+            self._drop_superseded(step)
         shared, local, meta = self._collect(step)
         blob = torch.frombuffer(bytearray(codec.dumps(meta)), dtype=torch.uint8)
         local.append(("meta", blob))
@@ -437,7 +465,7 @@ class Checkpointer:
             self._submit_gpu(step, entries, (shared, local), cuda[0].device)
         elif self.saver is None:
             try:
-                self.client.save(self.job, self.rank, self.world, step, entries,
+                self.client.save(self.store_job, self.rank, self.world, step, entries,
                                  self.copy_threads, 4 << 20, self.skip_after_ms)
                 self.stats["unprotected_since"] = None
             except GeminiError as e:
@@ -446,8 +474,8 @@ class Checkpointer:
             self.wait()
             self._account_previous()
             self._held, self._in_flight = (shared, local), self.saver
-            self.saver.submit(self.job, self.rank, self.world, step, entries, self.copy_threads,
-                              4 << 20, self.skip_after_ms)
+            self.saver.submit(self.store_job, self.rank, self.world, step, entries,
+                              self.copy_threads, 4 << 20, self.skip_after_ms)
         blocking = time.perf_counter() - t0
         self._pending_cost = blocking  # This checkpoint's cost to training so far.
         if self._in_flight is None:  # Synchronous: done already.
@@ -464,7 +492,7 @@ class Checkpointer:
             self._gpu = _gemini_cuda.Saver(self._socket, device.index or 0)
         self._held, self._in_flight = held, self._gpu
         self._submitted_at, self._step_at = time.perf_counter(), None
-        self._gpu.submit(self.job, self.rank, self.world, step, entries,
+        self._gpu.submit(self.store_job, self.rank, self.world, step, entries,
                          torch.cuda.current_stream(device).cuda_stream, self._gpu_threads,
                          4 << 20, self.skip_after_ms)
         if self.saver is None:  # asynchronous=False: save() returns once committed.
@@ -492,7 +520,7 @@ class Checkpointer:
             reason = ("the agent's interleaving schedule: the replicas of one checkpoint "
                       f"need the idle time of {k} iterations")
         try:
-            self.client.set_cadence(self.job, self.rank, k, reason[:1024])
+            self.client.set_cadence(self.store_job, self.rank, k, reason[:1024])
         except GeminiError:
             pass  # No checkpoint of this job yet, or an older agent: stats and the log have it.
 
@@ -571,23 +599,37 @@ class Checkpointer:
         dist.all_reduce(t, op=op, group=self._group)
         return int(t.item())
 
-    def _read_own(self, iteration):
+    def _read_own(self, job, iteration):
         try:
-            shard = self.client.open(self.job, self.rank, iteration)
-            man = shard.manifest
-            buf = torch.empty(man["data_bytes"], dtype=torch.uint8)
-            _gemini.Client.read_into(shard, buf.data_ptr(), self.copy_threads)
+            man, buf = shards.read(self.client, job, self.rank, iteration, self.copy_threads)
             return man, buf, None
         except GeminiError as e:
             return None, None, e
 
     def load_latest(self):
-        """Restore the newest iteration every rank holds; returns its step or None."""
+        """Restore the newest iteration every rank holds; returns its step or None.
+
+        The newest complete iteration of the job's generations (one per world
+        size, gemini.generations); saved by another world size, it is resharded
+        (gemini.reshard)."""
         self.wait()
-        iteration = self._agree(self.client.complete_iteration(self.job), dist.ReduceOp.MIN)
-        if iteration < 0:
+        plan = self._settle_generation()
+        if plan.source is None:
             return None
-        man, buf, err = self._read_own(iteration)
+        iteration = plan.iteration
+        if plan.source_world != self.world:
+            tensors, meta, err = None, None, None
+            try:
+                tensors, meta = reshard.restore(self, plan.source, iteration, plan.source_world)
+            except GeminiError as e:
+                err = e
+            if self._agree(1 if err else 0, dist.ReduceOp.MAX):
+                raise err or GeminiError(f"rank {self.rank}: another rank could not reshard "
+                                         f"iteration {iteration} of job {plan.source!r} (nothing "
+                                         f"restored; its log says why)")
+            self._restore(tensors, meta)
+            return meta["step"]
+        man, buf, err = self._read_own(plan.source, iteration)
         if self._agree(1 if err else 0, dist.ReduceOp.MAX):
             raise GeminiError(f"rank {self.rank}: cannot load iteration {iteration}: "
                               f"{err or 'another rank failed to load it'}")
@@ -603,7 +645,44 @@ class Checkpointer:
         self._restore(tensors, meta)
         return meta["step"]
 
+    def _settle_generation(self):
+        """Which generation of the job to restore and to save into: every rank's
+        agent's view, all-gathered (JSON), one plan derived alike on every rank."""
+        view = json.dumps(generations.local_view(self.client, self.job)).encode()
+        views = [json.loads(v) for v in self._all_gather_bytes(view)]
+        self._plan = generations.plan(self.job, self.world, views)
+        self.store_job = self._plan.target
+        return self._plan
+
+    def _drop_superseded(self, step):
+        """Drops the job's other generations once this world's one holds a complete
+        iteration at least as new as theirs (each machine's local rank 0 on its
+        agent). Every rank calls it at the same steps (the plan is agreed)."""
+        due = self._plan.superseded
+        if step <= min(due.values()):
+            return
+        self.wait()
+        self._agree(0, dist.ReduceOp.MAX)  # Every rank's previous checkpoint is committed.
+        done = self._agree(self.client.complete_iteration(self.store_job), dist.ReduceOp.MIN)
+        gone = [n for n, it in due.items() if done >= 0 and done >= it]
+        local_rank = int(os.environ.get("LOCAL_RANK", self.rank)) if self.world > 1 else 0
+        for n in gone:
+            del due[n]
+            if local_rank != 0:
+                continue
+            try:
+                self.client.drop_job(n)
+                _log.info("gemini: dropped generation %r of job %r: %r holds iteration %d",
+                          n, self.job, self.store_job, done)
+            except GeminiError as e:
+                if e.code != "NOT_FOUND":
+                    warnings.warn(f"gemini: could not drop the superseded store job {n!r} "
+                                  f"(drop it with gemini.Client(socket).drop_job({n!r})): {e}",
+                                  RuntimeWarning)
+
     def _all_gather_bytes(self, data):
+        if self.world == 1:
+            return [data]
         size = self._agree(len(data), dist.ReduceOp.MAX)
         padded = torch.zeros(size, dtype=torch.uint8)
         padded[:len(data)] = torch.frombuffer(bytearray(data), dtype=torch.uint8)
@@ -657,7 +736,7 @@ class Checkpointer:
                 {"state": state, "param_groups": om["param_groups"]})
         for k, v in self.tensors.items():
             with torch.no_grad():
-                v.copy_(got["tensor." + k])
+                local_part(v).copy_(got["tensor." + k])
         if self.lr_scheduler is not None and "lr_scheduler" in meta:
             self.lr_scheduler.load_state_dict(meta["lr_scheduler"])
         for k, v in self.statefuls.items():
