@@ -149,7 +149,15 @@ def training_case(a, rank, world):
     state_bytes = sum(t.numel() * t.element_size() for t in snapshot(model, opt).values())
     none1, it, _ = timed(step, it, a.none_iters)
     ckpt = gt.Checkpointer(model, opt, job=a.job, skip_after_s=60, interleave=False)
-    _, it, _ = timed(step, it, a.settle_iters, ckpt)  # The budget picks k.
+    # The budget picks k: settle until two checkpoints in a row keep it (or
+    # --settle-cap iterations), so the measured phase sees the steady state.
+    _, it, _ = timed(step, it, a.settle_iters, ckpt)
+    settled, k = 0, 0
+    while settled < 2 and it < a.settle_cap:
+        before, k_before = ckpt.stats["saves"], ckpt.stats["every_k"]
+        _, it, _ = timed(step, it, max(1, k_before), ckpt)
+        if ckpt.stats["saves"] > before:
+            settled = settled + 1 if ckpt.stats["every_k"] == k_before else 0
     # The measured phase: long enough for --min-saves checkpoints at this k.
     k = max(1, ckpt.stats["every_k"])
     t = torch.tensor([k], dtype=torch.int64, device="cuda")
@@ -246,6 +254,8 @@ def main():
     ap.add_argument("--min-saves", type=int, default=None,
                     help="checkpoints in the measured phase (default ddp 6, fsdp 3)")
     ap.add_argument("--max-iters", type=int, default=None, help="cap on the measured phase")
+    ap.add_argument("--settle-cap", type=int, default=None,
+                    help="iteration by which k counts as settled anyway")
     ap.add_argument("--dcp-dir", default="/dev/shm/gemini-bench-dcp")
     ap.add_argument("--out", default="")
     from gpt import add_model_args
@@ -259,6 +269,7 @@ def main():
     a.settle_iters = a.settle_iters or (100 if fast else 10)
     a.min_iters = a.min_iters or (300 if fast else 40)
     a.max_iters = a.max_iters or (4000 if fast else 400)
+    a.settle_cap = a.settle_cap or (6000 if fast else 300)
     a.job = a.job or f"bench-{a.case}"
     rank = int(os.environ.get("RANK", 0))
     if a.case == "capture":

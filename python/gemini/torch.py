@@ -46,11 +46,13 @@ generation of the job (``JOB.worldN`` when JOB holds another world size), and th
 older generation is dropped once a newer checkpoint is complete
 (gemini.generations).
 """
+import collections
 import json
 import logging
 import math
 import os
 import random
+import statistics
 import time
 import warnings
 
@@ -227,6 +229,9 @@ class Checkpointer:
         self._reported_k = 1  # The k the agent was last told of.
         self._warm_up = False  # The in-flight checkpoint page-locked a slot (once per slot).
         self._last_call = self._iter_s = self._cost_s = None
+        # Recent iteration times; their median is the iteration time (a slot's
+        # page-locking or a data-loading hiccup must not inflate the budget).
+        self._recent = collections.deque(maxlen=16)
         self._pending_cost = 0.0
         self.last_timeline = []  # (kind, op, monotonic time) reported in this iteration.
         self._op = 0
@@ -504,7 +509,8 @@ class Checkpointer:
         ranks, agreement on the capture k (all ranks checkpoint the same steps)."""
         if self._last_call is not None and now > self._last_call:
             dt = now - self._last_call
-            self._iter_s = dt if self._iter_s is None else 0.8 * self._iter_s + 0.2 * dt
+            self._recent.append(dt)
+            self._iter_s = statistics.median(self._recent)
         self._last_call = now
         if self.world > 1 and step % 16 == 0:
             self._k_capture = self._agree(self._k_wanted, dist.ReduceOp.MAX)
