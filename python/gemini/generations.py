@@ -48,7 +48,9 @@ def local_view(client, job):
     view = {}
     for j in jobs:
         n = j.get("job")
-        if isinstance(n, str) and belongs(job, n):
+        # World size 0: a job this agent knows of (e.g. its coordinator set the
+        # complete iteration) but holds no shard of; other agents' views say more.
+        if isinstance(n, str) and belongs(job, n) and j.get("world_size", 0) != 0:
             view[n] = [int(j.get("world_size", 0)), int(client.complete_iteration(n))]
     return view
 
