@@ -148,3 +148,22 @@ def test_generation_plan():
         plan("j", 2, [{"j": [2, 1]}, {"j": [4, 1]}])
     with pytest.raises(GeminiError, match="not the 4 its name says"):
         plan("j", 2, [{"j.world4": [2, 1]}])
+
+
+def test_an_agent_holding_no_shard_of_a_job_gives_no_view_of_it():
+    # Under `gemini launch` an agent knows the job before its first checkpoint
+    # (its coordinator sets the complete iteration): world size 0 there.
+    import json
+
+    from gemini.generations import local_view
+
+    class Agent:
+        def status_json(self):
+            return json.dumps({"jobs": [{"job": "j", "world_size": 0},
+                                        {"job": "j.world2", "world_size": 2},
+                                        {"job": "other", "world_size": 3}]})
+
+        def complete_iteration(self, job):
+            return {"j": 5, "j.world2": 7}[job]
+
+    assert local_view(Agent(), "j") == {"j.world2": [2, 7]}
