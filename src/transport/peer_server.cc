@@ -51,6 +51,13 @@ size_t PeerServer::active_connections() const {
   return ActiveLocked();
 }
 
+size_t PeerServer::serving_connections() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& c : conns_) n += !c->done.load() && c->phase == Conn::Phase::kServing;
+  return n;
+}
+
 size_t PeerServer::ActiveLocked() const {
   size_t n = 0;
   for (const auto& c : conns_) n += c->done.load() ? 0 : 1;

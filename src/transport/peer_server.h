@@ -85,6 +85,8 @@ class PeerServer {
   Stats stats() const;
   // Connections currently handshaking or handled.
   size_t active_connections() const;
+  // Of which authenticated and being served (what max_connections bounds).
+  size_t serving_connections() const;
 
  private:
   struct Conn {
