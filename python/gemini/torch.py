@@ -560,14 +560,15 @@ class Checkpointer:
         t0 = time.perf_counter()
         try:
             saver.wait()
-            copy_s = saver.last_stats()["copy_s"]
+            last = saver.last_stats()
+            copy_s = last["copy_s"]
             self.stats["copy_s"].append(copy_s)
             self.stats["unprotected_since"] = None
             if saver is self._gpu and self._step_at is not None:
                 # The step's stream waited on the GPU for copies still running
                 # when it was enqueued (an upper bound: the GPU runs behind the host).
                 self._pending_cost += max(0.0, self._submitted_at + copy_s - self._step_at)
-            pin_s = saver.last_stats().get("pin_s", 0.0) if saver is self._gpu else 0.0
+            pin_s = last.get("pin_s", 0.0) if saver is self._gpu else 0.0
             if pin_s > 0:
                 # Page-locking a slot happens once per slot (the first two
                 # checkpoints): a warm-up, not what every checkpoint costs.

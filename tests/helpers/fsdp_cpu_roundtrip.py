@@ -7,24 +7,18 @@ import sys
 
 import torch
 import torch.distributed as dist
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import fully_shard
 
 import gemini.torch as gt
+from fsdp_cpu import optimizer_and_scheduler, shard_on_cpu
 
 
 def main():
     mode = sys.argv[1]
     dist.init_process_group("gloo")
-    mesh = init_device_mesh("cpu", (dist.get_world_size(),))
     torch.manual_seed(0 if mode == "save" else 7)
-    model = torch.nn.Sequential(torch.nn.Linear(24, 40), torch.nn.Tanh(), torch.nn.Linear(40, 5))
-    for layer in model:
-        if isinstance(layer, torch.nn.Linear):
-            fully_shard(layer, mesh=mesh)
-    fully_shard(model, mesh=mesh)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    sched = torch.optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
+    model = shard_on_cpu(torch.nn.Sequential(torch.nn.Linear(24, 40), torch.nn.Tanh(),
+                                             torch.nn.Linear(40, 5)))
+    opt, sched = optimizer_and_scheduler(model)
     ckpt = gt.Checkpointer(state={"model": model, "optim": opt, "sched": sched}, job="fsdp-cpu")
     assert not ckpt.replicated  # Each rank stores its own shards.
 

@@ -16,6 +16,7 @@ import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
 import gemini.torch as gt
+from fsdp_cpu import optimizer_and_scheduler, shard_on_cpu
 
 
 def whole(t):
@@ -44,16 +45,8 @@ def build(kind):
     if kind == "ddp":
         model = torch.nn.parallel.DistributedDataParallel(model)
     else:
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-        mesh = init_device_mesh("cpu", (dist.get_world_size(),))
-        for layer in model:
-            if isinstance(layer, torch.nn.Linear):
-                fully_shard(layer, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    sched = torch.optim.lr_scheduler.StepLR(opt, 2, gamma=0.5)
-    return model, opt, sched
+        model = shard_on_cpu(model)
+    return (model, *optimizer_and_scheduler(model))
 
 
 def main():
