@@ -193,6 +193,13 @@ EtcdProcess::~EtcdProcess() { Stop(); }
 
 Status EtcdProcess::Pause() {
   if (pid_ <= 0 || ::kill(pid_, SIGSTOP) != 0) return FailedPrecondition("etcd is not running");
+  // kill() returns before every thread has stopped; a request sent in that
+  // window would still be answered. Wait for the stop to be reported.
+  int wstatus = 0;
+  pid_t got;
+  while ((got = ::waitpid(pid_, &wstatus, WUNTRACED)) < 0 && errno == EINTR) {
+  }
+  if (got != pid_ || !WIFSTOPPED(wstatus)) return Internal("etcd did not stop on SIGSTOP");
   return Status::Ok();
 }
 

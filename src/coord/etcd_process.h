@@ -77,6 +77,7 @@ class EtcdProcess {
   // Idempotent.
   void Stop();
   // SIGSTOP / SIGCONT: a hung server (requests time out instead of failing).
+  // Pause returns once the server has stopped.
   Status Pause();
   Status Resume();
 
