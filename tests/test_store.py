@@ -101,6 +101,10 @@ def test_sigkill_during_saves_never_tears(agent):
                              cwd=os.path.dirname(helper("x")), capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
         words = out.stdout.split()
+        if words == ["loaded", "none"]:
+            # Killed before its first save committed (a loaded machine): nothing to load is right.
+            assert next_it == 1 and committed < 1, (next_it, committed)
+            continue
         # (Once, under heavy load, the loader exited 0 with no output: say all.)
         assert len(words) == 3 and words[0] == "loaded" and words[2] == "ok", (
             f"rc {out.returncode}, stdout {out.stdout!r}, stderr {out.stderr[-3000:]!r}")

@@ -160,9 +160,8 @@ Status Agent::StartCluster() {
   if (c.host >= c.num_hosts)
     return InvalidArgument("--host-id " + std::to_string(c.host) + " must be below --hosts " +
                            std::to_string(c.num_hosts));
-  GEMINI_RETURN_IF_ERROR(MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
-                                       PlacementStrategy::kMixed)
-                             .status());
+  redundancy_ = c.redundancy;
+  GEMINI_RETURN_IF_ERROR(JobPlacement(c.num_hosts, redundancy_).status());
   GEMINI_ASSIGN_OR_RETURN(transport::JobSecret secret, transport::JobSecret::Load(c.secret_file));
   secret_ = secret;
   EtcdOptions eo;
@@ -179,6 +178,7 @@ Status Agent::StartCluster() {
     io.mu = config_.mu;
     io.warmup_iterations = config_.warmup_iterations;
     io.replication_nice = config_.replication_nice;
+    redundancy_ = config_.redundancy;  // The launcher's word over this agent's flags.
   }
   peer_service_ = std::make_unique<PeerService>(
       store_.get(), c.job, [this](uint32_t r) { return Owns(r); }, io.replication_nice);
@@ -200,7 +200,7 @@ Status Agent::StartCluster() {
   GEMINI_ASSIGN_OR_RETURN(interleaver_, Interleaver::Create(io));
   replicator_ = std::make_unique<Replicator>(
       store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); }, interleaver_.get(),
-      ReplicatorOptions{c.job, c.host, c.num_hosts, c.replicas});
+      ReplicatorOptions{c.job, c.host, c.num_hosts, redundancy_});
   if (c.launch) GEMINI_RETURN_IF_ERROR(StartLaunchMode());
   GEMINI_LOG(INFO) << "[agent] host " << c.host << " of job " << c.job << " serving peers on "
                    << c.advertise_addr << ":" << port;
@@ -302,14 +302,13 @@ Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iter
                              int64_t from) {
   const ClusterOptions& c = *options_.cluster;
   if (job != c.job) return NotFound("this agent serves job '" + c.job + "', not '" + job + "'");
+  if (redundancy_.erasure() && from < 0) return FetchFragments(job, rank, iteration);
   std::vector<uint32_t> candidates;
   if (from >= 0) {
     candidates.push_back(static_cast<uint32_t>(from));
   } else {
     GEMINI_ASSIGN_OR_RETURN(uint32_t owner, Retried([&] { return coord_->HostOfRank(rank); }));
-    GEMINI_ASSIGN_OR_RETURN(
-        Placement p, MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
-                                   PlacementStrategy::kMixed));
+    GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(c.num_hosts, redundancy_));
     if (owner >= c.num_hosts) return Internal("rank's host out of range");
     for (int h : p.holders[owner])
       if (static_cast<uint32_t>(h) != c.host) candidates.push_back(static_cast<uint32_t>(h));
@@ -339,6 +338,83 @@ Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iter
   return last;
 }
 
+Result<int64_t> Agent::FetchFragments(const std::string& job, uint32_t rank, int64_t iteration) {
+  const ClusterOptions& c = *options_.cluster;
+  GEMINI_ASSIGN_OR_RETURN(uint32_t owner, Retried([&] { return coord_->HostOfRank(rank); }));
+  GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(c.num_hosts, redundancy_));
+  if (owner >= c.num_hosts) return Internal("rank's host out of range");
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, Retried([&] { return coord_->Hosts(); }));
+  const std::vector<int>& group = p.holders[owner];
+  const uint64_t max_bytes = options_.store.budget_bytes;
+  std::vector<Result<FetchedPiece>> got(group.size(), Unavailable("not asked"));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const uint32_t h = static_cast<uint32_t>(group[i]);
+    if (h == c.host) {  // This machine's own piece, copied out of its slot.
+      got[i] = [&]() -> Result<FetchedPiece> {
+        GEMINI_ASSIGN_OR_RETURN(auto pin, store_->Pin(job, rank, iteration));
+        FetchedPiece piece{pin->manifest, pin->crcs, {}};
+        piece.data.assign(pin->data, pin->data + pin->manifest.data_bytes);
+        return piece;
+      }();
+    } else if (!hosts.count(h)) {
+      got[i] = Unavailable("host " + std::to_string(h) + " is not registered");
+    } else {
+      threads.emplace_back([&, i, info = hosts[h]] {
+        auto conn = Dial(info);
+        got[i] = conn.ok() ? FetchPiece(**conn, job, rank, iteration, max_bytes, kFetchTimeout)
+                           : Result<FetchedPiece>(conn.status());
+      });
+    }
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<FetchedPiece> pieces;
+  std::string missing;
+  for (size_t i = 0; i < group.size(); ++i) {
+    if (got[i].ok())
+      pieces.push_back(std::move(*got[i]));
+    else
+      missing += "; host " + std::to_string(group[i]) + ": " + got[i].status().message();
+  }
+  std::vector<ShardPieces> shards = GroupPieces(pieces);
+  std::stable_sort(shards.begin(), shards.end(), [](const ShardPieces& a, const ShardPieces& b) {
+    return a.manifest.iteration > b.manifest.iteration;  // Newest first (iteration -1).
+  });
+  Status last = NotFound("nothing of rank " + std::to_string(rank) + " iteration " +
+                         std::to_string(iteration) + " survives in its group" + missing);
+  for (const ShardPieces& shard : shards) {
+    if (!shard.enough()) {
+      last =
+          NotFound(std::to_string(shard.fragments) + " fragments of rank " + std::to_string(rank) +
+                   " iteration " + std::to_string(shard.manifest.iteration) + " survive, " +
+                   std::to_string(shard.needed) + " are needed" + missing);
+      continue;
+    }
+    uint64_t writer;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writer = next_fetch_writer_++;
+    }
+    auto grant = store_->Begin(writer, shard.manifest, kFetchTimeout);
+    if (!grant.ok()) return grant.status();
+    close(grant->fd);
+    Status st = RebuildShard(shard, grant->data);
+    if (st.ok()) st = store_->Commit(writer, job, rank, shard.manifest.iteration, shard.crcs);
+    if (!st.ok()) {
+      store_->AbortWriter(writer);
+      last = st;
+      continue;
+    }
+    GEMINI_LOG(INFO) << "[agent] rebuilt rank " << rank << " iteration " << shard.manifest.iteration
+                     << " from "
+                     << (shard.whole ? "a whole copy"
+                                     : std::to_string(shard.fragments) + " fragments")
+                     << " held by its group";
+    return shard.manifest.iteration;
+  }
+  return last;
+}
+
 }  // namespace gemini
 
 namespace gemini {
@@ -363,7 +439,8 @@ std::string Agent::StatusJson() {
   nlohmann::json cluster{{"job", c.job},
                          {"host", c.host},
                          {"num_hosts", c.num_hosts},
-                         {"replicas", c.replicas},
+                         {"replicas", redundancy_.copies},
+                         {"redundancy", redundancy_.ToString()},
                          {"complete_iteration", complete.ok() ? *complete : -1},
                          {"protection", nullptr},
                          {"hosts", nlohmann::json::array()},
@@ -373,8 +450,7 @@ std::string Agent::StatusJson() {
   cluster["protection"] = {{"protected", protection.is_protected},
                            {"unprotected_since", protection.unprotected_since},
                            {"reason", protection.reason}};
-  auto placement = MakePlacement(static_cast<int>(c.num_hosts), static_cast<int>(c.replicas),
-                                 PlacementStrategy::kMixed);
+  auto placement = JobPlacement(c.num_hosts, redundancy_);
   for (const auto& [id, h] : hosts.ok() ? *hosts : std::map<uint32_t, HostInfo>{}) {
     nlohmann::json hj{
         {"host", id}, {"address", h.addr + ":" + std::to_string(h.port)}, {"ranks", h.ranks}};

@@ -36,20 +36,20 @@
 namespace gemini {
 
 struct ClusterOptions {
-  std::string job;                // Required: the job this agent serves.
-  uint32_t host = 0;              // This machine's id, 0..num_hosts-1.
-  uint32_t num_hosts = 1;         // Machines in the job (N).
-  uint32_t replicas = 2;          // Copies in memory, own included (m).
-  std::vector<std::string> etcd;  // etcd endpoints, e.g. http://10.0.0.1:2379.
-  TlsFiles etcd_tls;              // For https:// endpoints (CA, client cert and key).
-  std::string advertise_addr;     // Address peers connect to.
-  std::string listen_addr;        // Address to bind ("" = every address).
-  uint16_t port = 0;              // Peer port (0 = any free one).
-  std::string secret_file;        // Job secret file; "" = $GEMINI_SECRET.
-  int64_t lease_ttl_s = 3;        // Heartbeat TTL.
-  std::shared_ptr<KvStore> kv;    // Tests: used instead of etcd when set.
-  bool launch = false;            // Follow the job's plan: run trainers, elect a root.
-  std::string log_dir = "/tmp";   // Trainer logs (launch mode).
+  std::string job;                                // Required: the job this agent serves.
+  uint32_t host = 0;                              // This machine's id, 0..num_hosts-1.
+  uint32_t num_hosts = 1;                         // Machines in the job (N).
+  Redundancy redundancy = Redundancy::Copies(2);  // copies:M (own included) or rs:K+F.
+  std::vector<std::string> etcd;                  // etcd endpoints, e.g. http://10.0.0.1:2379.
+  TlsFiles etcd_tls;             // For https:// endpoints (CA, client cert and key).
+  std::string advertise_addr;    // Address peers connect to.
+  std::string listen_addr;       // Address to bind ("" = every address).
+  uint16_t port = 0;             // Peer port (0 = any free one).
+  std::string secret_file;       // Job secret file; "" = $GEMINI_SECRET.
+  int64_t lease_ttl_s = 3;       // Heartbeat TTL.
+  std::shared_ptr<KvStore> kv;   // Tests: used instead of etcd when set.
+  bool launch = false;           // Follow the job's plan: run trainers, elect a root.
+  std::string log_dir = "/tmp";  // Trainer logs (launch mode).
   // Traffic interleaving; in launch mode the job config's settings win.
   InterleaveOptions interleave;
 };
@@ -92,6 +92,10 @@ class Agent {
   void Persist(uint32_t rank, int64_t iteration);
   void OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration);
   Result<int64_t> Fetch(const std::string& job, uint32_t rank, int64_t iteration, int64_t from);
+  // rs:K+F: gathers what the owner's group holds of the shard (fragments, or
+  // the whole shard), in parallel, this machine's own fragment included, and
+  // rebuilds it into the store.
+  Result<int64_t> FetchFragments(const std::string& job, uint32_t rank, int64_t iteration);
   Result<std::unique_ptr<transport::Connection>> Dial(
       const HostInfo& host, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
   bool Owns(uint32_t rank);
@@ -114,6 +118,7 @@ class Agent {
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<RootAgent> root_;
   JobConfig config_;
+  Redundancy redundancy_;  // The cluster option's, or in launch mode the job config's.
   std::optional<transport::JobSecret> secret_;
   std::mutex mu_;
   std::set<uint32_t> owned_ranks_;

@@ -163,6 +163,13 @@ AgentServer::Reply AgentServer::HandleOpen(Reader& r) {
     return Malformed(kOpen);
   auto shard = store_->Open(job, rank, iteration);
   if (!shard.ok()) return {shard.status()};
+  if (shard->manifest.is_fragment()) {  // Not loadable: rebuilt through kFetch.
+    close(shard->slot.fd);
+    return {NotFound(
+        "this machine holds only fragment " + std::to_string(shard->manifest.fragment.index) +
+        " of rank " + std::to_string(rank) + " iteration " +
+        std::to_string(shard->manifest.iteration) + "; fetch it to rebuild the shard")};
+  }
   Writer w;
   w.PutString(shard->manifest.Encode());
   PutCrcs(w, shard->crcs);

@@ -75,9 +75,22 @@ TEST(CoordRecords, PlansHostsAndConfigsRefuseOutOfRangeNumbers) {
   EXPECT_FALSE(DecodeHostInfo(R"({"host":-1,"addr":"a","port":1,"ranks":[]})").ok());
   EXPECT_TRUE(DecodeHostInfo(R"({"host":0,"addr":"a","port":1,"ranks":[0,1]})").ok());
   JobConfig c;
+  c.num_hosts = 6;
   c.command = {"python3", "train.py"};
+  c.redundancy = Redundancy::ReedSolomon(4, 2);
+  auto back = DecodeJobConfig(EncodeJobConfig(c));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->redundancy.ToString(), "rs:4+2");
+  c.redundancy = Redundancy::Copies(2);
   auto cj = nlohmann::json::parse(EncodeJobConfig(c));
   ASSERT_TRUE(DecodeJobConfig(cj.dump()).ok());
+  cj.erase("redundancy");  // A launcher from before rs:K+F: "replicas" alone.
+  ASSERT_EQ(DecodeJobConfig(cj.dump())->redundancy.ToString(), "copies:2");
+  cj["redundancy"] = "rs:9+9";  // Wider than the job's 6 hosts.
+  EXPECT_FALSE(DecodeJobConfig(cj.dump()).ok());
+  cj["redundancy"] = "rs:4+x";
+  EXPECT_FALSE(DecodeJobConfig(cj.dump()).ok());
+  cj.erase("redundancy");
   cj["num_hosts"] = 1e10;
   EXPECT_FALSE(DecodeJobConfig(cj.dump()).ok());
   cj["num_hosts"] = 0;

@@ -109,10 +109,12 @@ Status PeerService::HandleFetch(transport::Connection& conn, const std::string& 
   return transport::SendFrame(conn, kPeerData, p.data, p.manifest.data_bytes, In(kTransfer));
 }
 
-Result<int64_t> FetchInto(transport::Connection& conn, Store* store, uint64_t writer,
-                          const std::string& job, uint32_t rank, int64_t iteration,
-                          milliseconds timeout) {
-  Deadline deadline = In(timeout);
+namespace {
+
+// Sends a fetch request and reads the reply's shard header (the data follows).
+Status RequestShard(transport::Connection& conn, const std::string& job, uint32_t rank,
+                    int64_t iteration, Deadline deadline, Manifest* m,
+                    std::vector<uint32_t>* crcs) {
   Writer w;
   w.PutString(job);
   w.PutU32(rank);
@@ -123,13 +125,44 @@ Result<int64_t> FetchInto(transport::Connection& conn, Store* store, uint64_t wr
       transport::RecvFrame(conn, FrameLimits{{kPeerFetchReply, kMaxControlFrame}}, deadline));
   std::string body;
   GEMINI_RETURN_IF_ERROR(DecodeStatusReply(reply.payload, &body));
+  GEMINI_RETURN_IF_ERROR(DecodeShardHeader(body, m, crcs));
+  if (m->job != job || m->rank != rank || (iteration >= 0 && m->iteration != iteration))
+    return conn.Fail(InvalidArgument("peer answered a fetch with another shard"));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<int64_t> FetchInto(transport::Connection& conn, Store* store, uint64_t writer,
+                          const std::string& job, uint32_t rank, int64_t iteration,
+                          milliseconds timeout) {
+  Deadline deadline = In(timeout);
   Manifest m;
   std::vector<uint32_t> crcs;
-  GEMINI_RETURN_IF_ERROR(DecodeShardHeader(body, &m, &crcs));
-  if (m.job != job || m.rank != rank || (iteration >= 0 && m.iteration != iteration))
-    return conn.Fail(InvalidArgument("peer answered a fetch with another shard"));
+  GEMINI_RETURN_IF_ERROR(RequestShard(conn, job, rank, iteration, deadline, &m, &crcs));
+  if (m.is_fragment())  // Its data frame is still on the wire: this connection is done.
+    return conn.Fail(FailedPrecondition("the peer holds only fragment " +
+                                        std::to_string(m.fragment.index) + " of rank " +
+                                        std::to_string(rank) + ", not the whole shard"));
   GEMINI_RETURN_IF_ERROR(ReceiveShard(conn, store, writer, m, std::move(crcs), deadline));
   return m.iteration;
+}
+
+Result<FetchedPiece> FetchPiece(transport::Connection& conn, const std::string& job, uint32_t rank,
+                                int64_t iteration, uint64_t max_bytes, milliseconds timeout) {
+  Deadline deadline = In(timeout);
+  FetchedPiece p;
+  GEMINI_RETURN_IF_ERROR(RequestShard(conn, job, rank, iteration, deadline, &p.manifest, &p.crcs));
+  if (p.manifest.data_bytes > max_bytes)
+    return conn.Fail(ResourceExhausted("the peer offers " + std::to_string(p.manifest.data_bytes) +
+                                       " bytes of rank " + std::to_string(rank) + "; at most " +
+                                       std::to_string(max_bytes) + " fit"));
+  p.data.resize(p.manifest.data_bytes);
+  GEMINI_RETURN_IF_ERROR(
+      RecvData(conn, p.data.data(), p.manifest.data_bytes, p.data.size(), deadline));
+  GEMINI_RETURN_IF_ERROR(
+      VerifyChunks(p.data.data(), p.manifest.data_bytes, p.manifest.chunk_size, p.crcs));
+  return p;
 }
 
 }  // namespace gemini

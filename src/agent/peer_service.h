@@ -19,6 +19,7 @@
 #include <functional>
 #include <string>
 
+#include "agent/fragments.h"
 #include "store/store.h"
 #include "transport/connection.h"
 
@@ -44,9 +45,18 @@ class PeerService {
 };
 
 // Fetches (job, rank, iteration) from a peer into `store` as a committed
-// shard (CRC-verified before commit). Returns the fetched iteration.
+// shard (CRC-verified before commit). Returns the fetched iteration. A peer
+// that holds only a fragment of it: FailedPrecondition (the connection is
+// then closed).
 Result<int64_t> FetchInto(transport::Connection& conn, Store* store, uint64_t writer,
                           const std::string& job, uint32_t rank, int64_t iteration,
                           std::chrono::milliseconds timeout);
+
+// Fetches whatever the peer holds of (job, rank, iteration), a whole shard or
+// a fragment (agent/fragments.h), into memory, CRC-verified; at most
+// `max_bytes` of data.
+Result<FetchedPiece> FetchPiece(transport::Connection& conn, const std::string& job, uint32_t rank,
+                                int64_t iteration, uint64_t max_bytes,
+                                std::chrono::milliseconds timeout);
 
 }  // namespace gemini

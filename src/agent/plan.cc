@@ -10,6 +10,10 @@ namespace gemini {
 
 using nlohmann::json;
 
+Result<Placement> JobPlacement(uint32_t num_hosts, const Redundancy& redundancy) {
+  return MakePlacement(static_cast<int>(num_hosts), redundancy, PlacementStrategy::kMixed);
+}
+
 std::string Plan::SourceFor(uint32_t host) const {
   bool failed = std::find(failed_hosts.begin(), failed_hosts.end(), host) != failed_hosts.end();
   return failed && source == "local" ? "peer" : source;
@@ -18,7 +22,8 @@ std::string Plan::SourceFor(uint32_t host) const {
 std::string EncodeJobConfig(const JobConfig& c) {
   return json{{"num_hosts", c.num_hosts},
               {"nproc_per_host", c.nproc_per_host},
-              {"replicas", c.replicas},
+              {"replicas", c.redundancy.copies},  // What launchers before rs:K+F read.
+              {"redundancy", c.redundancy.ToString()},
               {"command", c.command},
               {"env", c.env},
               {"persist_dir", c.persist_dir},
@@ -39,7 +44,8 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
   JobConfig c;
   c.num_hosts = static_cast<uint32_t>(f.Int("num_hosts", 1, kMaxHosts));
   c.nproc_per_host = static_cast<uint32_t>(f.Int("nproc_per_host", 1, kMaxProcsPerHost));
-  c.replicas = static_cast<uint32_t>(f.Int("replicas", 1, kMaxHosts));
+  int64_t replicas = f.Int("replicas", 1, kMaxHosts, 2);
+  std::string redundancy = f.String("redundancy", "copies:" + std::to_string(replicas));
   c.command = f.Strings("command", 4096);
   c.env = f.StringMap("env", 4096);
   c.persist_dir = f.String("persist_dir");
@@ -56,6 +62,10 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
     GEMINI_RETURN_IF_ERROR(g.status());
   }
   GEMINI_RETURN_IF_ERROR(f.status());
+  Result<Redundancy> r = ParseRedundancy(redundancy);
+  if (!r.ok()) return InvalidArgument("job config: " + r.status().message());
+  c.redundancy = *r;
+  GEMINI_RETURN_IF_ERROR(JobPlacement(c.num_hosts, c.redundancy).status());
   if (c.command.empty()) return InvalidArgument("job config needs a command");
   if (uint64_t{c.num_hosts} * c.nproc_per_host > kMaxHosts * 64)
     return InvalidArgument("job config: too many ranks");

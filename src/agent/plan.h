@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "gemini/placement.h"
 
 namespace gemini {
 
@@ -33,8 +34,8 @@ inline constexpr int64_t kMaxProcsPerHost = 1024;
 struct JobConfig {
   uint32_t num_hosts = 1;
   uint32_t nproc_per_host = 1;
-  uint32_t replicas = 2;
-  std::vector<std::string> command;  // The trainer command line.
+  Redundancy redundancy = Redundancy::Copies(2);  // copies:M or rs:K+F
+  std::vector<std::string> command;               // The trainer command line.
   std::map<std::string, std::string> env;
   std::string persist_dir;    // Persistent tier root ("" = none).
   int64_t persist_every = 0;  // Persist iterations that are multiples of this.
@@ -47,6 +48,10 @@ struct JobConfig {
   int replication_nice = 10;
   uint32_t world_size() const { return num_hosts * nproc_per_host; }
 };
+
+// Where every host's shard lives: the one placement of a job (mixed
+// strategy: groups of M or K+F consecutive hosts, the last one wider).
+Result<Placement> JobPlacement(uint32_t num_hosts, const Redundancy& redundancy);
 
 struct Plan {
   int64_t epoch = 0;

@@ -25,6 +25,9 @@ using namespace std::chrono_literals;
 class ReplicationTest : public ::testing::Test {
  protected:
   void StartCluster(uint32_t n, uint32_t m) {
+    StartCluster(n, Redundancy::Copies(static_cast<int>(m)));
+  }
+  void StartCluster(uint32_t n, Redundancy redundancy) {
     setenv("GEMINI_SECRET", "test-secret-0123456789abcdef", 1);
     kv_ = std::make_shared<FakeKvStore>();
     for (uint32_t h = 0; h < n; ++h) {
@@ -37,7 +40,7 @@ class ReplicationTest : public ::testing::Test {
       c.job = "job";
       c.host = h;
       c.num_hosts = n;
-      c.replicas = m;
+      c.redundancy = redundancy;
       c.advertise_addr = "127.0.0.1";
       c.listen_addr = "127.0.0.1";
       c.kv = kv_;
@@ -107,6 +110,41 @@ TEST_F(ReplicationTest, ShardsReachTheirHoldersAndCompleteAdvances) {
   auto status = nlohmann::json::parse(agents_[0]->StatusJson());
   EXPECT_EQ(status["cluster"]["complete_iteration"], 3);
   EXPECT_EQ(status["cluster"]["ranks"]["3"]["held_by"].size(), 2u);
+}
+
+TEST_F(ReplicationTest, ErasureCodedFragmentsRebuildAShardAfterTwoHostsDie) {
+  StartCluster(6, Redundancy::ReedSolomon(4, 2));  // One group of 6.
+  std::vector<uint8_t> want;
+  for (uint32_t r = 0; r < 6; ++r) Save(r, r, 6, 1, r == 2 ? &want : nullptr);
+  ASSERT_EQ(WaitComplete(1), 1);
+  // Host h keeps fragment h of every other host's shard: a quarter of it.
+  for (uint32_t h = 0; h < 6; ++h) {
+    auto pin = agents_[h]->store().Pin("job", 2, 1);
+    ASSERT_TRUE(pin.ok()) << pin.status().ToString();
+    if (h == 2) {
+      EXPECT_FALSE((*pin)->manifest.is_fragment());
+      continue;
+    }
+    EXPECT_EQ((*pin)->manifest.fragment.index, static_cast<int>(h));
+    EXPECT_EQ((*pin)->manifest.data_bytes, (want.size() + 3) / 4);
+  }
+  EXPECT_EQ(agents_[0]->replicator()->stats().bytes_sent,
+            5 * ((agents_[0]->store().Pin("job", 0, 1).value()->manifest.data_bytes + 3) / 4));
+  // A fragment is no shard: a trainer cannot open it.
+  auto c = AgentClient::Connect(sockets_[0]);
+  ASSERT_TRUE(c.ok());
+  auto opened = (*c)->Open("job", 2, 1);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), Code::kNotFound) << opened.status().ToString();
+  agents_[2]->Stop();  // The owner and one more holder die at once.
+  agents_[3]->Stop();
+  ExpectFetched(/*rank=*/2, /*iteration=*/1, /*from_host=*/-1, want);
+  // With a third loss only 3 of the 4 fragments needed survive.
+  agents_[4]->Stop();
+  auto more = (*c)->Fetch("job", 3, 1, -1);
+  ASSERT_FALSE(more.ok());
+  EXPECT_NE(more.status().message().find("3 fragments"), std::string::npos)
+      << more.status().ToString();
 }
 
 TEST_F(ReplicationTest, FetchFromAHolderAfterTheOwnerIsGone) {

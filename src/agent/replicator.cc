@@ -37,7 +37,8 @@ void Replicator::OnCommit(uint32_t rank, int64_t iteration) {
     bytes = (*pin)->manifest.data_bytes;
   auto peers = PeerHolders();
   int copies = peers.ok() ? static_cast<int>(peers->size()) : 0;
-  std::vector<SendStep> steps = interleaver_->PlanSend(rank, iteration, bytes, copies);
+  std::vector<SendStep> steps =
+      interleaver_->PlanSend(rank, iteration, BytesPerHolder(bytes), copies);
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back({rank, iteration, coord_->epoch(), std::move(steps)});
@@ -56,9 +57,7 @@ ReplicatorStats Replicator::stats() {
 }
 
 Result<std::vector<uint32_t>> Replicator::PeerHolders() const {
-  GEMINI_ASSIGN_OR_RETURN(
-      Placement p, MakePlacement(static_cast<int>(options_.num_hosts),
-                                 static_cast<int>(options_.replicas), PlacementStrategy::kMixed));
+  GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(options_.num_hosts, options_.redundancy));
   if (options_.self_host >= options_.num_hosts)
     return InvalidArgument("host id " + std::to_string(options_.self_host) + " not below " +
                            std::to_string(options_.num_hosts) + " hosts");
@@ -66,6 +65,33 @@ Result<std::vector<uint32_t>> Replicator::PeerHolders() const {
   for (int h : p.holders[options_.self_host])
     if (static_cast<uint32_t>(h) != options_.self_host) peers.push_back(static_cast<uint32_t>(h));
   return peers;
+}
+
+uint64_t Replicator::BytesPerHolder(uint64_t shard_bytes) const {
+  if (!options_.redundancy.erasure()) return shard_bytes;
+  auto peers = PeerHolders();
+  auto code = peers.ok() ? FragmentScheme(options_.redundancy, peers->size() + 1)
+                         : Result<Redundancy>(peers.status());
+  return code.ok() ? (shard_bytes + code->data - 1) / code->data : shard_bytes;
+}
+
+Result<std::vector<const ShardPin*>> Replicator::PiecesFor(const ShardPin& pin,
+                                                           std::unique_ptr<EncodedShard>* encoded) {
+  GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(options_.num_hosts, options_.redundancy));
+  const std::vector<int>& group = p.holders[options_.self_host];
+  std::vector<const ShardPin*> pins;
+  if (!options_.redundancy.erasure()) {
+    pins.assign(group.size() - 1, &pin);
+    return pins;
+  }
+  GEMINI_ASSIGN_OR_RETURN(Redundancy code, FragmentScheme(options_.redundancy, group.size()));
+  GEMINI_ASSIGN_OR_RETURN(*encoded, EncodedShard::Encode(pin, code, &fragments_));
+  // The holder at position i of the group keeps fragment i (the owner's own
+  // fragment is its whole shard).
+  for (size_t i = 0; i < group.size(); ++i)
+    if (static_cast<uint32_t>(group[i]) != options_.self_host)
+      pins.push_back(&(*encoded)->fragment(static_cast<int>(i)));
+  return pins;
 }
 
 void Replicator::Run() {
@@ -98,17 +124,24 @@ Status Replicator::Replicate(const Task& t) {
   auto pin = store_->Pin(options_.job, t.rank, t.iteration);
   auto peers = PeerHolders();
   Status sent = !pin.ok() ? pin.status() : !peers.ok() ? peers.status() : Status::Ok();
-  if (sent.ok() && interleaver_->mode() != InterleaveMode::kNone)
-    sent = SendScheduled(t, **pin, *peers, end);
+  std::unique_ptr<EncodedShard> encoded;
+  std::vector<const ShardPin*> pieces;
+  if (sent.ok() && interleaver_->mode() != InterleaveMode::kNone) {
+    auto got = PiecesFor(**pin, &encoded);
+    sent = got.ok() ? SendScheduled(t, *got, *peers, end) : got.status();
+    if (got.ok()) pieces = std::move(*got);
+  }
   interleaver_->MarkReplicated(t.rank, t.iteration, sent,
                                std::chrono::duration<double>(Clock::now() - start).count());
   GEMINI_RETURN_IF_ERROR(sent);
   if (interleaver_->mode() != InterleaveMode::kNone) {
     std::lock_guard<std::mutex> lock(mu_);
-    stats_.shards_sent += peers->size();
-    stats_.bytes_sent += peers->size() * (*pin)->manifest.data_bytes;
+    stats_.shards_sent += pieces.size();
+    for (const ShardPin* p : pieces) stats_.bytes_sent += p->manifest.data_bytes;
   }
   uint32_t world_size = (*pin)->manifest.world_size;
+  pieces.clear();
+  encoded.reset();
   pin->reset();
   // Record it; etcd may be briefly unreachable: keep trying until the deadline.
   for (int attempt = 0;; ++attempt) {
@@ -149,7 +182,7 @@ Result<transport::Connection*> Replicator::ConnectTo(uint32_t host) {
   return conn.get();
 }
 
-Status Replicator::SendScheduled(const Task& t, const ShardPin& pin,
+Status Replicator::SendScheduled(const Task& t, const std::vector<const ShardPin*>& pins,
                                  const std::vector<uint32_t>& peers, Clock::time_point end) {
   std::vector<std::unique_ptr<ChunkedSender>> senders(peers.size());
   std::vector<bool> failed(peers.size(), false);
@@ -161,7 +194,7 @@ Status Replicator::SendScheduled(const Task& t, const ShardPin& pin,
   };
   for (size_t i = 0; i < peers.size(); ++i) {
     auto conn = ConnectTo(peers[i]);
-    auto sender = conn.ok() ? ChunkedSender::Start(**conn, pin, interleaver_->max_chunk(),
+    auto sender = conn.ok() ? ChunkedSender::Start(**conn, *pins[i], interleaver_->max_chunk(),
                                                    interleaver_->window(), end)
                             : Result<std::unique_ptr<ChunkedSender>>(conn.status());
     if (sender.ok())
@@ -188,7 +221,7 @@ Status Replicator::SendScheduled(const Task& t, const ShardPin& pin,
       fail(i, st);
   }
   for (size_t i = 0; i < peers.size(); ++i)
-    if (failed[i]) GEMINI_RETURN_IF_ERROR(SendTo(peers[i], pin, end));
+    if (failed[i]) GEMINI_RETURN_IF_ERROR(SendTo(peers[i], *pins[i], end));
   return Status::Ok();
 }
 

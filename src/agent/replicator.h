@@ -8,7 +8,9 @@
 // iteration). For a task it pins the shard and sends it, in chunks of at most
 // R/p bytes with at most p unacknowledged (chunked_replica.h), to each other
 // holder of the owner host's shard (mixed placement over num_hosts hosts, m
-// replicas), waiting for each gate's span to open before its chunk. It then
+// replicas), waiting for each gate's span to open before its chunk. Under
+// rs:K+F each holder gets its own fragment instead of the whole shard
+// (agent/fragments.h), encoded here, off the training thread. It then
 // waits for each holder's verdict (every CRC checked, committed), tells the
 // Interleaver, writes replicated/<rank> and tries to advance the job's
 // complete iteration. A failed send is retried at once (no gates) on a fresh
@@ -29,8 +31,10 @@
 #include <mutex>
 #include <thread>
 
+#include "agent/fragments.h"
 #include "agent/interleaver.h"
 #include "agent/job_coordinator.h"
+#include "agent/plan.h"
 #include "store/store.h"
 #include "transport/connection.h"
 
@@ -42,7 +46,7 @@ struct ReplicatorOptions {
   std::string job;
   uint32_t self_host = 0;
   uint32_t num_hosts = 1;
-  uint32_t replicas = 2;  // Copies in memory, the owner's included (m).
+  Redundancy redundancy = Redundancy::Copies(2);  // copies:M (the owner's included) or rs:K+F.
   std::chrono::milliseconds task_timeout{std::chrono::minutes(2)};
 };
 
@@ -68,6 +72,8 @@ class Replicator {
   ReplicatorStats stats();
   // Hosts (other than this one) that hold this host's shards.
   Result<std::vector<uint32_t>> PeerHolders() const;
+  // Bytes each of them gets of a `shard_bytes` shard: all, or one fragment.
+  uint64_t BytesPerHolder(uint64_t shard_bytes) const;
 
  private:
   struct Task {
@@ -80,8 +86,12 @@ class Replicator {
   void Run();
   Status Replicate(const Task& t);
   // Sends the planned chunks to every peer; retries failed peers at once.
-  Status SendScheduled(const Task& t, const ShardPin& pin, const std::vector<uint32_t>& peers,
-                       Clock::time_point end);
+  // What each peer holder gets of `pin`: the shard itself, or under rs:K+F
+  // its fragment (held in `encoded`).
+  Result<std::vector<const ShardPin*>> PiecesFor(const ShardPin& pin,
+                                                 std::unique_ptr<EncodedShard>* encoded);
+  Status SendScheduled(const Task& t, const std::vector<const ShardPin*>& pins,
+                       const std::vector<uint32_t>& peers, Clock::time_point end);
   Status SendTo(uint32_t host, const ShardPin& pin, Clock::time_point end);
   // A cached connection to `host`, dialed if needed.
   Result<transport::Connection*> ConnectTo(uint32_t host);
@@ -98,6 +108,7 @@ class Replicator {
   bool stop_ = false;
   ReplicatorStats stats_;
   std::map<uint32_t, std::unique_ptr<transport::Connection>> conns_;  // Worker thread only.
+  std::vector<uint8_t> fragments_;  // Encoded fragments (worker thread only; reused).
   std::thread worker_;
 };
 

@@ -23,9 +23,7 @@ std::string EpochDir(const char* dir, int64_t epoch) {
 
 RootAgent::RootAgent(RootContext ctx)
     : ctx_(std::move(ctx)),
-      placement_(MakePlacement(static_cast<int>(ctx_.config.num_hosts),
-                               static_cast<int>(ctx_.config.replicas), PlacementStrategy::kMixed)) {
-}
+      placement_(JobPlacement(ctx_.config.num_hosts, ctx_.config.redundancy)) {}
 
 RootAgent::~RootAgent() { Stop(); }
 

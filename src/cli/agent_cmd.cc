@@ -15,6 +15,7 @@
 #include "agent/coord_records.h"
 #include "cli/command.h"
 #include "cli/interleave_flags.h"
+#include "cli/redundancy_flags.h"
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/units.h"
@@ -35,7 +36,7 @@ struct AgentArgs {
   std::string job;
   uint32_t host = 0;
   uint32_t hosts = 1;
-  uint32_t replicas = 2;
+  RedundancyFlags redundancy;
   std::string advertise;
   std::string listen;
   uint16_t port = 0;
@@ -117,7 +118,7 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   c.job = a.job;
   c.host = a.host;
   c.num_hosts = a.hosts;
-  c.replicas = a.replicas;
+  GEMINI_ASSIGN_OR_RETURN(c.redundancy, ToRedundancy(a.redundancy));
   c.etcd = SplitCommas(a.etcd);
   c.etcd_tls = a.etcd_tls;
   c.advertise_addr = a.advertise;
@@ -169,7 +170,8 @@ int RunAgent(AgentArgs args) {
             << getpid() << ")";
   if (options->cluster)
     std::cerr << "; host " << args.host << " of " << args.hosts << " in job " << args.job
-              << ", peers at " << agent.peer_address() << ", " << args.replicas << " replicas";
+              << ", peers at " << agent.peer_address() << ", redundancy "
+              << options->cluster->redundancy.ToString();
   if (agent.metrics_port() >= 0)
     std::cerr << "; metrics at http://" << args.metrics_addr << ":" << agent.metrics_port()
               << "/metrics";
@@ -208,8 +210,7 @@ void AddAgent(CLI::App& app) {
   g->add_option("--job", a->job, "Job name");
   g->add_option("--host-id", a->host, "This machine's id, 0..hosts-1");
   g->add_option("--hosts", a->hosts, "Machines in the job")->capture_default_str();
-  g->add_option("--replicas", a->replicas, "Copies in CPU memory, own included")
-      ->capture_default_str();
+  AddRedundancyFlags(g, &a->redundancy, "Copies in CPU memory, own included");
   g->add_option("--advertise", a->advertise, "Address peers reach this agent at");
   g->add_option("--listen", a->listen, "Address to bind for peers (default: all)");
   g->add_option("--port", a->port, "Peer port (default: any free)");

@@ -18,10 +18,8 @@ using nlohmann::json;
 // Runs `gemini launch`, echoing its timeline when `echo`; returns its report.
 Result<json> Launch(const ClusterDemoArgs& a, const std::string& inject, const std::string& report,
                     bool echo) {
-  std::vector<std::string> argv{SelfExe(),    "launch",
-                                "--hosts",    std::to_string(a.hosts),
-                                "--replicas", std::to_string(a.replicas),
-                                "--report",   report};
+  std::vector<std::string> argv{SelfExe(),      "launch",     "--hosts",  std::to_string(a.hosts),
+                                "--redundancy", a.redundancy, "--report", report};
   if (!inject.empty())
     argv.insert(argv.end(), {"--inject", inject, "--standby", "1", "--show-placement"});
   argv.insert(argv.end(), {"--", a.python, "-m", "gemini.demo_train", "--iterations",
@@ -51,9 +49,9 @@ int RunClusterDemo(const ClusterDemoArgs& a) {
   std::string dir = mkdtemp(tmpl);
   std::fprintf(out,
                "gemini demo: GPT-style model, DDP over gloo on %d namespace hosts (one trainer and "
-               "one agent each, etcd), %d copies of every shard in CPU memory, %d iterations\n"
+               "one agent each, etcd), every shard kept as %s in CPU memory, %d iterations\n"
                "[1/2] reference run, uninterrupted ...\n",
-               a.hosts, a.replicas, a.iterations);
+               a.hosts, a.redundancy.c_str(), a.iterations);
   std::fflush(out);
   auto ref = Launch(a, "", dir + "/reference.json", false);
   if (!ref.ok()) {

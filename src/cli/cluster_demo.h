@@ -13,8 +13,8 @@ namespace gemini::cli {
 struct ClusterDemoArgs {
   int hosts = 4;
   int iterations = 30;
-  int replicas = 2;
-  std::string inject;  // Default: kill-host:1@<iterations/2>.
+  std::string redundancy = "copies:2";  // As --redundancy of gemini launch.
+  std::string inject;                   // Default: kill-host:1@<iterations/2>.
   std::string report;
   std::string python = DefaultPython();
   bool json = false;

@@ -19,6 +19,7 @@
 
 #include "cli/cluster_demo.h"
 #include "cli/command.h"
+#include "cli/redundancy_flags.h"
 #include "common/paths.h"
 #include "common/subprocess.h"
 #include "common/units.h"
@@ -35,7 +36,7 @@ struct DemoArgs {
   int kill_at = -1;  // Default: 60% into the run.
   int nproc = 2;     // Trainers on one machine (--hosts 1).
   int hosts = 4;     // Namespace hosts, one trainer and agent each (needs root); 1: one machine.
-  int replicas = 2;
+  RedundancyFlags redundancy;
   std::string inject;  // --hosts > 1: the fault (default: kill host 1 mid-run).
   std::string report;
   std::string python = DefaultPython();
@@ -209,9 +210,15 @@ int RunDemo(DemoArgs a) {
               << "root; run it as root, or use --hosts 1 for the single-machine demo\n";
     return 2;
   }
-  if (a.hosts > 1)
-    return RunClusterDemo(ClusterDemoArgs{a.hosts, a.iterations, a.replicas, a.inject, a.report,
+  if (a.hosts > 1) {
+    Result<Redundancy> r = ToRedundancy(a.redundancy);
+    if (!r.ok()) {
+      std::cerr << "gemini demo: " << r.status().ToString() << "\n";
+      return 2;
+    }
+    return RunClusterDemo(ClusterDemoArgs{a.hosts, a.iterations, r->ToString(), a.inject, a.report,
                                           a.python, a.json_out});
+  }
   if (a.kill_at < 0) a.kill_at = a.iterations * 3 / 5;
   if (a.kill_at < 1 || a.kill_at >= a.iterations || a.hosts < 1) {
     std::cerr << "gemini demo: --kill-at must be in [1, iterations) and --hosts >= 1\n";
@@ -271,8 +278,7 @@ void AddDemo(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--hosts", a->hosts, "Namespace hosts, one trainer and agent each (root)")
       ->capture_default_str();
-  cmd->add_option("--replicas", a->replicas, "Copies in CPU memory (multi-host)")
-      ->capture_default_str();
+  AddRedundancyFlags(cmd, &a->redundancy, "Copies in CPU memory (multi-host)");
   cmd->add_option("--inject", a->inject,
                   "Multi-host: faults, as gemini launch --inject "
                   "(default kill-host:1@<iterations/2>)");

@@ -1,7 +1,7 @@
 // `gemini launch`: runs a training job on namespace hosts with Gemini's
 // failure recovery, like torchrun plus a fault tolerance layer.
 //
-//   gemini launch --hosts 4 --nproc-per-host 1 [--replicas 2] [--standby 1]
+//   gemini launch --hosts 4 --nproc-per-host 1 [--replicas 2 | --redundancy rs:4+2] [--standby 1]
 //       [--etcd URL] [--persist-every 10] [--inject SPEC] [--report FILE]
 //       -- python3 train.py ...
 //
@@ -31,6 +31,7 @@
 #include "cli/command.h"
 #include "cli/interleave_flags.h"
 #include "cli/local_cluster.h"
+#include "cli/redundancy_flags.h"
 #include "common/subprocess.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/etcd_process.h"
@@ -48,7 +49,7 @@ constexpr milliseconds kCall{2000};
 struct LaunchArgs {
   int hosts = 4;
   int nproc = 1;
-  int replicas = 2;
+  RedundancyFlags redundancy;
   int standby = 0;
   std::string etcd;
   TlsFiles etcd_tls;  // For an https --etcd: given to the agents too.
@@ -99,6 +100,7 @@ class Launcher {
   void TearDown(bool keep_logs = false);
 
   LaunchArgs a_;
+  Redundancy redundancy_;
   std::vector<Injection> pending_;
   std::vector<Fired> fired_;
   std::unique_ptr<LocalCluster> cluster_;
@@ -135,8 +137,8 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
                                 a_.job,
                                 "--hosts",
                                 std::to_string(a_.hosts),
-                                "--replicas",
-                                std::to_string(a_.replicas),
+                                "--redundancy",
+                                redundancy_.ToString(),
                                 "--advertise",
                                 addr,
                                 "--secret-file",
@@ -167,6 +169,8 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
 }
 
 Status Launcher::SetUp() {
+  GEMINI_ASSIGN_OR_RETURN(redundancy_, ToRedundancy(a_.redundancy));
+  GEMINI_RETURN_IF_ERROR(JobPlacement(static_cast<uint32_t>(a_.hosts), redundancy_).status());
   GEMINI_ASSIGN_OR_RETURN(pending_, ParseInjections(a_.inject));
   GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby, a_.rate, a_.mtu));
   dir_ = cluster_->dir();
@@ -188,7 +192,7 @@ Status Launcher::SetUp() {
   JobConfig config;
   config.num_hosts = a_.hosts;
   config.nproc_per_host = a_.nproc;
-  config.replicas = a_.replicas;
+  config.redundancy = redundancy_;
   config.command = a_.command;
   config.env = {{"GLOO_SOCKET_IFNAME", "eth0"},
                 {"OMP_NUM_THREADS", "1"},
@@ -281,8 +285,8 @@ void Launcher::ShowPlacement() {
   auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
   if (!s.is_object() || !s.contains("cluster")) return;
   const auto& c = s["cluster"];
-  Log("where each shard lives (" + c["replicas"].dump() +
-      " copies in CPU memory; newest complete iteration " + c["complete_iteration"].dump() + "):");
+  Log("where each shard lives (" + c.value("redundancy", json("?")).get<std::string>() +
+      " in CPU memory; newest complete iteration " + c["complete_iteration"].dump() + "):");
   for (const auto& [rank, r] : c["ranks"].items()) {
     std::string held;
     for (const auto& h : r["held_by"])
@@ -433,7 +437,7 @@ void AddLaunch(CLI::App& app) {
   cmd->add_option("--hosts", a->hosts, "Machines (network-namespace hosts)")->capture_default_str();
   cmd->add_option("--nproc-per-host", a->nproc, "Trainer processes per host")
       ->capture_default_str();
-  cmd->add_option("--replicas", a->replicas, "Copies in CPU memory")->capture_default_str();
+  AddRedundancyFlags(cmd, &a->redundancy, "Copies in CPU memory");
   cmd->add_option("--standby", a->standby, "Idle standby hosts for replacements")
       ->capture_default_str();
   cmd->add_option("--etcd", a->etcd, "etcd endpoint (default: start one)");

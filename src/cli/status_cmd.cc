@@ -12,8 +12,9 @@ namespace {
 
 void PrintCluster(const nlohmann::json& c) {
   std::cout << "cluster: job " << c["job"].get<std::string>() << ", this is host " << c["host"]
-            << " of " << c["num_hosts"] << ", " << c["replicas"]
-            << " copies in memory, newest complete iteration " << c["complete_iteration"] << "\n";
+            << " of " << c["num_hosts"] << ", shards kept as "
+            << c.value("redundancy", "copies:" + c["replicas"].dump())
+            << " in memory, newest complete iteration " << c["complete_iteration"] << "\n";
   if (c.contains("protection") && c["protection"].is_object()) {
     const auto& p = c["protection"];
     if (p.value("protected", true))

@@ -63,6 +63,17 @@ std::vector<uint32_t> CaptureInto(uint8_t* region, uint64_t data_bytes, uint64_t
   return crcs;
 }
 
+std::vector<uint32_t> ChunkCrcs(const uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,
+                                int threads) {
+  uint64_t chunks = (data_bytes + chunk_size - 1) / chunk_size;
+  std::vector<uint32_t> crcs(chunks);
+  SplitChunks(chunks, threads, [&](uint64_t first, uint64_t last, int) {
+    for (uint64_t c = first; c < last; ++c)
+      crcs[c] = Crc32c(region + c * chunk_size, std::min(chunk_size, data_bytes - c * chunk_size));
+  });
+  return crcs;
+}
+
 Status CopyOutVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
                        uint64_t chunk_size, const std::vector<uint32_t>& crcs, int threads) {
   uint64_t chunks = (data_bytes + chunk_size - 1) / chunk_size;

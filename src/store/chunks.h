@@ -31,6 +31,10 @@ std::vector<uint32_t> CaptureInto(uint8_t* region, uint64_t data_bytes, uint64_t
 Status CopyOutVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
                        uint64_t chunk_size, const std::vector<uint32_t>& crcs, int threads = 1);
 
+// One CRC32C per chunk of a region, computed in place.
+std::vector<uint32_t> ChunkCrcs(const uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,
+                                int threads = 1);
+
 // Checks every chunk of a region in place (e.g. a replica received from the
 // network) against its CRC; DataLoss naming the first bad chunk.
 Status VerifyChunks(const uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,

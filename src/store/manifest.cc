@@ -9,7 +9,8 @@ namespace gemini {
 namespace {
 
 constexpr uint32_t kMagic = 0x4D4E4D47;  // "GMNM"
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 1;          // A whole shard.
+constexpr uint8_t kFragmentVersion = 2;  // Version 1 plus the fragment fields.
 
 struct DtypeInfo {
   const char* name;
@@ -109,10 +110,30 @@ Status Manifest::Validate() const {
   if (chunk_size < 4096 || chunk_size > (1u << 30))
     return InvalidArgument("chunk size must be in [4 KiB, 1 GiB]");
   if (entries.size() > kMaxEntries) return InvalidArgument("too many tensors");
+  if (is_fragment()) {
+    const Fragment& f = fragment;
+    if (f.data < 1 || f.parity < 1 || f.data + f.parity > 255)
+      return InvalidArgument("fragment of rs:" + std::to_string(f.data) + "+" +
+                             std::to_string(f.parity) + ": K, F >= 1 and K+F <= 255");
+    if (f.index >= f.data + f.parity)
+      return InvalidArgument("fragment " + std::to_string(f.index) + " of " +
+                             std::to_string(f.data + f.parity));
+    if (f.shard_bytes > kMaxDataBytes) return InvalidArgument("fragment of a shard over 256 TiB");
+    if (data_bytes != (f.shard_bytes + f.data - 1) / f.data)
+      return InvalidArgument("fragment of " + std::to_string(data_bytes) + " bytes for a " +
+                             std::to_string(f.shard_bytes) + "-byte shard cut in " +
+                             std::to_string(f.data));
+    if (f.shard_crcs.size() != (f.shard_bytes + chunk_size - 1) / chunk_size)
+      return InvalidArgument("fragment carries " + std::to_string(f.shard_crcs.size()) +
+                             " shard CRCs");
+  } else if (fragment.data != 0 || fragment.parity != 0 || fragment.shard_bytes != 0 ||
+             !fragment.shard_crcs.empty()) {
+    return InvalidArgument("fragment fields on a whole shard");
+  }
   std::vector<std::pair<uint64_t, uint64_t>> spans;
   spans.reserve(entries.size());
   for (const auto& e : entries) {
-    GEMINI_RETURN_IF_ERROR(ValidateEntry(e, data_bytes));
+    GEMINI_RETURN_IF_ERROR(ValidateEntry(e, shard_bytes()));
     if (e.length > 0) spans.emplace_back(e.offset, e.offset + e.length);
   }
   std::sort(spans.begin(), spans.end());
@@ -124,7 +145,7 @@ Status Manifest::Validate() const {
 std::string Manifest::Encode() const {
   Writer w;
   w.PutU32(kMagic);
-  w.PutU8(kVersion);
+  w.PutU8(is_fragment() ? kFragmentVersion : kVersion);
   w.PutString(job);
   w.PutI64(iteration);
   w.PutU32(rank);
@@ -141,6 +162,14 @@ std::string Manifest::Encode() const {
     w.PutU64(e.length);
     w.PutU64(e.tensor_offset);
   }
+  if (is_fragment()) {
+    w.PutU32(static_cast<uint32_t>(fragment.index));
+    w.PutU32(fragment.data);
+    w.PutU32(fragment.parity);
+    w.PutU64(fragment.shard_bytes);
+    w.PutU64(fragment.shard_crcs.size());
+    for (uint32_t c : fragment.shard_crcs) w.PutU32(c);
+  }
   w.PutU32(Crc32c(w.str().data(), w.str().size()));
   return w.Take();
 }
@@ -156,7 +185,7 @@ Result<Manifest> Manifest::Decode(std::string_view bytes) {
   uint8_t version = 0;
   Manifest m;
   if (!r.GetU32(&magic) || magic != kMagic) return InvalidArgument("not a manifest (bad magic)");
-  if (!r.GetU8(&version) || version != kVersion)
+  if (!r.GetU8(&version) || (version != kVersion && version != kFragmentVersion))
     return InvalidArgument("unsupported manifest version");
   if (!r.GetString(&m.job, 256) || !r.GetI64(&m.iteration) || !r.GetU32(&m.rank) ||
       !r.GetU32(&m.world_size) || !r.GetU64(&m.chunk_size) || !r.GetU64(&m.data_bytes) ||
@@ -179,6 +208,20 @@ Result<Manifest> Manifest::Decode(std::string_view bytes) {
       if (!r.GetI64(&d)) return InvalidArgument("manifest truncated in shape");
     if (!r.GetU64(&e.offset) || !r.GetU64(&e.length) || !r.GetU64(&e.tensor_offset))
       return InvalidArgument("manifest truncated in tensor entry");
+  }
+  if (version == kFragmentVersion) {
+    uint32_t index = 0, data = 0, parity = 0;
+    uint64_t crcs = 0;
+    if (!r.GetU32(&index) || !r.GetU32(&data) || !r.GetU32(&parity) ||
+        !r.GetU64(&m.fragment.shard_bytes) || !r.GetU64(&crcs))
+      return InvalidArgument("manifest truncated in fragment");
+    if (index > 254 || data > 255 || parity > 255 || crcs > r.remaining() / 4)
+      return InvalidArgument("manifest claims an impossible fragment");
+    m.fragment.index = static_cast<int32_t>(index);
+    m.fragment.data = static_cast<uint16_t>(data);
+    m.fragment.parity = static_cast<uint16_t>(parity);
+    m.fragment.shard_crcs.resize(crcs);
+    for (uint32_t& c : m.fragment.shard_crcs) r.GetU32(&c);
   }
   if (!r.done()) return InvalidArgument("manifest has trailing bytes");
   GEMINI_RETURN_IF_ERROR(m.Validate());

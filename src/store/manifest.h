@@ -80,6 +80,21 @@ struct Manifest {
   uint64_t chunk_size = kDefaultChunkSize;
   uint64_t data_bytes = 0;  // Size of the data region.
   std::vector<TensorEntry> entries;
+  // Set on a Reed–Solomon fragment (rs:K+F, src/redundancy) that a holder
+  // keeps of another machine's shard: the data region is then fragment
+  // `index` of the shard's K+F, and the entries describe the whole shard.
+  struct Fragment {
+    int32_t index = -1;   // -1: the data region is the whole shard.
+    uint16_t data = 0;    // K
+    uint16_t parity = 0;  // F
+    uint64_t shard_bytes = 0;
+    std::vector<uint32_t> shard_crcs;  // One per chunk_size bytes of the whole shard.
+  };
+  Fragment fragment;
+
+  bool is_fragment() const { return fragment.index >= 0; }
+  // The whole shard's size: data_bytes, or the fragment's shard_bytes.
+  uint64_t shard_bytes() const { return is_fragment() ? fragment.shard_bytes : data_bytes; }
 
   static constexpr uint64_t kDefaultChunkSize = 4u << 20;
   static constexpr uint64_t kAlignment = 64;
@@ -93,7 +108,9 @@ struct Manifest {
   void AssignOffsets();
   uint64_t NumChunks() const { return (data_bytes + chunk_size - 1) / chunk_size; }
   // Every structural check: names, dtypes, shapes, pieces within their
-  // tensors, pieces within data_bytes and not overlapping, sane chunk size.
+  // tensors, pieces within the shard and not overlapping, sane chunk size;
+  // a fragment: K, F, index in range, data_bytes = ceil(shard_bytes / K),
+  // one shard CRC per chunk.
   Status Validate() const;
 
   std::string Encode() const;

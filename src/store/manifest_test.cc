@@ -54,6 +54,53 @@ TEST(Manifest, EveryTruncationIsRejected) {
   }
 }
 
+// Fragment 5 of rs:4+2 of Sample()'s 134-byte shard: 34 bytes.
+Manifest SampleFragment() {
+  Manifest m = Sample();
+  m.fragment = {5, 4, 2, m.data_bytes, {0x12345678}};
+  m.data_bytes = 34;
+  return m;
+}
+
+TEST(Manifest, FragmentRoundTripsAndWholeShardsKeepVersion1) {
+  EXPECT_EQ(Sample().Encode()[4], 1) << "a whole shard's manifest stays version 1";
+  Manifest f = SampleFragment();
+  ASSERT_TRUE(f.Validate().ok()) << f.Validate().ToString();
+  auto d = Manifest::Decode(f.Encode());
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  EXPECT_TRUE(d->is_fragment());
+  EXPECT_EQ(d->fragment.index, 5);
+  EXPECT_EQ(d->fragment.data, 4);
+  EXPECT_EQ(d->fragment.parity, 2);
+  EXPECT_EQ(d->shard_bytes(), 134u);
+  EXPECT_EQ(d->data_bytes, 34u);
+  EXPECT_EQ(d->fragment.shard_crcs, std::vector<uint32_t>{0x12345678});
+  std::string bytes = f.Encode();
+  for (size_t n = 0; n < bytes.size(); ++n)
+    EXPECT_FALSE(Manifest::Decode(bytes.substr(0, n)).ok()) << "prefix " << n;
+}
+
+TEST(Manifest, ImpossibleFragmentsAreRejected) {
+  auto bad = [](auto edit) {
+    Manifest m = SampleFragment();
+    edit(m);
+    return m.Validate();
+  };
+  EXPECT_FALSE(bad([](Manifest& m) { m.fragment.index = 6; }).ok());
+  EXPECT_FALSE(bad([](Manifest& m) { m.fragment.data = 0; }).ok());
+  EXPECT_FALSE(bad([](Manifest& m) { m.fragment.parity = 0; }).ok());
+  EXPECT_FALSE(bad([](Manifest& m) { m.fragment.data = 250; }).ok());
+  EXPECT_FALSE(bad([](Manifest& m) { m.data_bytes = 33; }).ok());
+  EXPECT_FALSE(bad([](Manifest& m) { m.fragment.shard_crcs.clear(); }).ok());
+  EXPECT_FALSE(bad([](Manifest& m) { m.fragment.shard_bytes = 100; }).ok())
+      << "the entries must fit the whole shard";
+  EXPECT_FALSE(bad([](Manifest& m) {
+                 m.fragment.index = -1;
+                 m.data_bytes = 134;
+               }).ok())
+      << "fragment fields on a whole shard";
+}
+
 TEST(Manifest, WrongCrcIsDataLoss) {
   std::string bytes = Sample().Encode();
   bytes[10] ^= 1;

@@ -1,0 +1,109 @@
+#include "agent/fragments.h"
+
+#include <cstring>
+#include <map>
+
+#include "redundancy/reed_solomon.h"
+#include "store/chunks.h"
+
+namespace gemini {
+
+Result<Redundancy> FragmentScheme(const Redundancy& redundancy, size_t width) {
+  if (!redundancy.erasure()) return InvalidArgument(redundancy.ToString() + " has no fragments");
+  if (width <= static_cast<size_t>(redundancy.parity) || width > 255)
+    return InvalidArgument("a group of " + std::to_string(width) + " machines cannot keep " +
+                           redundancy.ToString());
+  return Redundancy::ReedSolomon(static_cast<int>(width) - redundancy.parity, redundancy.parity);
+}
+
+Result<std::unique_ptr<EncodedShard>> EncodedShard::Encode(const ShardPin& shard,
+                                                           const Redundancy& code,
+                                                           std::vector<uint8_t>* buffer) {
+  if (shard.manifest.is_fragment()) return InvalidArgument("a fragment is not cut again");
+  GEMINI_ASSIGN_OR_RETURN(auto rs, redundancy::ReedSolomon::Make(code.data, code.parity));
+  const uint64_t bytes = shard.manifest.data_bytes, piece = rs->PieceBytes(bytes);
+  const int n = rs->pieces();
+  if (buffer->size() < piece * n) buffer->resize(piece * n);
+  std::vector<uint8_t*> out(n);
+  for (int i = 0; i < n; ++i) out[i] = buffer->data() + i * piece;
+  GEMINI_RETURN_IF_ERROR(rs->Encode(std::span<const uint8_t>(shard.data, bytes), out));
+  auto encoded = std::unique_ptr<EncodedShard>(new EncodedShard());
+  for (int i = 0; i < n; ++i) {
+    Manifest m = shard.manifest;
+    m.fragment = {i, static_cast<uint16_t>(code.data), static_cast<uint16_t>(code.parity), bytes,
+                  shard.crcs};
+    m.data_bytes = piece;
+    std::vector<uint32_t> crcs = ChunkCrcs(out[i], piece, m.chunk_size);
+    encoded->fragments_.push_back(
+        std::make_unique<ShardPin>(std::move(m), std::move(crcs), out[i], [] {}));
+  }
+  return encoded;
+}
+
+Manifest ShardManifestOf(const Manifest& fragment) {
+  Manifest m = fragment;
+  if (m.is_fragment()) {
+    m.data_bytes = m.fragment.shard_bytes;
+    m.fragment = {};
+  }
+  return m;
+}
+
+std::vector<ShardPieces> GroupPieces(const std::vector<FetchedPiece>& pieces) {
+  std::vector<ShardPieces> groups;
+  std::map<std::string, size_t> index_of;
+  for (const FetchedPiece& p : pieces) {
+    const bool fragment = p.manifest.is_fragment();
+    Manifest m = ShardManifestOf(p.manifest);
+    const std::vector<uint32_t>& crcs = fragment ? p.manifest.fragment.shard_crcs : p.crcs;
+    std::string key = m.Encode();
+    key.append(reinterpret_cast<const char*>(crcs.data()), crcs.size() * sizeof(uint32_t));
+    if (fragment)
+      key += "rs:" + std::to_string(p.manifest.fragment.data) + "+" +
+             std::to_string(p.manifest.fragment.parity);
+    auto [it, fresh] = index_of.emplace(key, groups.size());
+    if (fresh) groups.push_back({std::move(m), crcs, {}, false, 0, 0});
+    ShardPieces& g = groups[it->second];
+    if (fragment) {
+      bool seen = false;
+      for (const FetchedPiece* q : g.pieces)
+        seen |=
+            q->manifest.is_fragment() && q->manifest.fragment.index == p.manifest.fragment.index;
+      if (seen) continue;
+      ++g.fragments;
+      g.needed = p.manifest.fragment.data;
+    } else {
+      g.whole = true;
+    }
+    g.pieces.push_back(&p);
+  }
+  return groups;
+}
+
+Status RebuildShard(const ShardPieces& shard, uint8_t* out) {
+  const uint64_t bytes = shard.manifest.data_bytes;
+  if (!shard.enough())
+    return InvalidArgument(std::to_string(shard.fragments) + " fragments of rank " +
+                           std::to_string(shard.manifest.rank) + " iteration " +
+                           std::to_string(shard.manifest.iteration) + " survive; " +
+                           std::to_string(shard.needed) + " are needed");
+  const FetchedPiece* whole = nullptr;
+  std::vector<redundancy::Piece> fragments;
+  for (const FetchedPiece* p : shard.pieces) {
+    if (!p->manifest.is_fragment())
+      whole = p;
+    else
+      fragments.push_back({p->manifest.fragment.index, p->data});
+  }
+  if (whole) {
+    if (whole->data.size() != bytes) return InvalidArgument("whole shard of the wrong size");
+    std::memcpy(out, whole->data.data(), bytes);
+  } else {
+    const Manifest::Fragment& f = shard.pieces[0]->manifest.fragment;
+    GEMINI_ASSIGN_OR_RETURN(auto code, redundancy::ReedSolomon::Make(f.data, f.parity));
+    GEMINI_RETURN_IF_ERROR(code->Decode(fragments, std::span<uint8_t>(out, bytes)));
+  }
+  return VerifyChunks(out, bytes, shard.manifest.chunk_size, shard.crcs);
+}
+
+}  // namespace gemini

@@ -1,0 +1,81 @@
+// Fragments: a shard kept as Reed–Solomon fragments (rs:K+F) by the K+F
+// machines of its owner's group, and the shard rebuilt from any K of them.
+//
+// The holder at position i of the group (Placement::holders, ascending) keeps
+// fragment i of every member's shard; the owner keeps its whole shard, which
+// stands for its own fragment. A group wider than K+F (the last one, when
+// K+F does not divide the machines) codes W-F data fragments: FragmentScheme.
+//
+// A fragment travels and is stored like a shard whose manifest has
+// Manifest::fragment set: its data region is the fragment and its CRCs cover
+// the fragment, so the chunked replica protocol, the store and fetches carry
+// it unchanged. The manifest also carries the whole shard's entries and
+// CRCs, which every rebuilt shard is checked against before it is used.
+// Pure computation on caller-owned memory; thread-safe on distinct buffers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gemini/placement.h"
+#include "store/manifest.h"
+#include "store/store.h"
+
+namespace gemini {
+
+// The code of a group of `width` holders under `redundancy` (rs:K+F):
+// rs:(width-F)+F.
+Result<Redundancy> FragmentScheme(const Redundancy& redundancy, size_t width);
+
+// Every fragment of a pinned shard, each as a ShardPin a ChunkedSender sends.
+class EncodedShard {
+ public:
+  // `buffer` holds the fragments; it is reused across calls (grown as needed)
+  // and must outlive the result.
+  static Result<std::unique_ptr<EncodedShard>> Encode(const ShardPin& shard, const Redundancy& code,
+                                                      std::vector<uint8_t>* buffer);
+  const ShardPin& fragment(int index) const { return *fragments_.at(index); }
+  int count() const { return static_cast<int>(fragments_.size()); }
+  uint64_t fragment_bytes() const {
+    return fragments_.empty() ? 0 : fragments_[0]->manifest.data_bytes;
+  }
+
+ private:
+  std::vector<std::unique_ptr<ShardPin>> fragments_;
+};
+
+// A fragment (or a whole shard) fetched from a holder: its bytes have
+// passed their own CRCs.
+struct FetchedPiece {
+  Manifest manifest;
+  std::vector<uint32_t> crcs;
+  std::vector<uint8_t> data;
+};
+
+// The whole shard's manifest and CRCs, from a fragment's.
+Manifest ShardManifestOf(const Manifest& fragment);
+
+// One shard that fetched pieces describe: its manifest and CRCs, and its
+// pieces (a whole shard, or distinct fragments).
+struct ShardPieces {
+  Manifest manifest;
+  std::vector<uint32_t> crcs;
+  std::vector<const FetchedPiece*> pieces;
+  bool whole = false;  // A whole shard is among the pieces.
+  int fragments = 0;   // Distinct fragment indices.
+  int needed = 0;      // K of its code (0 for a whole shard).
+  bool enough() const { return whole || (needed > 0 && fragments >= needed); }
+};
+
+// Groups pieces by the shard they describe (manifest and CRCs), in the order
+// first seen: a stale or forged piece forms its own group and cannot spoil
+// the others. Repeated fragment indices in a group are dropped.
+std::vector<ShardPieces> GroupPieces(const std::vector<FetchedPiece>& pieces);
+
+// Rebuilds the shard into `out` (manifest.data_bytes bytes): a whole shard is
+// copied, fragments decoded. The result is checked against the shard's CRCs
+// (DataLoss on a mismatch); too few fragments is an InvalidArgument.
+Status RebuildShard(const ShardPieces& shard, uint8_t* out);
+
+}  // namespace gemini
