@@ -95,6 +95,7 @@ class Launcher {
   void Fire(Fired& f);
   void PrintTimeline(const Plan& plan);
   json Report(const Plan& plan);
+  json Memory();
   int64_t Complete();
   void Log(const std::string& line);
   void TearDown(bool keep_logs = false);
@@ -394,6 +395,40 @@ void Launcher::TearDown(bool keep_logs) {
   if (keep_logs) std::printf("logs kept in %s\n", dir_.c_str());
 }
 
+// What each host's store keeps of the newest iteration of every rank it
+// holds: its own ranks' shards, and what it holds of others' (replicas or
+// fragments), from the agents' status at the end of the run.
+json Launcher::Memory() {
+  json hosts = json::array();
+  double factor_max = 0;
+  for (const auto& [host, ns] : ns_of_host_) {
+    auto client = AgentClient::Connect(dir_ + "/agent-ns" + std::to_string(ns) + ".sock");
+    auto text = client.ok() ? (*client)->StatusJson() : Result<std::string>(client.status());
+    auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
+    if (!s.is_object() || !s.contains("jobs") || !s["jobs"].is_array()) continue;
+    uint64_t own = 0, held = 0;
+    for (const auto& j : s["jobs"]) {
+      if (j.value("job", "") != a_.job) continue;
+      for (const auto& r : j["ranks"]) {
+        int64_t newest = -1;
+        uint64_t bytes = 0;
+        for (const auto& slot : r["slots"])
+          if (slot.value("state", "") == "committed" && slot.value("iteration", -1) > newest) {
+            newest = slot["iteration"].get<int64_t>();
+            bytes = slot.value("data_bytes", uint64_t{0});
+          }
+        const int64_t owner = r["rank"].get<int64_t>() / a_.nproc;
+        (owner == host ? own : held) += bytes;
+      }
+    }
+    double factor = own ? double(own + held) / double(own) : 0;
+    factor_max = std::max(factor_max, factor);
+    hosts.push_back({{"host", host}, {"own_bytes", own}, {"held_bytes", held}, {"factor", factor}});
+  }
+  if (hosts.empty()) return json::object();
+  return {{"hosts", hosts}, {"factor_max", factor_max}};
+}
+
 int Launcher::Run() {
   Status st = SetUp();
   if (!st.ok()) {
@@ -424,6 +459,10 @@ int Launcher::Run() {
                  ", state CRC32C " + report["final_state_crc"].dump()
            : "training did not finish in time");
   for (const auto& ev : report["events"]) Log("failure: " + ev.dump());
+  report["memory"] = Memory();
+  if (report["memory"].contains("factor_max"))
+    Log("checkpoint memory per host: up to " + report["memory"]["factor_max"].dump() +
+        "x its own shards (" + redundancy_.ToString() + ")");
   if (!a_.report.empty()) std::ofstream(a_.report) << report.dump(2) << "\n";
   TearDown(/*keep_logs=*/!done);
   return done ? 0 : 1;

@@ -382,6 +382,10 @@ std::string Store::StatusJson(const std::string& only_job) {
         if (s.state != SlotState::kEmpty) {
           sj["iteration"] = s.iteration();
           sj["data_bytes"] = s.manifest.data_bytes;
+          if (s.manifest.is_fragment()) {
+            sj["fragment"] = s.manifest.fragment.index;
+            sj["shard_bytes"] = s.manifest.fragment.shard_bytes;
+          }
           sj["tensors"] = s.manifest.entries.size();
         }
         r["slots"].push_back(sj);
