@@ -1,18 +1,25 @@
-// `gemini bench replicate`: replication throughput between two namespace
-// hosts vs a raw TCP stream of the same bytes between the same hosts, in the
-// same run.
+// `gemini bench replicate`: replication between namespace hosts vs raw TCP
+// streams of the same bytes between the same hosts, in the same run, for
+// each redundancy scheme of --redundancy (default copies:2 and rs:4+2).
 //
-// Gemini: an agent per host (multi-machine mode, real etcd on the bridge);
-// a process in host 0 saves a shard of --bytes through its agent and times
-// from the commit to the moment the job's complete iteration covers it, i.e.
-// host 1 received the replica, checked every CRC32C and committed it, and
-// etcd recorded it. Baseline: one TCP connection (same socket options) that
-// streams the same number of bytes from memory to memory, timed until the
-// receiver's one-byte acknowledgement. Medians over --repeats, after two
-// untimed warm-up transfers each (slot creation on the receiver is a one-time
-// cost of the first two iterations; every later iteration reuses the slots).
+// Gemini: an agent per host of one group (M hosts for copies:M, K+F for
+// rs:K+F; multi-machine mode, real etcd on the bridge); a process in host 0
+// saves a shard of --bytes through its agent and times from the commit to
+// the moment the job's complete iteration covers it, i.e. every holder
+// received its replica or fragment, checked every CRC32C and committed it,
+// and etcd recorded it. Baseline: one TCP connection per holder (same socket
+// options), all at once, each streaming what that holder gets (the shard, or
+// one fragment) from memory to memory, timed until every receiver's one-byte
+// acknowledgement. Medians over --repeats, after two untimed warm-up
+// transfers each (slot creation on the receivers is a one-time cost of the
+// first two iterations; every later iteration reuses the slots).
+//
+// Then host 0's agent is killed and restarted empty (a replacement machine)
+// and fetches its shard back --repeats times: from one peer (copies), or
+// rebuilt from the fragments its group holds (rs). `decode_vs_single_peer_fetch`
+// compares the two.
 // Helper subcommands run inside the hosts: tcp-sink, tcp-source,
-// replicate-source.
+// replicate-source, replicate-fetch.
 #include <signal.h>
 #include <unistd.h>
 
@@ -27,6 +34,7 @@
 #include "common/subprocess.h"
 #include "common/units.h"
 #include "coord/etcd_process.h"
+#include "gemini/placement.h"
 #include "store/client.h"
 #include "timing.h"
 #include "transport/tcp/tcp_connection.h"
@@ -45,11 +53,23 @@ struct ReplicateArgs {
   std::string bytes = "1GiB";
   int repeats = 3;
   bool json = false;
+  std::string redundancy = "copies:2,rs:4+2";
   // Helper roles.
-  std::string to;
+  std::string to;  // tcp-source: host:port[,host:port...]
   uint16_t port = 0;
   std::string socket;
+  std::string job = "bench";
 };
+
+std::vector<std::string> SplitCommas(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at <= s.size();) {
+    size_t end = std::min(s.find(',', at), s.size());
+    if (end > at) out.push_back(s.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
 
 Deadline Later() { return Clock::now() + std::chrono::minutes(5); }
 
@@ -74,18 +94,29 @@ int TcpSink(const ReplicateArgs& a, uint64_t n) {
 }
 
 int TcpSource(const ReplicateArgs& a, uint64_t n) {
-  std::string host = a.to.substr(0, a.to.rfind(':'));
-  auto port = static_cast<uint16_t>(std::stoi(a.to.substr(a.to.rfind(':') + 1)));
-  auto c = transport::TcpConnection::Connect(host, port, Later());
-  if (!c.ok()) return Fail("connect", c.status());
+  std::vector<std::unique_ptr<transport::Connection>> conns;
+  for (const std::string& to : SplitCommas(a.to)) {
+    std::string host = to.substr(0, to.rfind(':'));
+    auto port = static_cast<uint16_t>(std::stoi(to.substr(to.rfind(':') + 1)));
+    auto c = transport::TcpConnection::Connect(host, port, Later());
+    if (!c.ok()) return Fail("connect", c.status());
+    conns.push_back(std::move(*c));
+  }
   std::vector<uint8_t> buf(n, 7);
   json secs = json::array();
   for (int r = 0; r < a.repeats + kWarmup; ++r) {
     auto t0 = Clock::now();
-    char ack;
-    Status st = (*c)->SendAll(buf.data(), n, Later());
-    if (st.ok()) st = (*c)->RecvAll(&ack, 1, Later());
-    if (!st.ok()) return Fail("source", st);
+    std::vector<Status> st(conns.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < conns.size(); ++i)
+      threads.emplace_back([&, i] {
+        char ack;
+        st[i] = conns[i]->SendAll(buf.data(), n, Later());
+        if (st[i].ok()) st[i] = conns[i]->RecvAll(&ack, 1, Later());
+      });
+    for (auto& t : threads) t.join();
+    for (const Status& s : st)
+      if (!s.ok()) return Fail("source", s);
     if (r >= kWarmup) secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   std::cout << secs.dump() << std::endl;
@@ -99,17 +130,32 @@ int ReplicateSource(const ReplicateArgs& a, uint64_t n) {
   for (uint64_t i = 0; i < n; i += 4096) buf[i] = static_cast<uint8_t>(i >> 12);
   json secs = json::array();
   for (int r = 1; r <= a.repeats + kWarmup; ++r) {
-    Status st = (*c)->Save("bench", 0, 1, r,
+    Status st = (*c)->Save(a.job, 0, 1, r,
                            {{"t", Dtype::kUint8, {static_cast<int64_t>(n)}, buf.data(), n, 0}});
     if (!st.ok()) return Fail("save", st);
     auto t0 = Clock::now();
     for (;;) {
-      auto done = (*c)->CompleteIteration("bench");
+      auto done = (*c)->CompleteIteration(a.job);
       if (!done.ok()) return Fail("query", done.status());
       if (*done >= r) break;
       std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
     if (r > kWarmup) secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::cout << secs.dump() << std::endl;
+  return 0;
+}
+
+// In a replacement host: fetches rank 0's newest shard back, --repeats times.
+int ReplicateFetch(const ReplicateArgs& a, uint64_t) {
+  auto c = AgentClient::Connect(a.socket);
+  if (!c.ok()) return Fail("agent", c.status());
+  json secs = json::array();
+  for (int r = 0; r < a.repeats; ++r) {
+    auto t0 = Clock::now();
+    auto got = (*c)->Fetch(a.job, 0, a.repeats + kWarmup, -1);
+    if (!got.ok()) return Fail("fetch", got.status());
+    secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
   std::cout << secs.dump() << std::endl;
   return 0;
@@ -127,104 +173,188 @@ std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::
   return a;
 }
 
-Result<std::vector<double>> RunBaseline(const LocalCluster& c, uint64_t n, int repeats) {
+// Raw TCP from host 0 to hosts 1..holders, `n` bytes to each at once.
+Result<std::vector<double>> RunBaseline(const LocalCluster& c, int holders, uint64_t n,
+                                        int repeats) {
   GEMINI_ASSIGN_OR_RETURN(int port, FreeTcpPort());
-  std::string N = std::to_string(n), R = std::to_string(repeats);
+  std::string N = std::to_string(n), R = std::to_string(repeats), to;
+  std::vector<std::unique_ptr<Subprocess>> sinks;
+  for (int h = 1; h <= holders; ++h) {
+    GEMINI_ASSIGN_OR_RETURN(
+        auto sink,
+        Subprocess::Start(Cat(c.ExecArgs(h), {SelfExe(), "bench", "tcp-sink", "--port",
+                                              std::to_string(port), "--bytes", N, "--repeats", R}),
+                          {}));
+    GEMINI_RETURN_IF_ERROR(sink->ReadLine(std::chrono::seconds(30)).status());
+    sinks.push_back(std::move(sink));
+    to += (to.empty() ? "" : ",") + c.addr(h) + ":" + std::to_string(port);
+  }
   GEMINI_ASSIGN_OR_RETURN(
-      auto sink,
-      Subprocess::Start(Cat(c.ExecArgs(1), {SelfExe(), "bench", "tcp-sink", "--port",
-                                            std::to_string(port), "--bytes", N, "--repeats", R}),
-                        {}));
-  GEMINI_RETURN_IF_ERROR(sink->ReadLine(std::chrono::seconds(30)).status());
-  GEMINI_ASSIGN_OR_RETURN(
-      auto src, Subprocess::Start(Cat(c.ExecArgs(0), {SelfExe(), "bench", "tcp-source", "--to",
-                                                      c.addr(1) + ":" + std::to_string(port),
+      auto src, Subprocess::Start(Cat(c.ExecArgs(0), {SelfExe(), "bench", "tcp-source", "--to", to,
                                                       "--bytes", N, "--repeats", R}),
                                   {}));
   auto secs = ReadSeconds(*src);
-  (void)sink->Wait(std::chrono::seconds(30));
+  for (auto& sink : sinks) (void)sink->Wait(std::chrono::seconds(30));
   return secs;
 }
 
-Result<std::vector<double>> RunGemini(const LocalCluster& c, const std::string& etcd, uint64_t n,
-                                      int repeats,
-                                      std::vector<std::unique_ptr<Subprocess>>& agents) {
+struct GeminiRun {
+  std::vector<double> replicate_seconds, fetch_seconds;
+};
+
+Result<std::unique_ptr<Subprocess>> StartAgent(const LocalCluster& c, const std::string& etcd,
+                                               const std::string& job, int host, int hosts,
+                                               const Redundancy& r, uint64_t n,
+                                               const std::string& sock) {
   std::string budget = std::to_string(3 * n + (64 << 20));
-  for (int h = 0; h < 2; ++h) {
-    std::string sock = c.dir() + "/agent-" + std::to_string(h) + ".sock";
-    GEMINI_ASSIGN_OR_RETURN(
-        auto p,
-        Subprocess::Start(Cat(c.ExecArgs(h),
-                              {SelfExe(),
-                               "agent",
-                               "--socket",
-                               sock,
-                               "--budget",
-                               budget,
-                               "--shm-prefix",
-                               "gemini-bench-" + std::to_string(getpid()) + "-" + std::to_string(h),
-                               "--etcd",
-                               etcd,
-                               "--job",
-                               "bench",
-                               "--host-id",
-                               std::to_string(h),
-                               "--hosts",
-                               "2",
-                               "--replicas",
-                               "2",
-                               "--advertise",
-                               c.addr(h),
-                               "--secret-file",
-                               c.secret_file()}),
-                          {}, false, c.dir() + "/agents.log"));
-    agents.push_back(std::move(p));
-    for (int i = 0; i < 500 && !AgentClient::Connect(sock).ok(); ++i)
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
   GEMINI_ASSIGN_OR_RETURN(
-      auto src,
-      Subprocess::Start(Cat(c.ExecArgs(0), {SelfExe(), "bench", "replicate-source", "--socket",
-                                            c.dir() + "/agent-0.sock", "--bytes", std::to_string(n),
-                                            "--repeats", std::to_string(repeats)}),
+      auto p, Subprocess::Start(
+                  Cat(c.ExecArgs(host),
+                      {SelfExe(),
+                       "agent",
+                       "--socket",
+                       sock,
+                       "--budget",
+                       budget,
+                       "--shm-prefix",
+                       "gemini-bench-" + std::to_string(getpid()) + "-" + std::to_string(host),
+                       "--etcd",
+                       etcd,
+                       "--job",
+                       job,
+                       "--host-id",
+                       std::to_string(host),
+                       "--hosts",
+                       std::to_string(hosts),
+                       "--redundancy",
+                       r.ToString(),
+                       "--advertise",
+                       c.addr(host),
+                       "--secret-file",
+                       c.secret_file()}),
+                  {}, false, c.dir() + "/agents.log"));
+  for (int i = 0; i < 500 && !AgentClient::Connect(sock).ok(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  return p;
+}
+
+Result<GeminiRun> RunGemini(const LocalCluster& c, const std::string& etcd, const std::string& job,
+                            const Redundancy& r, uint64_t n, int repeats,
+                            std::vector<std::unique_ptr<Subprocess>>& agents) {
+  const int hosts = r.width();
+  auto sock = [&](int h, const char* tag = "") {
+    return c.dir() + "/" + job + "-agent-" + std::to_string(h) + tag + ".sock";
+  };
+  for (int h = 0; h < hosts; ++h) {
+    GEMINI_ASSIGN_OR_RETURN(auto p, StartAgent(c, etcd, job, h, hosts, r, n, sock(h)));
+    agents.push_back(std::move(p));
+  }
+  std::string R = std::to_string(repeats);
+  GeminiRun run;
+  GEMINI_ASSIGN_OR_RETURN(
+      auto src, Subprocess::Start(Cat(c.ExecArgs(0),
+                                      {SelfExe(), "bench", "replicate-source", "--socket", sock(0),
+                                       "--job", job, "--bytes", std::to_string(n), "--repeats", R}),
+                                  {}));
+  GEMINI_ASSIGN_OR_RETURN(run.replicate_seconds, ReadSeconds(*src));
+  // Host 0 is lost and replaced by an empty agent, which fetches rank 0 back.
+  agents[0]->Signal(SIGKILL);
+  (void)agents[0]->Wait(std::chrono::seconds(10));
+  GEMINI_ASSIGN_OR_RETURN(agents[0], StartAgent(c, etcd, job, 0, hosts, r, n, sock(0, "-new")));
+  GEMINI_ASSIGN_OR_RETURN(
+      auto fetch,
+      Subprocess::Start(Cat(c.ExecArgs(0), {SelfExe(), "bench", "replicate-fetch", "--socket",
+                                            sock(0, "-new"), "--job", job, "--repeats", R}),
                         {}));
-  return ReadSeconds(*src);
+  GEMINI_ASSIGN_OR_RETURN(run.fetch_seconds, ReadSeconds(*fetch));
+  return run;
+}
+
+// One scheme: raw TCP baseline, then Gemini, on the first width() hosts.
+Result<json> RunScheme(const LocalCluster& c, const std::string& etcd, const Redundancy& r,
+                       uint64_t n, int repeats) {
+  const int holders = r.width() - 1;
+  const uint64_t each = r.erasure() ? (n + r.data - 1) / r.data : n;  // What each holder gets.
+  const uint64_t sent = each * holders;
+  GEMINI_ASSIGN_OR_RETURN(auto base, RunBaseline(c, holders, each, repeats));
+  std::vector<std::unique_ptr<Subprocess>> agents;
+  std::string job = "bench-" + r.ToString();
+  for (char& ch : job)
+    if (ch == ':' || ch == '+') ch = '-';
+  auto gem = RunGemini(c, etcd, job, r, n, repeats, agents);
+  for (auto& p : agents) {
+    p->Signal(SIGTERM);
+    (void)p->Wait(std::chrono::seconds(10));
+  }
+  if (!gem.ok()) return gem.status();
+  const double gib = static_cast<double>(sent) / (1ull << 30);
+  const double tcp = gib / Median(base), rep = gib / Median(gem->replicate_seconds);
+  return json{{"redundancy", r.ToString()},
+              {"hosts", r.width()},
+              {"bytes_sent_per_checkpoint", sent},
+              {"tcp_gib_per_s", tcp},
+              {"replicate_gib_per_s", rep},
+              {"ratio", rep / tcp},
+              {"latency_ratio", Median(gem->replicate_seconds) / Median(base)},
+              {"tcp_seconds", base},
+              {"replicate_seconds", gem->replicate_seconds},
+              {"fetch_seconds", gem->fetch_seconds}};
 }
 
 int RunReplicate(const ReplicateArgs& a, uint64_t n) {
-  auto cluster = LocalCluster::Up(2);
+  std::vector<Redundancy> schemes;
+  int width = 2;
+  for (const std::string& text : SplitCommas(a.redundancy)) {
+    auto r = ParseRedundancy(text);
+    if (!r.ok() || r->width() < 2) {
+      std::cerr << "gemini bench replicate: --redundancy " << text << ": "
+                << (r.ok() ? "needs at least 2 hosts" : r.status().message()) << "\n";
+      return 2;
+    }
+    schemes.push_back(*r);
+    width = std::max(width, r->width());
+  }
+  auto cluster = LocalCluster::Up(width);
   if (!cluster.ok()) return Fail("cluster", cluster.status());
   EtcdProcessOptions eo;
   eo.host = (*cluster)->bridge();
   auto etcd = EtcdProcess::Start(eo);
   if (!etcd.ok()) return Fail("etcd", etcd.status());
-  auto base = RunBaseline(**cluster, n, a.repeats);
-  if (!base.ok()) return Fail("raw TCP baseline", base.status());
-  std::vector<std::unique_ptr<Subprocess>> agents;
-  auto gem = RunGemini(**cluster, (*etcd)->endpoint(), n, a.repeats, agents);
-  for (auto& p : agents) {
-    p->Signal(SIGTERM);
-    (void)p->Wait(std::chrono::seconds(10));
+  json out{{"bytes", n}, {"repeats", a.repeats}, {"schemes", json::array()}};
+  double worst = 0;
+  std::map<std::string, double> fetch;
+  for (const Redundancy& r : schemes) {
+    auto got = RunScheme(**cluster, (*etcd)->endpoint(), r, n, a.repeats);
+    if (!got.ok()) return Fail(r.ToString(), got.status());
+    worst = out["schemes"].empty() ? (*got)["ratio"].get<double>()
+                                   : std::min(worst, (*got)["ratio"].get<double>());
+    fetch[r.erasure() ? "rs" : "copies"] =
+        Median((*got)["fetch_seconds"].get<std::vector<double>>());
+    out["schemes"].push_back(*got);
   }
-  if (!gem.ok()) return Fail("replication", gem.status());
-  double gib = static_cast<double>(n) / (1ull << 30);
-  double tcp = gib / Median(*base), rep = gib / Median(*gem);
-  json out{{"bytes", n},
-           {"repeats", a.repeats},
-           {"tcp_gib_per_s", tcp},
-           {"replicate_gib_per_s", rep},
-           {"ratio", rep / tcp},
-           {"tcp_seconds", *base},
-           {"replicate_seconds", *gem}};
+  out["ratio"] = worst;  // The lowest throughput ratio against raw TCP.
+  if (fetch.count("rs") && fetch.count("copies"))
+    out["decode_vs_single_peer_fetch"] = fetch["rs"] / fetch["copies"];
   if (a.json) {
     std::cout << out.dump(2) << "\n";
-  } else {
-    std::printf(
-        "replication of %s between two namespace hosts (CRC-verified, committed, "
-        "recorded in etcd):\n  raw TCP stream   %6.2f GiB/s\n  gemini replica   %6.2f "
-        "GiB/s\n  ratio            %6.3f\n",
-        FormatBytes(n).c_str(), tcp, rep, rep / tcp);
+    return 0;
   }
+  std::printf(
+      "replication of a %s shard from host 0 to its holders (CRC-verified, committed, "
+      "recorded in etcd), against raw TCP streams of the same bytes:\n",
+      FormatBytes(n).c_str());
+  for (const auto& s : out["schemes"])
+    std::printf(
+        "  %-8s %d hosts, %s sent: raw TCP %6.3f s, gemini %6.3f s to complete "
+        "(throughput ratio %.3f); replacement fetch %.3f s\n",
+        s["redundancy"].get<std::string>().c_str(), s["hosts"].get<int>(),
+        FormatBytes(s["bytes_sent_per_checkpoint"].get<uint64_t>()).c_str(),
+        Median(s["tcp_seconds"].get<std::vector<double>>()),
+        Median(s["replicate_seconds"].get<std::vector<double>>()), s["ratio"].get<double>(),
+        Median(s["fetch_seconds"].get<std::vector<double>>()));
+  if (out.contains("decode_vs_single_peer_fetch"))
+    std::printf("  rebuild from fragments / fetch from one peer: %.3f\n",
+                out["decode_vs_single_peer_fetch"].get<double>());
   return 0;
 }
 
@@ -237,7 +367,10 @@ void AddRole(CLI::App& bench, const char* name, const char* help, Fn fn) {
   cmd->add_flag("--json", a->json, "JSON output");
   cmd->add_option("--to", a->to, "host:port (tcp-source)");
   cmd->add_option("--port", a->port, "Port (tcp-sink)");
-  cmd->add_option("--socket", a->socket, "Agent socket (replicate-source)");
+  cmd->add_option("--socket", a->socket, "Agent socket (replicate-source, replicate-fetch)");
+  cmd->add_option("--job", a->job, "Job (replicate-source, replicate-fetch)");
+  cmd->add_option("--redundancy", a->redundancy, "Schemes to measure, comma-separated")
+      ->capture_default_str();
   cmd->callback([a, fn] {
     auto n = ParseBytes(a->bytes);
     if (!n.ok() || *n == 0 || a->repeats < 1) {
@@ -256,6 +389,8 @@ void AddReplicate(CLI::App& bench) {
   AddRole(bench, "tcp-source", "(helper of bench replicate) send a raw TCP stream", TcpSource);
   AddRole(bench, "replicate-source", "(helper of bench replicate) save and time replication",
           ReplicateSource);
+  AddRole(bench, "replicate-fetch", "(helper of bench replicate) fetch a lost shard back",
+          ReplicateFetch);
 }
 
 }  // namespace

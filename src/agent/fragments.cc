@@ -22,11 +22,34 @@ Result<std::unique_ptr<EncodedShard>> EncodedShard::Encode(const ShardPin& shard
   if (shard.manifest.is_fragment()) return InvalidArgument("a fragment is not cut again");
   GEMINI_ASSIGN_OR_RETURN(auto rs, redundancy::ReedSolomon::Make(code.data, code.parity));
   const uint64_t bytes = shard.manifest.data_bytes, piece = rs->PieceBytes(bytes);
-  const int n = rs->pieces();
-  if (buffer->size() < piece * n) buffer->resize(piece * n);
-  std::vector<uint8_t*> out(n);
-  for (int i = 0; i < n; ++i) out[i] = buffer->data() + i * piece;
-  GEMINI_RETURN_IF_ERROR(rs->Encode(std::span<const uint8_t>(shard.data, bytes), out));
+  const int k = code.data, n = rs->pieces();
+  // Data fragments are slices of the shard itself; only short ones at the
+  // end (padded with zeros) and the parity fragments live in `buffer`.
+  auto slice = [&](int i) {
+    const uint64_t off = std::min<uint64_t>(bytes, i * piece);
+    return std::pair<uint64_t, uint64_t>(off, std::min(piece, bytes - off));
+  };
+  int short_ones = 0;
+  for (int i = 0; i < k; ++i) short_ones += slice(i).second < piece;
+  const uint64_t need = piece * static_cast<uint64_t>(n - k + short_ones);
+  if (buffer->size() < need) buffer->resize(need);
+  std::vector<const uint8_t*> out(n);
+  uint8_t* next_short = buffer->data() + (n - k) * piece;
+  for (int i = 0; i < k; ++i) {
+    auto [off, len] = slice(i);
+    if (len == piece) {
+      out[i] = shard.data + off;
+      continue;
+    }
+    if (len) std::memcpy(next_short, shard.data + off, len);
+    std::memset(next_short + len, 0, piece - len);
+    out[i] = next_short;
+    next_short += piece;
+  }
+  std::vector<uint8_t*> parity(n - k);
+  for (int i = 0; i < n - k; ++i) out[k + i] = parity[i] = buffer->data() + i * piece;
+  GEMINI_RETURN_IF_ERROR(
+      rs->EncodeParity(std::span<const uint8_t* const>(out.data(), k), piece, parity));
   auto encoded = std::unique_ptr<EncodedShard>(new EncodedShard());
   for (int i = 0; i < n; ++i) {
     Manifest m = shard.manifest;

@@ -48,8 +48,17 @@ Status ReedSolomon::Encode(std::span<const uint8_t> shard, std::span<uint8_t* co
     if (piece > len) std::memset(out[i] + len, 0, piece - len);
   }
   std::vector<const uint8_t*> data(out.begin(), out.begin() + k_);
-  std::vector<uint8_t*> parity(out.begin() + k_, out.end());
-  Apply(k_, f_, const_cast<uint8_t*>(encode_.data()), data, parity, piece);
+  return EncodeParity(data, piece, out.subspan(k_));
+}
+
+Status ReedSolomon::EncodeParity(std::span<const uint8_t* const> data, uint64_t piece_bytes,
+                                 std::span<uint8_t* const> parity) const {
+  if (data.size() != static_cast<size_t>(k_) || parity.size() != static_cast<size_t>(f_))
+    return InvalidArgument(redundancy().ToString() + ": " + std::to_string(data.size()) +
+                           " data and " + std::to_string(parity.size()) + " parity fragments");
+  Apply(k_, f_, const_cast<uint8_t*>(encode_.data()),
+        std::vector<const uint8_t*>(data.begin(), data.end()),
+        std::vector<uint8_t*>(parity.begin(), parity.end()), piece_bytes);
   return Status::Ok();
 }
 

@@ -19,6 +19,10 @@ class ReedSolomon : public Scheme {
   uint64_t PieceBytes(uint64_t shard_bytes) const override { return (shard_bytes + k_ - 1) / k_; }
   Status Encode(std::span<const uint8_t> shard, std::span<uint8_t* const> out) const override;
   Status Decode(std::span<const Piece> have, std::span<uint8_t> shard) const override;
+  // The F parity fragments from K data fragments of `piece_bytes` each, wherever
+  // they are (e.g. slices of the shard itself, no copy).
+  Status EncodeParity(std::span<const uint8_t* const> data, uint64_t piece_bytes,
+                      std::span<uint8_t* const> parity) const;
 
  private:
   ReedSolomon(int k, int f);
