@@ -79,3 +79,19 @@ def test_rs_4_2_survives_two_hosts_killed_at_once(tmp_path):
     print(f"checkpoint memory per host: rs:4+2 {rs_factor:.3f}x, copies:3 {copies_factor:.3f}x")
     assert abs(copies_factor - 3) < 0.01
     assert abs(rs_factor - 2.25) < 0.01
+
+
+@pytest.mark.skipif(not have_cluster_support(), reason="needs root, iproute2 and etcd-server")
+def test_bench_replicate_measures_copies_and_fragments():
+    rc, out, err = gemini("bench", "replicate", "--bytes", "8MiB", "--repeats", "1", "--json")
+    assert rc == 0, err
+    b = json.loads(out)
+    copies, rs = b["schemes"]
+    assert (copies["redundancy"], copies["hosts"]) == ("copies:2", 2)
+    assert (rs["redundancy"], rs["hosts"]) == ("rs:4+2", 6)
+    assert copies["bytes_sent_per_checkpoint"] == 8 << 20
+    assert rs["bytes_sent_per_checkpoint"] == 5 * (2 << 20)  # A quarter to each of 5 holders.
+    for s in (copies, rs):
+        assert s["ratio"] > 0 and s["latency_ratio"] > 0 and len(s["fetch_seconds"]) == 1
+    assert b["ratio"] == min(copies["ratio"], rs["ratio"])
+    assert b["decode_vs_single_peer_fetch"] > 0

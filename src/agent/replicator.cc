@@ -202,15 +202,42 @@ Status Replicator::SendScheduled(const Task& t, const std::vector<const ShardPin
     else
       fail(i, sender.status());
   }
-  for (const SendStep& step : t.steps) {
-    size_t i = static_cast<size_t>(step.chunk.copy);
-    if (i >= peers.size() || failed[i]) continue;
-    if (step.gate_iteration >= 0)
-      interleaver_->AwaitSpan(step.gate_iteration, step.gate_position,
-                              Clock::now() + interleaver_->SpanTimeout());
-    Status st = senders[i]->Send(step.chunk.offset, step.chunk.length, end);
-    if (st.ok() && step.drain_after) st = senders[i]->Drain(end);
-    if (!st.ok()) fail(i, st);
+  const bool gated = std::any_of(t.steps.begin(), t.steps.end(),
+                                 [](const SendStep& s) { return s.gate_iteration >= 0; });
+  if (gated || peers.size() < 2) {
+    // In plan order: the chunks of every copy share the idle spans.
+    for (const SendStep& step : t.steps) {
+      size_t i = static_cast<size_t>(step.chunk.copy);
+      if (i >= peers.size() || failed[i]) continue;
+      if (step.gate_iteration >= 0)
+        interleaver_->AwaitSpan(step.gate_iteration, step.gate_position,
+                                Clock::now() + interleaver_->SpanTimeout());
+      Status st = senders[i]->Send(step.chunk.offset, step.chunk.length, end);
+      if (st.ok() && step.drain_after) st = senders[i]->Drain(end);
+      if (!st.ok()) fail(i, st);
+    }
+  } else {
+    // Sent at once: one thread per holder, so every link (and core) is busy.
+    std::vector<Status> result(peers.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < peers.size(); ++i) {
+      if (failed[i]) continue;
+      threads.emplace_back([&, i] {
+        SetThreadNice(interleaver_->replication_nice());
+        for (const SendStep& step : t.steps) {
+          if (static_cast<size_t>(step.chunk.copy) != i) continue;
+          Status st = senders[i]->Send(step.chunk.offset, step.chunk.length, end);
+          if (st.ok() && step.drain_after) st = senders[i]->Drain(end);
+          if (!st.ok()) {
+            result[i] = st;
+            return;
+          }
+        }
+      });
+    }
+    for (std::thread& th : threads) th.join();
+    for (size_t i = 0; i < peers.size(); ++i)
+      if (!result[i].ok()) fail(i, result[i]);
   }
   for (size_t i = 0; i < peers.size(); ++i) {
     if (failed[i]) continue;
