@@ -345,72 +345,106 @@ Result<int64_t> Agent::FetchFragments(const std::string& job, uint32_t rank, int
   if (owner >= c.num_hosts) return Internal("rank's host out of range");
   GEMINI_ASSIGN_OR_RETURN(auto hosts, Retried([&] { return coord_->Hosts(); }));
   const std::vector<int>& group = p.holders[owner];
+  GEMINI_ASSIGN_OR_RETURN(Redundancy code, FragmentScheme(redundancy_, group.size()));
   const uint64_t max_bytes = options_.store.budget_bytes;
+  // Whom to ask, best first: the owner (its whole shard), this machine (no
+  // transfer), then the group by position: data fragments need no decoding.
+  std::vector<size_t> order;
+  auto add = [&](size_t i) {
+    if (std::find(order.begin(), order.end(), i) == order.end()) order.push_back(i);
+  };
+  for (size_t i = 0; i < group.size(); ++i)
+    if (static_cast<uint32_t>(group[i]) == owner) add(i);
+  for (size_t i = 0; i < group.size(); ++i)
+    if (static_cast<uint32_t>(group[i]) == c.host) add(i);
+  for (size_t i = 0; i < group.size(); ++i) add(i);
   std::vector<Result<FetchedPiece>> got(group.size(), Unavailable("not asked"));
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < group.size(); ++i) {
-    const uint32_t h = static_cast<uint32_t>(group[i]);
-    if (h == c.host) {  // This machine's own piece, copied out of its slot.
-      got[i] = [&]() -> Result<FetchedPiece> {
-        GEMINI_ASSIGN_OR_RETURN(auto pin, store_->Pin(job, rank, iteration));
-        FetchedPiece piece{pin->manifest, pin->crcs, {}};
-        piece.data.assign(pin->data, pin->data + pin->manifest.data_bytes);
-        return piece;
-      }();
-    } else if (!hosts.count(h)) {
-      got[i] = Unavailable("host " + std::to_string(h) + " is not registered");
-    } else {
-      threads.emplace_back([&, i, info = hosts[h]] {
-        auto conn = Dial(info);
-        got[i] = conn.ok() ? FetchPiece(**conn, job, rank, iteration, max_bytes, kFetchTimeout)
-                           : Result<FetchedPiece>(conn.status());
-      });
-    }
-  }
-  for (std::thread& t : threads) t.join();
+  std::vector<bool> asked(group.size(), false);
   std::vector<FetchedPiece> pieces;
-  std::string missing;
-  for (size_t i = 0; i < group.size(); ++i) {
-    if (got[i].ok())
-      pieces.push_back(std::move(*got[i]));
-    else
-      missing += "; host " + std::to_string(group[i]) + ": " + got[i].status().message();
+  // Asks `which` in parallel (this machine's own piece is copied out of its slot).
+  auto ask = [&](const std::vector<size_t>& which) {
+    std::vector<std::thread> threads;
+    for (size_t i : which) {
+      asked[i] = true;
+      const uint32_t h = static_cast<uint32_t>(group[i]);
+      if (h == c.host) {
+        got[i] = [&]() -> Result<FetchedPiece> {
+          GEMINI_ASSIGN_OR_RETURN(auto pin, store_->Pin(job, rank, iteration));
+          FetchedPiece piece{pin->manifest, pin->crcs, {}};
+          piece.data.assign(pin->data, pin->data + pin->manifest.data_bytes);
+          return piece;
+        }();
+      } else if (!hosts.count(h)) {
+        got[i] = Unavailable("host " + std::to_string(h) + " is not registered");
+      } else {
+        threads.emplace_back([&, i, info = hosts[h]] {
+          auto conn = Dial(info);
+          got[i] = conn.ok() ? FetchPiece(**conn, job, rank, iteration, max_bytes, kFetchTimeout)
+                             : Result<FetchedPiece>(conn.status());
+        });
+      }
+    }
+    for (std::thread& t : threads) t.join();
+    for (size_t i : which)
+      if (got[i].ok()) pieces.push_back(std::move(*got[i]));
+  };
+  auto missing = [&] {
+    std::string out;
+    for (size_t i = 0; i < group.size(); ++i)
+      if (asked[i] && !got[i].ok())
+        out += "; host " + std::to_string(group[i]) + ": " + got[i].status().message();
+    return out;
+  };
+  // First just enough of the live ones (K, or the owner alone); then the rest.
+  std::vector<size_t> first, rest;
+  int counted = 0;
+  for (size_t i : order) {
+    const uint32_t h = static_cast<uint32_t>(group[i]);
+    if (h != c.host && !hosts.count(h)) continue;
+    (counted < code.data ? first : rest).push_back(i);
+    counted += h == owner ? code.data : 1;
   }
-  std::vector<ShardPieces> shards = GroupPieces(pieces);
-  std::stable_sort(shards.begin(), shards.end(), [](const ShardPieces& a, const ShardPieces& b) {
-    return a.manifest.iteration > b.manifest.iteration;  // Newest first (iteration -1).
-  });
-  Status last = NotFound("nothing of rank " + std::to_string(rank) + " iteration " +
-                         std::to_string(iteration) + " survives in its group" + missing);
-  for (const ShardPieces& shard : shards) {
-    if (!shard.enough()) {
-      last =
-          NotFound(std::to_string(shard.fragments) + " fragments of rank " + std::to_string(rank) +
-                   " iteration " + std::to_string(shard.manifest.iteration) + " survive, " +
-                   std::to_string(shard.needed) + " are needed" + missing);
-      continue;
+  Status last = NotFound("no live member of rank " + std::to_string(rank) + "'s group");
+  for (const std::vector<size_t>* round : {&first, &rest}) {
+    if (round->empty()) continue;
+    ask(*round);
+    std::vector<ShardPieces> shards = GroupPieces(pieces);
+    std::stable_sort(shards.begin(), shards.end(), [](const ShardPieces& a, const ShardPieces& b) {
+      return a.manifest.iteration > b.manifest.iteration;  // Newest first (iteration -1).
+    });
+    if (shards.empty())
+      last = NotFound("nothing of rank " + std::to_string(rank) + " iteration " +
+                      std::to_string(iteration) + " survives in its group" + missing());
+    for (const ShardPieces& shard : shards) {
+      if (!shard.enough()) {
+        last = NotFound(std::to_string(shard.fragments) + " fragments of rank " +
+                        std::to_string(rank) + " iteration " +
+                        std::to_string(shard.manifest.iteration) + " survive, " +
+                        std::to_string(shard.needed) + " are needed" + missing());
+        continue;
+      }
+      uint64_t writer;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        writer = next_fetch_writer_++;
+      }
+      auto grant = store_->Begin(writer, shard.manifest, kFetchTimeout);
+      if (!grant.ok()) return grant.status();
+      close(grant->fd);
+      Status st = RebuildShard(shard, grant->data);
+      if (st.ok()) st = store_->Commit(writer, job, rank, shard.manifest.iteration, shard.crcs);
+      if (!st.ok()) {
+        store_->AbortWriter(writer);
+        last = st;
+        continue;
+      }
+      GEMINI_LOG(INFO) << "[agent] rebuilt rank " << rank << " iteration "
+                       << shard.manifest.iteration << " from "
+                       << (shard.whole ? "a whole copy"
+                                       : std::to_string(shard.fragments) + " fragments")
+                       << " held by its group";
+      return shard.manifest.iteration;
     }
-    uint64_t writer;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      writer = next_fetch_writer_++;
-    }
-    auto grant = store_->Begin(writer, shard.manifest, kFetchTimeout);
-    if (!grant.ok()) return grant.status();
-    close(grant->fd);
-    Status st = RebuildShard(shard, grant->data);
-    if (st.ok()) st = store_->Commit(writer, job, rank, shard.manifest.iteration, shard.crcs);
-    if (!st.ok()) {
-      store_->AbortWriter(writer);
-      last = st;
-      continue;
-    }
-    GEMINI_LOG(INFO) << "[agent] rebuilt rank " << rank << " iteration " << shard.manifest.iteration
-                     << " from "
-                     << (shard.whole ? "a whole copy"
-                                     : std::to_string(shard.fragments) + " fragments")
-                     << " held by its group";
-    return shard.manifest.iteration;
   }
   return last;
 }
