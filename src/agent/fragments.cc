@@ -16,15 +16,13 @@ Result<Redundancy> FragmentScheme(const Redundancy& redundancy, size_t width) {
   return Redundancy::ReedSolomon(static_cast<int>(width) - redundancy.parity, redundancy.parity);
 }
 
-Result<std::unique_ptr<EncodedShard>> EncodedShard::Encode(const ShardPin& shard,
-                                                           const Redundancy& code,
-                                                           std::vector<uint8_t>* buffer) {
+Result<std::unique_ptr<EncodedShard>> EncodedShard::Make(const ShardPin& shard,
+                                                         const Redundancy& code,
+                                                         std::vector<uint8_t>* buffer) {
   if (shard.manifest.is_fragment()) return InvalidArgument("a fragment is not cut again");
   GEMINI_ASSIGN_OR_RETURN(auto rs, redundancy::ReedSolomon::Make(code.data, code.parity));
   const uint64_t bytes = shard.manifest.data_bytes, piece = rs->PieceBytes(bytes);
   const int k = code.data, n = rs->pieces();
-  // Data fragments are slices of the shard itself; only short ones at the
-  // end (padded with zeros) and the parity fragments live in `buffer`.
   auto slice = [&](int i) {
     const uint64_t off = std::min<uint64_t>(bytes, i * piece);
     return std::pair<uint64_t, uint64_t>(off, std::min(piece, bytes - off));
@@ -33,34 +31,53 @@ Result<std::unique_ptr<EncodedShard>> EncodedShard::Encode(const ShardPin& shard
   for (int i = 0; i < k; ++i) short_ones += slice(i).second < piece;
   const uint64_t need = piece * static_cast<uint64_t>(n - k + short_ones);
   if (buffer->size() < need) buffer->resize(need);
-  std::vector<const uint8_t*> out(n);
+  auto encoded = std::unique_ptr<EncodedShard>(new EncodedShard(shard, std::move(rs), piece));
+  encoded->slices_.resize(n);
+  encoded->made_.resize(n);
   uint8_t* next_short = buffer->data() + (n - k) * piece;
   for (int i = 0; i < k; ++i) {
     auto [off, len] = slice(i);
     if (len == piece) {
-      out[i] = shard.data + off;
+      encoded->slices_[i] = shard.data + off;
       continue;
     }
     if (len) std::memcpy(next_short, shard.data + off, len);
     std::memset(next_short + len, 0, piece - len);
-    out[i] = next_short;
+    encoded->slices_[i] = next_short;
     next_short += piece;
   }
-  std::vector<uint8_t*> parity(n - k);
-  for (int i = 0; i < n - k; ++i) out[k + i] = parity[i] = buffer->data() + i * piece;
-  GEMINI_RETURN_IF_ERROR(
-      rs->EncodeParity(std::span<const uint8_t* const>(out.data(), k), piece, parity));
-  auto encoded = std::unique_ptr<EncodedShard>(new EncodedShard());
-  for (int i = 0; i < n; ++i) {
-    Manifest m = shard.manifest;
-    m.fragment = {i, static_cast<uint16_t>(code.data), static_cast<uint16_t>(code.parity), bytes,
-                  shard.crcs};
-    m.data_bytes = piece;
-    std::vector<uint32_t> crcs = ChunkCrcs(out[i], piece, m.chunk_size);
-    encoded->fragments_.push_back(
-        std::make_unique<ShardPin>(std::move(m), std::move(crcs), out[i], [] {}));
-  }
+  for (int i = 0; i < n - k; ++i) encoded->slices_[k + i] = buffer->data() + i * piece;
   return encoded;
+}
+
+EncodedShard::EncodedShard(const ShardPin& shard, std::unique_ptr<redundancy::ReedSolomon> rs,
+                           uint64_t piece)
+    : shard_(shard), rs_(std::move(rs)), piece_(piece) {}
+
+Result<std::unique_ptr<EncodedShard>> EncodedShard::Encode(const ShardPin& shard,
+                                                           const Redundancy& code,
+                                                           std::vector<uint8_t>* buffer) {
+  GEMINI_ASSIGN_OR_RETURN(auto encoded, Make(shard, code, buffer));
+  for (int i = 0; i < encoded->count(); ++i) GEMINI_RETURN_IF_ERROR(encoded->Fragment(i).status());
+  return encoded;
+}
+
+Result<const ShardPin*> EncodedShard::Fragment(int index) {
+  if (index < 0 || index >= count()) return InvalidArgument("no fragment " + std::to_string(index));
+  if (made_[index]) return made_[index].get();
+  const Redundancy code = rs_->redundancy();
+  const int k = code.data;
+  uint8_t* out = const_cast<uint8_t*>(slices_[index]);
+  if (index >= k)
+    GEMINI_RETURN_IF_ERROR(rs_->EncodeParityRow(std::span<const uint8_t* const>(slices_.data(), k),
+                                                piece_, index - k, out));
+  Manifest m = shard_.manifest;
+  m.fragment = {index, static_cast<uint16_t>(code.data), static_cast<uint16_t>(code.parity),
+                shard_.manifest.data_bytes, shard_.crcs};
+  m.data_bytes = piece_;
+  std::vector<uint32_t> crcs = ChunkCrcs(out, piece_, m.chunk_size);
+  made_[index] = std::make_unique<ShardPin>(std::move(m), std::move(crcs), out, [] {});
+  return made_[index].get();
 }
 
 Manifest ShardManifestOf(const Manifest& fragment) {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "gemini/placement.h"
+#include "redundancy/reed_solomon.h"
 #include "store/manifest.h"
 #include "store/store.h"
 
@@ -28,21 +29,35 @@ namespace gemini {
 // rs:(width-F)+F.
 Result<Redundancy> FragmentScheme(const Redundancy& redundancy, size_t width);
 
-// Every fragment of a pinned shard, each as a ShardPin a ChunkedSender sends.
+// The fragments of a pinned shard, each as a ShardPin a ChunkedSender sends.
+// Make() lays them out (data fragments are slices of the shard; only short
+// ones at the end and the parity fragments live in `buffer`); Fragment(i)
+// computes fragment i (its parity, if it is one, and its CRCs) on the calling
+// thread, so that the holders' senders can each make their own fragment at
+// once and start sending it while others are still being made.
 class EncodedShard {
  public:
-  // `buffer` holds the fragments; it is reused across calls (grown as needed)
-  // and must outlive the result.
+  // `buffer` is reused across calls (grown as needed); it and `shard` must
+  // outlive the result.
+  static Result<std::unique_ptr<EncodedShard>> Make(const ShardPin& shard, const Redundancy& code,
+                                                    std::vector<uint8_t>* buffer);
+  // Make() and every Fragment().
   static Result<std::unique_ptr<EncodedShard>> Encode(const ShardPin& shard, const Redundancy& code,
                                                       std::vector<uint8_t>* buffer);
-  const ShardPin& fragment(int index) const { return *fragments_.at(index); }
-  int count() const { return static_cast<int>(fragments_.size()); }
-  uint64_t fragment_bytes() const {
-    return fragments_.empty() ? 0 : fragments_[0]->manifest.data_bytes;
-  }
+  // Thread-safe for distinct indices; computed once.
+  Result<const ShardPin*> Fragment(int index);
+  // A fragment Fragment() has made.
+  const ShardPin& fragment(int index) const { return *made_.at(index); }
+  int count() const { return static_cast<int>(slices_.size()); }
+  uint64_t fragment_bytes() const { return piece_; }
 
  private:
-  std::vector<std::unique_ptr<ShardPin>> fragments_;
+  EncodedShard(const ShardPin& shard, std::unique_ptr<redundancy::ReedSolomon> rs, uint64_t piece);
+  const ShardPin& shard_;
+  const std::unique_ptr<redundancy::ReedSolomon> rs_;
+  const uint64_t piece_;
+  std::vector<const uint8_t*> slices_;  // Where each fragment's bytes are (or go).
+  std::vector<std::unique_ptr<ShardPin>> made_;
 };
 
 // A fragment (or a whole shard) fetched from a holder: its bytes have

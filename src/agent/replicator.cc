@@ -75,23 +75,22 @@ uint64_t Replicator::BytesPerHolder(uint64_t shard_bytes) const {
   return code.ok() ? (shard_bytes + code->data - 1) / code->data : shard_bytes;
 }
 
-Result<std::vector<const ShardPin*>> Replicator::PiecesFor(const ShardPin& pin,
-                                                           std::unique_ptr<EncodedShard>* encoded) {
+Result<Replicator::PieceFor> Replicator::PiecesFor(const ShardPin& pin,
+                                                   std::unique_ptr<EncodedShard>* encoded) {
+  if (!options_.redundancy.erasure())
+    return PieceFor([&pin](size_t) -> Result<const ShardPin*> { return &pin; });
   GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(options_.num_hosts, options_.redundancy));
   const std::vector<int>& group = p.holders[options_.self_host];
-  std::vector<const ShardPin*> pins;
-  if (!options_.redundancy.erasure()) {
-    pins.assign(group.size() - 1, &pin);
-    return pins;
-  }
   GEMINI_ASSIGN_OR_RETURN(Redundancy code, FragmentScheme(options_.redundancy, group.size()));
-  GEMINI_ASSIGN_OR_RETURN(*encoded, EncodedShard::Encode(pin, code, &fragments_));
-  // The holder at position i of the group keeps fragment i (the owner's own
+  GEMINI_ASSIGN_OR_RETURN(*encoded, EncodedShard::Make(pin, code, &fragments_));
+  // The holder at position j of the group keeps fragment j (the owner's own
   // fragment is its whole shard).
-  for (size_t i = 0; i < group.size(); ++i)
-    if (static_cast<uint32_t>(group[i]) != options_.self_host)
-      pins.push_back(&(*encoded)->fragment(static_cast<int>(i)));
-  return pins;
+  std::vector<int> position;
+  for (size_t j = 0; j < group.size(); ++j)
+    if (static_cast<uint32_t>(group[j]) != options_.self_host)
+      position.push_back(static_cast<int>(j));
+  EncodedShard* shard = encoded->get();
+  return PieceFor([shard, position](size_t i) { return shard->Fragment(position.at(i)); });
 }
 
 void Replicator::Run() {
@@ -127,9 +126,8 @@ Status Replicator::Replicate(const Task& t) {
   std::unique_ptr<EncodedShard> encoded;
   std::vector<const ShardPin*> pieces;
   if (sent.ok() && interleaver_->mode() != InterleaveMode::kNone) {
-    auto got = PiecesFor(**pin, &encoded);
-    sent = got.ok() ? SendScheduled(t, *got, *peers, end) : got.status();
-    if (got.ok()) pieces = std::move(*got);
+    auto piece_for = PiecesFor(**pin, &encoded);
+    sent = piece_for.ok() ? SendScheduled(t, *piece_for, *peers, end, &pieces) : piece_for.status();
   }
   interleaver_->MarkReplicated(t.rank, t.iteration, sent,
                                std::chrono::duration<double>(Clock::now() - start).count());
@@ -137,7 +135,8 @@ Status Replicator::Replicate(const Task& t) {
   if (interleaver_->mode() != InterleaveMode::kNone) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.shards_sent += pieces.size();
-    for (const ShardPin* p : pieces) stats_.bytes_sent += p->manifest.data_bytes;
+    for (const ShardPin* p : pieces)
+      if (p) stats_.bytes_sent += p->manifest.data_bytes;
   }
   uint32_t world_size = (*pin)->manifest.world_size;
   pieces.clear();
@@ -182,73 +181,83 @@ Result<transport::Connection*> Replicator::ConnectTo(uint32_t host) {
   return conn.get();
 }
 
-Status Replicator::SendScheduled(const Task& t, const std::vector<const ShardPin*>& pins,
-                                 const std::vector<uint32_t>& peers, Clock::time_point end) {
-  std::vector<std::unique_ptr<ChunkedSender>> senders(peers.size());
-  std::vector<bool> failed(peers.size(), false);
-  auto fail = [&](size_t i, const Status& st) {
-    GEMINI_LOG(WARN) << "[replicator] rank " << t.rank << " iteration " << t.iteration
-                     << " to host " << peers[i] << ": " << st.ToString() << "; retrying";
-    failed[i] = true;
-    conns_[peers[i]].reset();
-  };
-  for (size_t i = 0; i < peers.size(); ++i) {
+Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
+                                 const std::vector<uint32_t>& peers, Clock::time_point end,
+                                 std::vector<const ShardPin*>* sent) {
+  const size_t n = peers.size();
+  std::vector<const ShardPin*>& pins = *sent;
+  pins.assign(n, nullptr);
+  std::vector<std::unique_ptr<ChunkedSender>> senders(n);
+  std::vector<transport::Connection*> conns(n, nullptr);
+  std::vector<Status> result(n);
+  for (size_t i = 0; i < n; ++i) {  // Connections first: conns_ is not shared with threads.
     auto conn = ConnectTo(peers[i]);
-    auto sender = conn.ok() ? ChunkedSender::Start(**conn, *pins[i], interleaver_->max_chunk(),
-                                                   interleaver_->window(), end)
-                            : Result<std::unique_ptr<ChunkedSender>>(conn.status());
-    if (sender.ok())
-      senders[i] = std::move(*sender);
+    if (conn.ok())
+      conns[i] = *conn;
     else
-      fail(i, sender.status());
+      result[i] = conn.status();
   }
+  // Makes peer i's piece (a fragment is encoded here) and sends the header.
+  auto start = [&](size_t i) -> Status {
+    GEMINI_ASSIGN_OR_RETURN(pins[i], piece_for(i));
+    auto sender = ChunkedSender::Start(*conns[i], *pins[i], interleaver_->max_chunk(),
+                                       interleaver_->window(), end);
+    if (!sender.ok()) return sender.status();
+    senders[i] = std::move(*sender);
+    return Status::Ok();
+  };
+  auto send = [&](size_t i, const SendStep& step) {
+    Status st = senders[i]->Send(step.chunk.offset, step.chunk.length, end);
+    if (st.ok() && step.drain_after) st = senders[i]->Drain(end);
+    return st;
+  };
   const bool gated = std::any_of(t.steps.begin(), t.steps.end(),
                                  [](const SendStep& s) { return s.gate_iteration >= 0; });
-  if (gated || peers.size() < 2) {
+  if (gated || n < 2) {
     // In plan order: the chunks of every copy share the idle spans.
+    for (size_t i = 0; i < n; ++i)
+      if (result[i].ok()) result[i] = start(i);
     for (const SendStep& step : t.steps) {
       size_t i = static_cast<size_t>(step.chunk.copy);
-      if (i >= peers.size() || failed[i]) continue;
+      if (i >= n || !result[i].ok()) continue;
       if (step.gate_iteration >= 0)
         interleaver_->AwaitSpan(step.gate_iteration, step.gate_position,
                                 Clock::now() + interleaver_->SpanTimeout());
-      Status st = senders[i]->Send(step.chunk.offset, step.chunk.length, end);
-      if (st.ok() && step.drain_after) st = senders[i]->Drain(end);
-      if (!st.ok()) fail(i, st);
+      result[i] = send(i, step);
     }
   } else {
-    // Sent at once: one thread per holder, so every link (and core) is busy.
-    std::vector<Status> result(peers.size());
+    // Sent at once: one thread per holder makes its piece and sends it, so
+    // encoding overlaps sending and every link (and core) is busy.
     std::vector<std::thread> threads;
-    for (size_t i = 0; i < peers.size(); ++i) {
-      if (failed[i]) continue;
+    for (size_t i = 0; i < n; ++i) {
+      if (!result[i].ok()) continue;
       threads.emplace_back([&, i] {
         SetThreadNice(interleaver_->replication_nice());
-        for (const SendStep& step : t.steps) {
-          if (static_cast<size_t>(step.chunk.copy) != i) continue;
-          Status st = senders[i]->Send(step.chunk.offset, step.chunk.length, end);
-          if (st.ok() && step.drain_after) st = senders[i]->Drain(end);
-          if (!st.ok()) {
-            result[i] = st;
-            return;
-          }
-        }
+        result[i] = start(i);
+        for (const SendStep& step : t.steps)
+          if (result[i].ok() && static_cast<size_t>(step.chunk.copy) == i)
+            result[i] = send(i, step);
       });
     }
     for (std::thread& th : threads) th.join();
-    for (size_t i = 0; i < peers.size(); ++i)
-      if (!result[i].ok()) fail(i, result[i]);
   }
-  for (size_t i = 0; i < peers.size(); ++i) {
-    if (failed[i]) continue;
-    Status st = senders[i]->Finish(end);
-    if (st.ok())
+  for (size_t i = 0; i < n; ++i) {
+    if (result[i].ok()) result[i] = senders[i]->Finish(end);
+    if (result[i].ok()) {
       interleaver_->RecordSamples(senders[i]->samples());
-    else
-      fail(i, st);
+      continue;
+    }
+    GEMINI_LOG(WARN) << "[replicator] rank " << t.rank << " iteration " << t.iteration
+                     << " to host " << peers[i] << ": " << result[i].ToString() << "; retrying";
+    conns_[peers[i]].reset();
   }
-  for (size_t i = 0; i < peers.size(); ++i)
-    if (failed[i]) GEMINI_RETURN_IF_ERROR(SendTo(peers[i], *pins[i], end));
+  for (size_t i = 0; i < n; ++i) {
+    if (result[i].ok()) continue;
+    if (!pins[i]) {
+      GEMINI_ASSIGN_OR_RETURN(pins[i], piece_for(i));
+    }
+    GEMINI_RETURN_IF_ERROR(SendTo(peers[i], *pins[i], end));
+  }
   return Status::Ok();
 }
 

@@ -86,12 +86,14 @@ class Replicator {
   void Run();
   Status Replicate(const Task& t);
   // Sends the planned chunks to every peer; retries failed peers at once.
-  // What each peer holder gets of `pin`: the shard itself, or under rs:K+F
-  // its fragment (held in `encoded`).
-  Result<std::vector<const ShardPin*>> PiecesFor(const ShardPin& pin,
-                                                 std::unique_ptr<EncodedShard>* encoded);
-  Status SendScheduled(const Task& t, const std::vector<const ShardPin*>& pins,
-                       const std::vector<uint32_t>& peers, Clock::time_point end);
+  // What peer holder i (PeerHolders order) gets of `pin`: the shard itself,
+  // or under rs:K+F its fragment (of `encoded`), made by the thread that
+  // sends it. Thread-safe for distinct i.
+  using PieceFor = std::function<Result<const ShardPin*>(size_t i)>;
+  Result<PieceFor> PiecesFor(const ShardPin& pin, std::unique_ptr<EncodedShard>* encoded);
+  // Sends each peer its piece; `sent` gets the pieces.
+  Status SendScheduled(const Task& t, const PieceFor& piece_for, const std::vector<uint32_t>& peers,
+                       Clock::time_point end, std::vector<const ShardPin*>* sent);
   Status SendTo(uint32_t host, const ShardPin& pin, Clock::time_point end);
   // A cached connection to `host`, dialed if needed.
   Result<transport::Connection*> ConnectTo(uint32_t host);

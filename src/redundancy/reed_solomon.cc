@@ -51,6 +51,18 @@ Status ReedSolomon::Encode(std::span<const uint8_t> shard, std::span<uint8_t* co
   return EncodeParity(data, piece, out.subspan(k_));
 }
 
+Status ReedSolomon::EncodeParityRow(std::span<const uint8_t* const> data, uint64_t piece_bytes,
+                                    int row, uint8_t* out) const {
+  if (data.size() != static_cast<size_t>(k_) || row < 0 || row >= f_)
+    return InvalidArgument(redundancy().ToString() + ": parity row " + std::to_string(row) +
+                           " from " + std::to_string(data.size()) + " data fragments");
+  // ec_init_tables lays the tables out row after row, 32*K bytes each.
+  Apply(k_, 1, const_cast<uint8_t*>(encode_.data()) + 32 * k_ * row,
+        std::vector<const uint8_t*>(data.begin(), data.end()), std::vector<uint8_t*>{out},
+        piece_bytes);
+  return Status::Ok();
+}
+
 Status ReedSolomon::EncodeParity(std::span<const uint8_t* const> data, uint64_t piece_bytes,
                                  std::span<uint8_t* const> parity) const {
   if (data.size() != static_cast<size_t>(k_) || parity.size() != static_cast<size_t>(f_))

@@ -23,6 +23,10 @@ class ReedSolomon : public Scheme {
   // they are (e.g. slices of the shard itself, no copy).
   Status EncodeParity(std::span<const uint8_t* const> data, uint64_t piece_bytes,
                       std::span<uint8_t* const> parity) const;
+  // Parity fragment `row` (0..F-1) alone: fragments can be made on separate
+  // threads (each reads the data once more).
+  Status EncodeParityRow(std::span<const uint8_t* const> data, uint64_t piece_bytes, int row,
+                         uint8_t* out) const;
 
  private:
   ReedSolomon(int k, int f);
