@@ -4,7 +4,7 @@
 // RecvAll hands out the input's bytes in order; once they run out the peer
 // "closed": kUnavailable, sticky like a real connection's error. What the
 // code under test sends is kept (sent()) or, past a cap, dropped. Sends and
-// receives may come from different threads (ReceiveChunkedReplica's copier
+// receives may come from different threads (ReceiveChunkedReplica's checker
 // sends acks while its reader receives), so the state is under a mutex.
 // Deadlines are ignored: nothing here ever blocks.
 //

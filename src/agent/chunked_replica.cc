@@ -25,40 +25,39 @@ std::string EncodeChunkAck(uint64_t offset, uint64_t length) {
   return w.Take();
 }
 
-// The copier: copies received chunks into the slot in order, checking the
-// manifest's CRC32C of every chunk on the way (one pass: checksummed in
-// cache, written with streaming stores), and acknowledges each, freeing its
-// buffer. The only sender on the connection while the reader receives.
-class Copier {
+// The checker: checks the manifest's CRC32C of every received chunk in the
+// slot, in order, and acknowledges each. The only sender on the connection
+// while the reader receives.
+class Checker {
  public:
-  Copier(transport::Connection& conn, uint8_t* slot, const Manifest& m,
-         const std::vector<uint32_t>& crcs, size_t buffers, Deadline deadline)
+  Checker(transport::Connection& conn, uint8_t* slot, const Manifest& m,
+          const std::vector<uint32_t>& crcs, size_t window, Deadline deadline)
       : conn_(conn),
         slot_(slot),
         data_bytes_(m.data_bytes),
         chunk_size_(m.chunk_size),
         crcs_(crcs),
-        busy_(buffers, false),
+        busy_(window, false),
         deadline_(deadline) {
     thread_ = std::thread([this] { Run(); });
   }
-  ~Copier() { Close(); }
+  ~Checker() { Close(); }
 
-  // Waits until buffer b is free (its chunk copied); false if copying failed.
+  // Waits until window place b is free (its chunk checked); false if a check failed.
   bool WaitFree(size_t b) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return !busy_[b] || !status_.ok(); });
     return status_.ok();
   }
-  void Push(size_t b, const uint8_t* src, uint64_t offset, uint64_t length) {
+  void Push(size_t b, uint64_t offset, uint64_t length) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       busy_[b] = true;
-      queue_.push_back({b, src, offset, length});
+      queue_.push_back({b, offset, length});
     }
     cv_.notify_all();
   }
-  // Copies what is queued, stops the thread; the copy status.
+  // Checks what is queued, stops the thread; the check status.
   Status Close() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -72,7 +71,6 @@ class Copier {
  private:
   struct Item {
     size_t b;
-    const uint8_t* src;
     uint64_t offset, length;
   };
   void Run() {
@@ -83,7 +81,7 @@ class Copier {
       Item it = queue_.front();
       queue_.pop_front();
       lock.unlock();
-      Status st = CopyAndCheck(it);
+      Status st = Check(it);
       if (st.ok())
         st = transport::SendFrame(conn_, kPeerChunkAck, EncodeChunkAck(it.offset, it.length),
                                   deadline_);
@@ -96,13 +94,13 @@ class Copier {
 
   // Chunks arrive in order, so the CRC of the manifest chunk in progress
   // carries over from one received chunk to the next.
-  Status CopyAndCheck(const Item& it) {
+  Status Check(const Item& it) {
     for (uint64_t done = 0; done < it.length;) {
       uint64_t pos = it.offset + done;
       uint64_t c = pos / chunk_size_;
       uint64_t end = std::min(data_bytes_, (c + 1) * chunk_size_);
       uint64_t n = std::min(it.length - done, end - pos);
-      crc_ = CopyWithCrc32c(slot_ + pos, it.src + done, n, crc_);
+      crc_ = Crc32c(slot_ + pos, n, crc_);
       done += n;
       if (pos + n == end) {
         if (crc_ != crcs_[c])
@@ -117,7 +115,7 @@ class Copier {
   uint8_t* const slot_;
   const uint64_t data_bytes_, chunk_size_;
   const std::vector<uint32_t>& crcs_;
-  uint32_t crc_ = 0;  // Copier thread only.
+  uint32_t crc_ = 0;  // Checker thread only.
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<bool> busy_;
@@ -129,16 +127,16 @@ class Copier {
 };
 
 Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest& m,
-                     const std::vector<uint32_t>& crcs, uint64_t max_chunk, ChunkBuffers* buffers,
+                     const std::vector<uint32_t>& crcs, uint64_t max_chunk, uint32_t window,
                      Deadline deadline) {
   const uint64_t data_bytes = m.data_bytes;
-  Copier copier(conn, slot, m, crcs, buffers->buffers.size(), deadline);
+  Checker checker(conn, slot, m, crcs, window, deadline);
   FrameLimits limits{{kPeerChunk, max_chunk + 8}};
   uint64_t received = 0;
   Status st;
   for (size_t i = 0; received < data_bytes && st.ok(); ++i) {
-    size_t b = i % buffers->buffers.size();
-    if (!copier.WaitFree(b)) break;
+    size_t b = i % window;
+    if (!checker.WaitFree(b)) break;
     auto hdr = transport::RecvFrameHeader(conn, limits, deadline);
     if (!hdr.ok()) {
       st = hdr.status();
@@ -155,21 +153,20 @@ Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest&
                                      std::to_string(data_bytes) + " bytes"));
       break;
     }
-    st = conn.RecvAll(buffers->buffers[b].data(), length, deadline);
+    st = conn.RecvAll(slot + offset, length, deadline);
     if (!st.ok()) break;
-    copier.Push(b, buffers->buffers[b].data(), offset, length);
+    checker.Push(b, offset, length);
     received += length;
   }
-  Status copied = copier.Close();
-  return st.ok() ? copied : st;
+  Status checked = checker.Close();
+  return st.ok() ? checked : st;
 }
 
 }  // namespace
 
 Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
                              const std::string& job, const std::string& payload,
-                             ChunkBuffers* buffers, const std::function<bool(uint32_t)>& is_owned,
-                             Deadline deadline) {
+                             const std::function<bool(uint32_t)>& is_owned, Deadline deadline) {
   Reader r(payload);
   std::string header;
   uint64_t max_chunk = 0;
@@ -191,12 +188,10 @@ Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t
   if (is_owned(m.rank))
     return InvalidArgument("replica of rank " + std::to_string(m.rank) +
                            ", which this machine owns");
-  if (buffers->buffers.size() != window || buffers->buffers[0].size() != max_chunk)
-    buffers->buffers.assign(window, std::vector<uint8_t>(max_chunk));
   GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, store->Begin(writer, m, kSlotWait));
   close(grant.fd);
-  // Every chunk's CRC32C is checked as it is copied into the slot.
-  Status st = ReceiveChunks(conn, grant.data, m, crcs, max_chunk, buffers, deadline);
+  // Every chunk's CRC32C is checked in the slot before it is acknowledged.
+  Status st = ReceiveChunks(conn, grant.data, m, crcs, max_chunk, window, deadline);
   if (st.ok()) st = store->Commit(writer, m.job, m.rank, m.iteration, std::move(crcs));
   if (!st.ok()) store->AbortWriter(writer);
   return st;

@@ -6,10 +6,12 @@
 //                     <-  kPeerChunkAck [u64 offset][u64 length]  (per chunk)
 //                     <-  kPeerReplicateAck [u32 code][string message] (at the end)
 //
-// The holder keeps `window` (p) receive buffers of `max_chunk` (R/p) bytes:
-// one thread receives chunk i+1 into a free buffer while another copies
-// chunk i into the replica slot and acknowledges it, which frees its buffer.
-// So the sender never has more than R = p * max_chunk bytes in flight. Chunks
+// The holder receives each chunk straight into the replica slot (no bounce
+// buffer: memory beyond the slot stays constant however many peers send):
+// one thread receives chunk i+1 while another checks chunk i's CRC32Cs in
+// place and acknowledges it; at most `window` (p) chunks are ahead of the
+// checker. So the sender never has more than R = p * max_chunk bytes in
+// flight, unacknowledged. Chunks
 // must arrive in order, each continuing where the last ended; once every
 // byte is there, every CRC32C is checked and only then is the replica
 // committed. Any broken rule (an out-of-order, empty or oversized chunk, an
@@ -41,18 +43,12 @@ constexpr uint64_t kMaxChunkBytes = 256ull << 20;
 constexpr uint32_t kMaxWindow = 64;
 constexpr uint64_t kMaxReceiveBuffer = 1ull << 30;  // R
 
-// Per-connection receive buffers, reused across replicas.
-struct ChunkBuffers {
-  std::vector<std::vector<uint8_t>> buffers;
-};
-
 // Holder side: `payload` is the kPeerReplicateChunked frame's. Receives the
 // chunks into a slot reserved for `writer`, verifies and commits. The caller
 // sends the final kPeerReplicateAck with the returned status.
 Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
                              const std::string& job, const std::string& payload,
-                             ChunkBuffers* buffers, const std::function<bool(uint32_t)>& is_owned,
-                             Deadline deadline);
+                             const std::function<bool(uint32_t)>& is_owned, Deadline deadline);
 
 class ChunkedSender {
  public:

@@ -52,7 +52,6 @@ PeerService::PeerService(Store* store, std::string job, std::function<bool(uint3
 
 Status PeerService::Serve(transport::Connection& conn) {
   SetThreadNice(nice_);
-  ChunkBuffers buffers;  // Reused by every chunked replica on this connection.
   for (;;) {
     auto hdr = transport::RecvFrameHeader(conn, PeerRequestLimits(), In(kIdle));
     if (!hdr.ok()) return hdr.status().code() == Code::kUnavailable ? Status::Ok() : hdr.status();
@@ -62,7 +61,7 @@ Status PeerService::Serve(transport::Connection& conn) {
     Status st;
     switch (hdr->type) {
       case kPeerReplicateChunked: {
-        st = ReceiveChunkedReplica(conn, store_, next_writer_++, job_, payload, &buffers, is_owned_,
+        st = ReceiveChunkedReplica(conn, store_, next_writer_++, job_, payload, is_owned_,
                                    In(kTransfer));
         Status sent =
             transport::SendFrame(conn, kPeerReplicateAck, EncodeStatusReply(st), In(kTransfer));

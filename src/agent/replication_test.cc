@@ -85,7 +85,7 @@ class ReplicationTest : public ::testing::Test {
   }
   int64_t WaitComplete(int64_t want) {
     int64_t got = -1;
-    for (int i = 0; i < 500 && got < want; ++i) {
+    for (int i = 0; i < 3000 && got < want; ++i) {  // Up to 30 s on a loaded machine.
       got = agents_[0]->store().CompleteIteration("job");
       if (got < want) std::this_thread::sleep_for(10ms);
     }
