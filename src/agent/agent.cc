@@ -60,13 +60,16 @@ void MergeHoldings(const nlohmann::json& store, uint32_t host, const std::string
     if (!j.is_object() || j.value("job", nlohmann::json()) != job) continue;
     for (const auto& r : array(j, "ranks")) {
       if (!r.is_object() || !r.contains("rank") || !r["rank"].is_number_unsigned()) continue;
-      nlohmann::json its = nlohmann::json::array();
+      nlohmann::json its = nlohmann::json::array(), holding{{"host", host}};
       for (const auto& s : array(r, "slots"))
         if (s.is_object() && s.value("state", nlohmann::json()) == "committed" &&
-            s.contains("iteration") && s["iteration"].is_number_integer())
+            s.contains("iteration") && s["iteration"].is_number_integer()) {
           its.push_back(s["iteration"]);
-      ranks[std::to_string(r["rank"].get<uint64_t>())]["held_by"].push_back(
-          {{"host", host}, {"iterations", its}});
+          if (s.contains("fragment") && s["fragment"].is_number_integer())
+            holding["fragment"] = s["fragment"];  // rs:K+F: which fragment it keeps.
+        }
+      holding["iterations"] = its;
+      ranks[std::to_string(r["rank"].get<uint64_t>())]["held_by"].push_back(holding);
     }
   }
 }

@@ -24,6 +24,7 @@ std::string EncodeJobConfig(const JobConfig& c) {
               {"nproc_per_host", c.nproc_per_host},
               {"replicas", c.redundancy.copies},  // What launchers before rs:K+F read.
               {"redundancy", c.redundancy.ToString()},
+              {"max_restarts", c.max_restarts},
               {"command", c.command},
               {"env", c.env},
               {"persist_dir", c.persist_dir},
@@ -46,6 +47,7 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
   c.nproc_per_host = static_cast<uint32_t>(f.Int("nproc_per_host", 1, kMaxProcsPerHost));
   int64_t replicas = f.Int("replicas", 1, kMaxHosts, 2);
   std::string redundancy = f.String("redundancy", "copies:" + std::to_string(replicas));
+  c.max_restarts = f.Int("max_restarts", -1, INT32_MAX, 10);
   c.command = f.Strings("command", 4096);
   c.env = f.StringMap("env", 4096);
   c.persist_dir = f.String("persist_dir");

@@ -35,7 +35,10 @@ struct JobConfig {
   uint32_t num_hosts = 1;
   uint32_t nproc_per_host = 1;
   Redundancy redundancy = Redundancy::Copies(2);  // copies:M or rs:K+F
-  std::vector<std::string> command;               // The trainer command line.
+  // Recoveries (new epochs after the start) before the job is declared
+  // failed; -1: no limit.
+  int64_t max_restarts = 10;
+  std::vector<std::string> command;  // The trainer command line.
   std::map<std::string, std::string> env;
   std::string persist_dir;    // Persistent tier root ("" = none).
   int64_t persist_every = 0;  // Persist iterations that are multiples of this.
@@ -55,7 +58,7 @@ Result<Placement> JobPlacement(uint32_t num_hosts, const Redundancy& redundancy)
 
 struct Plan {
   int64_t epoch = 0;
-  std::string state;              // "preparing", "running", "done"
+  std::string state;              // "preparing", "running", "done", "failed" (restarts used up)
   int64_t resume_iteration = -1;  // -1: start from scratch
   std::string source;             // "fresh", "local", "persistent" (replacements: "peer")
   std::string kind;               // "start", "software", "hardware", "group_lost"

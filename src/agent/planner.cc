@@ -29,7 +29,7 @@ bool LosesAShard(const Placement& placement, const std::vector<uint32_t>& lost) 
 
 std::optional<Plan> PlanRecovery(const JobConfig& config, const Placement& placement,
                                  const Plan& current, const Observations& obs) {
-  if (current.state == "done") return std::nullopt;
+  if (current.state == "done" || current.state == "failed") return std::nullopt;
   std::vector<uint32_t> lost = LostHosts(config, current, obs);
   Plan next;
   if (!lost.empty()) {
@@ -66,6 +66,11 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Placement& place
   next.source = next.resume_iteration < 0 ? "fresh" : persistent ? "persistent" : "local";
   next.epoch = current.epoch + 1;
   next.state = "preparing";
+  if (config.max_restarts >= 0 && next.epoch - 1 > config.max_restarts) {
+    next.state = "failed";  // Every host stops its trainers; nothing restarts.
+    next.reason +=
+        "; giving up: " + std::to_string(config.max_restarts) + " restart(s) used (--max-restarts)";
+  }
   next.detected_at = obs.now;
   next.master_port = static_cast<uint16_t>(29500 + next.epoch % 500);
   return next;

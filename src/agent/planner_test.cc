@@ -40,6 +40,22 @@ TEST_F(PlannerTest, TrainerExitIsASoftwareFailure) {
   EXPECT_TRUE(p->failed_hosts.empty());
 }
 
+TEST_F(PlannerTest, RestartsBeyondTheLimitFailTheJob) {
+  obs.exits[5] = 999.5;
+  config.max_restarts = 3;  // Epoch 4 is the third restart: allowed.
+  auto p = PlanRecovery(config, placement, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->state, "preparing");
+  config.max_restarts = 2;  // The third is one too many.
+  p = PlanRecovery(config, placement, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->state, "failed");
+  EXPECT_NE(p->reason.find("2 restart(s) used"), std::string::npos) << p->reason;
+  EXPECT_FALSE(PlanRecovery(config, placement, *p, obs)) << "a failed job stays failed";
+  config.max_restarts = -1;  // No limit.
+  EXPECT_EQ(PlanRecovery(config, placement, running, obs)->state, "preparing");
+}
+
 TEST_F(PlannerTest, LostHostIsAHardwareFailureServedByPeers) {
   obs.live_hosts = {0, 1, 3};
   auto p = PlanRecovery(config, placement, running, obs);

@@ -130,6 +130,16 @@ TEST_F(ReplicationTest, ErasureCodedFragmentsRebuildAShardAfterTwoHostsDie) {
   }
   EXPECT_EQ(agents_[0]->replicator()->stats().bytes_sent,
             5 * ((agents_[0]->store().Pin("job", 0, 1).value()->manifest.data_bytes + 3) / 4));
+  // Status names the fragment each holder keeps.
+  auto status = nlohmann::json::parse(agents_[0]->StatusJson());
+  EXPECT_EQ(status["cluster"]["redundancy"], "rs:4+2");
+  int fragments = 0;
+  for (const auto& h : status["cluster"]["ranks"]["2"]["held_by"])
+    if (h.contains("fragment")) {
+      EXPECT_EQ(h["fragment"], h["host"]);
+      ++fragments;
+    }
+  EXPECT_EQ(fragments, 5);
   // A fragment is no shard: a trainer cannot open it.
   auto c = AgentClient::Connect(sockets_[0]);
   ASSERT_TRUE(c.ok());

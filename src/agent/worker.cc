@@ -16,6 +16,7 @@ namespace {
 using std::chrono::milliseconds;
 constexpr milliseconds kTick{50};
 constexpr milliseconds kCall{3000};
+constexpr milliseconds kTermGrace{3000};  // SIGTERM to SIGKILL.
 
 std::string Key(const char* dir, int64_t epoch, uint32_t id) {
   return std::string(dir) + "/" + std::to_string(epoch) + "/" + std::to_string(id);
@@ -79,6 +80,10 @@ void Worker::EnterEpoch(const Plan& plan) {
   finished_.clear();
   reported_.clear();
   ctx_.coord->SetEpoch(plan.epoch);
+  if (plan.state == "failed") {
+    GEMINI_LOG(ERROR) << "[worker] host " << ctx_.host << ": the job failed: " << plan.reason;
+    return;
+  }
   if (plan.kind != "start" && ctx_.metrics)
     ctx_.metrics->RecordRecovery(plan.kind, plan.detected_at - plan.failed_at);
   ctx_.store->ResetComplete(ctx_.job, plan.resume_iteration);
@@ -135,11 +140,20 @@ Status Worker::StartTrainers(const Plan& plan) {
   if (!hosts.count(0)) return Unavailable("host 0 is not registered");
   for (uint32_t rank : Ranks()) {
     std::map<std::string, std::string> env = ctx_.config.env;
-    env["RANK"] = std::to_string(rank);
-    env["WORLD_SIZE"] = std::to_string(ctx_.config.world_size());
+    // torchrun's contract, so that a script written for torchrun runs as is.
+    const std::string world = std::to_string(ctx_.config.world_size());
+    env["RANK"] = env["ROLE_RANK"] = std::to_string(rank);
+    env["WORLD_SIZE"] = env["ROLE_WORLD_SIZE"] = world;
     env["LOCAL_RANK"] = std::to_string(rank % ctx_.config.nproc_per_host);
+    env["LOCAL_WORLD_SIZE"] = std::to_string(ctx_.config.nproc_per_host);
+    env["GROUP_RANK"] = std::to_string(ctx_.host);
+    env["GROUP_WORLD_SIZE"] = std::to_string(ctx_.config.num_hosts);
+    env["ROLE_NAME"] = "default";
     env["MASTER_ADDR"] = hosts[0].addr;
     env["MASTER_PORT"] = std::to_string(plan.master_port);
+    env["TORCHELASTIC_RUN_ID"] = ctx_.job;
+    env["TORCHELASTIC_RESTART_COUNT"] = std::to_string(std::max<int64_t>(0, plan.epoch - 1));
+    env["TORCHELASTIC_MAX_RESTARTS"] = std::to_string(ctx_.config.max_restarts);
     env["GEMINI_SOCKET"] = ctx_.socket;
     env["GEMINI_JOB"] = ctx_.job;
     env["GEMINI_EPOCH"] = std::to_string(plan.epoch);
@@ -176,8 +190,18 @@ void Worker::WatchTrainers() {
 }
 
 void Worker::KillTrainers() {
-  for (auto& [rank, p] : trainers_) p->Signal(SIGKILL);
-  for (auto& [rank, p] : trainers_) (void)p->Wait(milliseconds(10000));
+  // SIGTERM first (a trainer may clean up), SIGKILL for any still there
+  // after the grace period.
+  for (auto& [rank, p] : trainers_) p->Signal(SIGTERM);
+  const auto grace = std::chrono::steady_clock::now() + kTermGrace;
+  for (auto& [rank, p] : trainers_) {
+    auto left = std::chrono::duration_cast<milliseconds>(grace - std::chrono::steady_clock::now());
+    if (p->Wait(std::max(left, milliseconds(0))).ok()) continue;
+    GEMINI_LOG(WARN) << "[worker] trainer rank " << rank << " ignored SIGTERM for "
+                     << kTermGrace.count() << " ms: SIGKILL";
+    p->Signal(SIGKILL);
+    (void)p->Wait(milliseconds(10000));
+  }
   trainers_.clear();
 }
 

@@ -7,7 +7,11 @@
 // fetched from a peer holder by a replacement host; read from the persistent
 // tier after a group loss) and reports ready/<epoch>/<host>. Once the root
 // marks the plan running it starts the trainers (RANK, WORLD_SIZE,
-// LOCAL_RANK, MASTER_ADDR, MASTER_PORT, GEMINI_SOCKET, GEMINI_JOB set), and
+// LOCAL_RANK, MASTER_ADDR, MASTER_PORT and the rest of torchrun's contract:
+// LOCAL_WORLD_SIZE, GROUP_RANK, GROUP_WORLD_SIZE, ROLE_RANK, ROLE_WORLD_SIZE,
+// ROLE_NAME, TORCHELASTIC_RUN_ID, TORCHELASTIC_RESTART_COUNT,
+// TORCHELASTIC_MAX_RESTARTS; and
+// GEMINI_SOCKET, GEMINI_JOB set), stops them with SIGTERM (SIGKILL after 3 s), and
 // reports every unclean exit at once (exits/<epoch>/<rank>) and a clean
 // finish (done/<epoch>/<host>). Also keeps the heartbeat registered.
 // One thread, owned; Stop() kills the trainers and joins it.

@@ -51,6 +51,7 @@ struct LaunchArgs {
   int nproc = 1;
   RedundancyFlags redundancy;
   int standby = 0;
+  int64_t max_restarts = 10;
   std::string etcd;
   TlsFiles etcd_tls;  // For an https --etcd: given to the agents too.
   std::string inject;
@@ -61,7 +62,7 @@ struct LaunchArgs {
   std::string log_dir;
   int64_t persist_every = 0;
   int64_t lease_ttl = 3;
-  double timeout_s = 900;
+  double timeout_s = 0;  // 0: none.
   bool show_placement = false;
   std::string rate;  // Link rate of each namespace host ("" = unlimited).
   int mtu = 0;       // Link MTU of each namespace host (0 = 1500).
@@ -194,6 +195,7 @@ Status Launcher::SetUp() {
   config.num_hosts = a_.hosts;
   config.nproc_per_host = a_.nproc;
   config.redundancy = redundancy_;
+  config.max_restarts = a_.max_restarts;
   config.command = a_.command;
   config.env = {{"GLOO_SOCKET_IFNAME", "eth0"},
                 {"OMP_NUM_THREADS", "1"},
@@ -438,7 +440,7 @@ int Launcher::Run() {
   }
   Plan plan;
   int64_t seen_rev = 0;
-  while (WallNow() - t0_ < a_.timeout_s) {
+  while (a_.timeout_s <= 0 || WallNow() - t0_ < a_.timeout_s) {
     std::this_thread::sleep_for(milliseconds(50));
     ServeProvider();
     auto kv = kv_->Get("plan", DeadlineAfter(milliseconds(500)));
@@ -451,13 +453,19 @@ int Launcher::Run() {
       }
     }
     if (plan.state == "done" && pending_.empty()) break;
+    if (plan.state == "failed") break;
     Inject(Complete(), plan);
   }
   json report = Report(plan);
-  bool done = plan.state == "done" && !report["final_iteration"].is_null();
-  Log(done ? "training finished: iteration " + report["final_iteration"].dump() +
-                 ", state CRC32C " + report["final_state_crc"].dump()
-           : "training did not finish in time");
+  // Done when every trainer exited 0; the final-state file is optional (the
+  // demo trainer writes it).
+  bool done = plan.state == "done";
+  Log(plan.state == "failed" ? "the job failed: " + plan.reason
+      : !done                ? "training did not finish in time"
+      : report["final_iteration"].is_null()
+          ? "training finished"
+          : "training finished: iteration " + report["final_iteration"].dump() + ", state CRC32C " +
+                report["final_state_crc"].dump());
   for (const auto& ev : report["events"]) Log("failure: " + ev.dump());
   report["memory"] = Memory();
   if (report["memory"].contains("factor_max"))
@@ -477,6 +485,10 @@ void AddLaunch(CLI::App& app) {
   cmd->add_option("--nproc-per-host", a->nproc, "Trainer processes per host")
       ->capture_default_str();
   AddRedundancyFlags(cmd, &a->redundancy, "Copies in CPU memory");
+  cmd->add_option("--max-restarts", a->max_restarts,
+                  "Recoveries before the job is declared failed (-1: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{-1}, int64_t{INT32_MAX}));
   cmd->add_option("--standby", a->standby, "Idle standby hosts for replacements")
       ->capture_default_str();
   cmd->add_option("--etcd", a->etcd, "etcd endpoint (default: start one)");
@@ -498,8 +510,7 @@ void AddLaunch(CLI::App& app) {
   cmd->add_flag("--show-placement", a->show_placement,
                 "Print where each shard lives before the first injected fault");
   cmd->add_option("--lease-ttl", a->lease_ttl, "Heartbeat TTL, seconds")->capture_default_str();
-  cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")
-      ->capture_default_str();
+  cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds (default: no limit)");
   cmd->add_option("--rate", a->rate, "Link rate of every host, e.g. 1gbit (tc tbf)");
   cmd->add_option("--mtu", a->mtu, "Link MTU of every host (default 1500; 9000: jumbo frames)");
   AddInterleaveFlags(cmd, &a->interleave);

@@ -31,7 +31,9 @@ void PrintCluster(const nlohmann::json& c) {
     std::cout << "  rank " << rank << ": owner host " << r.value("owner", -1) << ", holders "
               << r.value("holders", nlohmann::json::array()).dump() << "; held:";
     for (const auto& h : r["held_by"])
-      std::cout << " host " << h["host"] << " " << h["iterations"].dump();
+      std::cout << " host " << h["host"]
+                << (h.contains("fragment") ? " (fragment " + h["fragment"].dump() + ")" : "") << " "
+                << h["iterations"].dump();
     std::cout << "\n";
   }
 }
