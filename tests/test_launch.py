@@ -4,6 +4,8 @@ has succeeded (no file the script must write); a script that keeps failing
 fails the job after --max-restarts recoveries instead of restarting forever.
 Namespace hosts, real etcd."""
 import json
+import re
+import shutil
 import subprocess
 
 import pytest
@@ -49,6 +51,9 @@ def test_a_script_that_keeps_failing_fails_the_job_after_max_restarts(tmp_path):
         [GEMINI, "launch", "--hosts", "2", "--nproc-per-host", "1", "--job", "failjob",
          "--max-restarts", "2", "--timeout", "120", "--log-dir", str(logs), "--", PYTHON, "-c",
          script], capture_output=True, text=True, timeout=180)
+    kept = re.search(r"logs kept in (\S+)", out.stdout)  # A failed job keeps its cluster's files.
+    if kept:
+        shutil.rmtree(kept.group(1), ignore_errors=True)
     assert out.returncode != 0, out.stdout[-3000:]
     assert "the job failed" in out.stdout and "2 restart(s) used" in out.stdout, out.stdout[-3000:]
     # The first run and exactly two restarts, no more.
