@@ -1,14 +1,16 @@
 // `gemini bench capture --device cuda` (built with -DGEMINI_CUDA=ON).
 //
 // Capture of device tensors into the agent's shared memory through GpuSaver
-// (Begin, pinned slot, cudaMemcpyAsync D2H on the copy stream, CRC32C of the
-// host copy overlapping the copies, Commit) vs the baseline: a plain
-// cudaMemcpyAsync of the same tensors into a pinned (cudaMallocHost) buffer.
-// Both are timed on the host clock, end to end, over --repeats rounds after
-// warm-up (which also pins both slots); medians are compared. Runs a store and
-// agent server in this process on a private socket, on GPU 0 (or
-// $GEMINI_BENCH_GPU). The last capture is read back through the client (every
-// chunk's CRC checked) and compared with the device bytes.
+// (Begin, pinned slot, cudaMemcpyAsync D2H on the copy stream, CRC32C per
+// chunk, Commit) vs the baseline: a plain cudaMemcpyAsync of the same tensors
+// into a pinned (cudaMallocHost) buffer. The CRCs are computed on the GPU
+// (the default; `ratio`) and, for comparison, by --threads host threads from
+// the copy (`host_crc_ratio`). All are timed on the host clock, end to end,
+// over --repeats rounds after warm-up (which also pins both slots); medians
+// are compared. Runs a store and agent server in this process on a private
+// socket, on GPU 0 (or $GEMINI_BENCH_GPU). The last capture (GPU CRCs) is read
+// back through the client (every chunk's CRC checked) and compared with the
+// device bytes.
 #include <cuda_runtime.h>
 #include <unistd.h>
 
@@ -109,34 +111,38 @@ Status RunCuda(const DeviceCaptureArgs& a, nlohmann::json* out) {
   };
   int64_t it = 0;
   std::vector<double> submit_ms;
-  auto capture = [&]() -> Status {
+  auto capture = [&](bool gpu_crc) -> Status {
     SaveRequest r{"bench", 0, 1, ++it, sources, {}};
     r.options.copy_threads = a.threads;
     auto t0 = Clock::now();
-    GEMINI_RETURN_IF_ERROR(saver->Submit({std::move(r), nullptr}));
+    GEMINI_RETURN_IF_ERROR(saver->Submit({std::move(r), nullptr, gpu_crc}));
     submit_ms.push_back(1e3 * Since(t0));
     return saver->Wait();
   };
   for (int w = 0; w < 2; ++w) {  // Warm-up: pins both slots, faults the pinned buffer.
     GEMINI_RETURN_IF_ERROR(baseline());
-    GEMINI_RETURN_IF_ERROR(capture());
+    GEMINI_RETURN_IF_ERROR(capture(w == 0));
   }
   submit_ms.clear();
-  std::vector<double> base_s, cap_s, d2h_s, crc_s;
+  // Per repeat: the baseline, a capture with host CRCs, one with GPU CRCs
+  // (the default; measured last, so it is the one read back below).
+  std::vector<double> base_s, cap_s, host_s, crc_s, host_crc_s;
   bool pinned_slot = true;
   for (int r = 0; r < a.repeats; ++r) {
     auto t0 = Clock::now();
     GEMINI_RETURN_IF_ERROR(baseline());
     base_s.push_back(Since(t0));
-    t0 = Clock::now();
-    GEMINI_RETURN_IF_ERROR(capture());
-    cap_s.push_back(Since(t0));
-    GpuSaveStats st = saver->LastStats();
-    d2h_s.push_back(st.copy_s);
-    crc_s.push_back(st.crc_s);
-    pinned_slot = pinned_slot && st.pinned;
+    for (bool gpu_crc : {false, true}) {
+      t0 = Clock::now();
+      GEMINI_RETURN_IF_ERROR(capture(gpu_crc));
+      (gpu_crc ? cap_s : host_s).push_back(Since(t0));
+      GpuSaveStats st = saver->LastStats();
+      (gpu_crc ? crc_s : host_crc_s).push_back(st.crc_s);
+      pinned_slot = pinned_slot && st.pinned;
+    }
   }
-  // Read the last capture back (CRC-checked) and compare with the device bytes.
+  // Read the last capture back (CRC-checked against the GPU's CRCs) and
+  // compare with the device bytes.
   GEMINI_ASSIGN_OR_RETURN(OpenShard shard, saver->client()->Open("bench", 0, it));
   std::vector<uint8_t> loaded(shard.manifest.data_bytes);
   GEMINI_RETURN_IF_ERROR(AgentClient::ReadInto(shard, loaded.data(), a.threads));
@@ -150,7 +156,7 @@ Status RunCuda(const DeviceCaptureArgs& a, nlohmann::json* out) {
   if (!same) return DataLoss("captured bytes differ from the device tensors");
 
   double gib = static_cast<double>(*total) / (1ull << 30);
-  double base = gib / Median(base_s), cap = gib / Median(cap_s);
+  double base = gib / Median(base_s), cap = gib / Median(cap_s), host = gib / Median(host_s);
   *out = {{"device", std::string("cuda:") + std::to_string(gpu)},
           {"gpu", prop.name},
           {"bytes", *total},
@@ -163,7 +169,12 @@ Status RunCuda(const DeviceCaptureArgs& a, nlohmann::json* out) {
           {"ratio", cap / base},
           {"capture_median_s", Median(cap_s)},
           {"baseline_median_s", Median(base_s)},
-          {"crc_busy_median_s", Median(crc_s)},
+          {"crc_on", "gpu"},
+          {"fold_median_s", Median(crc_s)},
+          {"host_crc_capture_gib_per_s", host},
+          {"host_crc_ratio", host / base},
+          {"host_crc_capture_median_s", Median(host_s)},
+          {"crc_busy_median_s", Median(host_crc_s)},
           {"submit_blocking_ms", Median(submit_ms)},
           {"verified", same}};
   return Status::Ok();
@@ -180,14 +191,16 @@ int RunCudaCapture(const DeviceCaptureArgs& a) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::printf("capture of %s from %s in %d tensors (CRC32C per chunk, %d CRC thread(s)):\n",
+  std::printf("capture of %s from %s in %d tensors (CRC32C per chunk on the GPU; host: %d thread(s)):\n",
               FormatBytes(out["bytes"].get<uint64_t>()).c_str(),
               out["gpu"].get<std::string>().c_str(), a.tensors, a.threads);
   std::printf(
       "  pinned cudaMemcpyAsync  %6.2f GiB/s\n  gemini capture          %6.2f GiB/s%s\n"
-      "  ratio                   %6.3f\n  save() blocks           %6.3f ms\n",
+      "  ratio                   %6.3f\n  with host CRCs          %6.2f GiB/s (ratio %.3f)\n"
+      "  save() blocks           %6.3f ms\n",
       out["pinned_memcpy_gib_per_s"].get<double>(), out["capture_gib_per_s"].get<double>(),
       out["slot_pinned"].get<bool>() ? "" : " (slot NOT pinned)", out["ratio"].get<double>(),
+      out["host_crc_capture_gib_per_s"].get<double>(), out["host_crc_ratio"].get<double>(),
       out["submit_blocking_ms"].get<double>());
   return 0;
 }

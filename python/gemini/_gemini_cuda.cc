@@ -39,6 +39,7 @@ py::dict StatsDict(const GpuSaveStats& s) {
   d["enqueue_s"] = s.enqueue_s;
   d["copy_s"] = s.copy_s;
   d["crc_s"] = s.crc_s;
+  d["gpu_crc"] = s.gpu_crc;
   d["total_s"] = s.total_s;
   d["host_waits"] = s.host_waits;
   d["gpu_waits"] = s.gpu_waits;
@@ -116,16 +117,18 @@ PYBIND11_MODULE(_gemini_cuda, m) {
           "submit",
           [](GpuSaver& s, const std::string& job, uint32_t rank, uint32_t world, int64_t iteration,
              const std::vector<Entry>& entries, uintptr_t stream, int threads, uint64_t chunk_size,
-             int64_t wait_ms) {
+             int64_t wait_ms, bool gpu_crc) {
             GpuSaveRequest r{
                 MakeSaveRequest(job, rank, world, iteration, entries, threads, chunk_size, wait_ms),
-                AsStream(stream)};
+                AsStream(stream), gpu_crc};
             Check(WithoutGil([&] { return s.Submit(std::move(r)); }));
           },
           py::arg("job"), py::arg("rank"), py::arg("world_size"), py::arg("iteration"),
           py::arg("entries"), py::arg("stream") = 0, py::arg("threads") = 4,
           py::arg("chunk_size") = Manifest::kDefaultChunkSize, py::arg("wait_ms") = 120000,
-          "Starts a capture after `stream`'s queued work; returns at once.")
+          py::arg("gpu_crc") = true,
+          "Starts a capture after `stream`'s queued work; returns at once. gpu_crc: CRC32C "
+          "computed on the GPU from the tensors (else by `threads` host threads from the copy).")
       .def(
           "before_step",
           [](GpuSaver& s, uintptr_t stream) {

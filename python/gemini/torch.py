@@ -30,10 +30,12 @@ are small); parameters and optimizer tensors asynchronously.
 CUDA tensors (DDP on NCCL, FSDP2 on GPUs) take the GPU data path when Gemini is
 built with CUDA: save() records where the current stream is and returns; a
 native thread copies every tensor device-to-host on its own stream straight
-into the agent's page-locked slot, checksums the chunks as they land and
-commits; the next optimizer step waits for the copies on the GPU, not the
-host. Without a CUDA build, CUDA tensors are copied to host memory
-synchronously (with a warning).
+into the agent's page-locked slot while a kernel checksums the tensors on the
+GPU, and commits; the next optimizer step waits for the copies on the GPU,
+not the host. ``load_latest`` restores such state (when each rank stores its
+own whole) by checking every chunk in the agent's slot and copying it
+host-to-device into the tensors. Without a CUDA build, CUDA tensors are copied
+to host memory synchronously (with a warning).
 
 With DistributedDataParallel every rank holds the same state, so ranks split
 it: each stores 1/world of the bytes, and ``load_latest`` reassembles it with
@@ -64,8 +66,8 @@ import torch  # noqa: E402
 import torch.distributed as dist
 
 from . import _gemini, codec, generations, reshard, shards
-from .state import (DTensor, as_cpu_contiguous, as_dtensor_like, assemble, entry, local_part,
-                    split_entries, views)
+from .state import (DTYPES, DTensor, as_cpu_contiguous, as_dtensor_like, assemble, entry,
+                    local_part, split_entries, views)
 
 try:  # Built with -DGEMINI_CUDA=ON: pinned asynchronous device-to-host capture.
     from . import _gemini_cuda
@@ -229,6 +231,7 @@ class Checkpointer:
         self._reported_k = 1  # The k the agent was last told of.
         self._warm_up = False  # The in-flight checkpoint page-locked a slot (once per slot).
         self._last_call = self._iter_s = self._cost_s = None
+        self._costs = collections.deque(maxlen=5)  # Recent checkpoints' costs to training.
         # Recent iteration times; their median is the iteration time (a slot's
         # page-locking or a data-loading hiccup must not inflate the budget).
         self._recent = collections.deque(maxlen=16)
@@ -540,10 +543,16 @@ class Checkpointer:
             return
         if cost <= 0 or self._iter_s is None or self.overhead_budget <= 0:
             return
-        self._cost_s = cost if self._cost_s is None else 0.8 * self._cost_s + 0.2 * cost
+        # The median of the last few costs: one slow checkpoint (a page fault
+        # storm, a first-time allocation) does not move k, and k settles after
+        # a few checkpoints instead of drifting like an average would.
+        self._costs.append(cost)
+        self._cost_s = statistics.median(self._costs)
         allowed = self.overhead_budget * self._iter_s
         k = max(1, min(1000, math.ceil(self._cost_s / allowed - 1e-9)))
-        if k != self._k_wanted:
+        # Hysteresis: k moves only when the new one is 20% away (noise in the
+        # cost would otherwise change the cadence at every checkpoint).
+        if abs(k - self._k_wanted) > 0.2 * self._k_wanted:
             reason = (f"a checkpoint costs training {self._cost_s * 1e3:.2f} ms (blocking + "
                       f"waits for the copy) against a budget of {self.overhead_budget:.1%} of "
                       f"{self._iter_s * 1e3:.1f} ms iterations: checkpointing every "
@@ -636,6 +645,17 @@ class Checkpointer:
                                          f"restored; its log says why)")
             self._restore(tensors, meta)
             return meta["step"]
+        if self._gpu_restore_applies():
+            tensors, meta, err = None, None, None
+            try:
+                tensors, meta = self._read_own_gpu(plan.source, iteration)
+            except GeminiError as e:
+                err = e
+            if self._agree(1 if err else 0, dist.ReduceOp.MAX):
+                raise GeminiError(f"rank {self.rank}: cannot load iteration {iteration}: "
+                                  f"{err or 'another rank failed to load it'}")
+            self._restore(tensors, meta)
+            return meta["step"]
         man, buf, err = self._read_own(plan.source, iteration)
         if self._agree(1 if err else 0, dist.ReduceOp.MAX):
             raise GeminiError(f"rank {self.rank}: cannot load iteration {iteration}: "
@@ -651,6 +671,91 @@ class Checkpointer:
                               f"metadata (refused, nothing restored): {e}") from None
         self._restore(tensors, meta)
         return meta["step"]
+
+    def _cuda_state(self):
+        """This rank's CUDA model tensors and `tensors=` (local shards), by entry
+        name without its s/ or r/ prefix: where a GPU restore copies in place."""
+        out = {}
+        named = []
+        if self.model is not None:
+            named += [("model." + k, v) for k, v in self.model.state_dict().items()]
+        named += [("tensor." + k, v) for k, v in self.tensors.items()]
+        for name, v in named:
+            t = local_part(v)
+            if torch.is_tensor(t) and t.is_cuda:
+                out[name] = t
+        return out
+
+    def _gpu_restore_applies(self):
+        """CUDA state stored whole by this rank (FSDP2 shards, one rank, ZeRO): it
+        is restored through the GPU path. DDP state split over ranks is
+        reassembled on the host (an all-gather on the gloo group)."""
+        return (_gemini_cuda is not None and not (self.world > 1 and self.replicated)
+                and bool(self._cuda_state()))
+
+    def _read_own_gpu(self, job, iteration):
+        """This rank's shard restored through the GPU path: every chunk's CRC32C
+        checked on host threads in the agent's slot, then copied host-to-device
+        straight into the model's tensors (or fresh device tensors for optimizer
+        state), with no host buffer between. Returns (tensors, meta)."""
+        inplace = self._cuda_state()
+        device = next(iter(inplace.values())).device
+        if self._gpu is None:
+            self._gpu = _gemini_cuda.Saver(self._socket, device.index or 0)
+        try:
+            shard = self._gpu.open(job, self.rank, iteration)
+        except GeminiError:
+            self.client.fetch(job, self.rank, iteration)  # From a peer holder.
+            shard = self._gpu.open(job, self.rank, iteration)
+        opt_state, params = {}, []
+        if self.optimizer is not None:
+            opt = self._local_optimizer()
+            params = [p for g in opt.param_groups for p in g["params"]]
+            opt_state = opt.state
+        tensors, pieces, meta_at = {}, [], None
+        for name, dtype, shape, offset, length, toff in shard.manifest["entries"]:
+            if name == "r/meta":
+                meta_at = (offset, length)
+                continue
+            dt, key = DTYPES[dtype], name.split("/", 1)[1]
+            t = inplace.get(key)
+            if t is None or t.dtype != dt or tuple(t.shape) != tuple(shape) or \
+                    not t.is_contiguous():
+                t = torch.empty(shape, dtype=dt, device=self._restore_device(
+                    key, device, params, opt_state))
+            if toff != 0 or length != t.numel() * t.element_size():
+                raise GeminiError(f"rank {self.rank}: entry {name!r} of iteration {iteration} "
+                                  f"is not stored whole (refused)")
+            tensors[name] = t
+            pieces.append((offset, t.data_ptr(), length))
+        if meta_at is None:
+            raise GeminiError(f"rank {self.rank}: iteration {iteration} has no checkpoint "
+                              f"metadata (refused, nothing restored)")
+        self.last_restore = self._gpu.restore(
+            shard, pieces, torch.cuda.current_stream(device).cuda_stream, self._gpu_threads, True)
+        try:
+            meta = codec.loads(_gemini_cuda.Saver.read_bytes(shard, *meta_at))
+        except ValueError as e:
+            raise GeminiError(f"rank {self.rank}: iteration {iteration} has invalid checkpoint "
+                              f"metadata (refused, nothing restored): {e}") from None
+        return tensors, meta
+
+    @staticmethod
+    def _restore_device(key, device, params, opt_state):
+        """Where a restored tensor that has no place yet goes: an optimizer state
+        tensor where the optimizer keeps it now, else beside its parameter
+        (Adam's `step` on the host, as torch makes it unless capturable or fused);
+        anything else on the device of the model's state."""
+        if not key.startswith("optim."):
+            return device
+        _, pid, k = key.split(".", 2)
+        p = params[int(pid)] if pid.isdigit() and int(pid) < len(params) else None
+        if p is None:
+            return device
+        have = opt_state.get(p, {}).get(k)
+        if torch.is_tensor(have):
+            return local_part(have).device
+        return torch.device("cpu") if k == "step" else local_part(p).device
 
     def _settle_generation(self):
         """Which generation of the job to restore and to save into: every rank's

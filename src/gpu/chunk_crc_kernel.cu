@@ -49,6 +49,51 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// One block per span: each thread takes a contiguous piece (a multiple of 16
+// bytes, its unaligned head and the span's tail bytewise), then the pieces'
+// registers are folded pairwise in log2(kThreads) rounds.
+__global__ void __launch_bounds__(kThreads)
+    SpanCrcKernel(const DeviceSpan* spans, uint32_t* raw_out, const cp::Tables* tables) {
+  __shared__ uint32_t slice[4][256];
+  __shared__ uint32_t raw[kThreads];
+  __shared__ uint64_t len[kThreads];
+  for (int i = threadIdx.x; i < 4 * 256; i += blockDim.x)
+    slice[i / 256][i % 256] = tables->slice[i / 256][i % 256];
+  __syncthreads();
+  const DeviceSpan span = spans[blockIdx.x];
+  const auto* p = static_cast<const uint8_t*>(span.data);
+  uint64_t piece = ((span.length + kThreads - 1) / kThreads + 15) / 16 * 16;
+  uint64_t lo = threadIdx.x * piece < span.length ? threadIdx.x * piece : span.length;
+  uint64_t hi = lo + piece < span.length ? lo + piece : span.length;
+  uint32_t s = 0;
+  uint64_t i = lo;
+  uint64_t head = (16 - (reinterpret_cast<uintptr_t>(p + i) & 15)) & 15;
+  if (head > hi - i) head = hi - i;
+  s = cp::Feed(slice, s, p + i, head);
+  i += head;
+  for (; i + 16 <= hi; i += 16) {
+    uint4 v = *reinterpret_cast<const uint4*>(p + i);
+    s = cp::FeedWord(slice, s, v.x);
+    s = cp::FeedWord(slice, s, v.y);
+    s = cp::FeedWord(slice, s, v.z);
+    s = cp::FeedWord(slice, s, v.w);
+  }
+  s = cp::Feed(slice, s, p + i, hi - i);
+  raw[threadIdx.x] = s;
+  len[threadIdx.x] = hi - lo;
+  __syncthreads();
+  // g(0, A || B) = g(0, B) ^ Z_|B|(g(0, A)).
+  for (unsigned stride = 1; stride < kThreads; stride <<= 1) {
+    unsigned t = threadIdx.x;
+    if (t % (2 * stride) == 0) {
+      raw[t] = raw[t + stride] ^ cp::Shift(tables->shift, raw[t], len[t + stride]);
+      len[t] += len[t + stride];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) raw_out[blockIdx.x] = raw[0];
+}
+
 // The tables, in device memory of the current device (one copy per device).
 Result<const cp::Tables*> DeviceTables() {
   static std::mutex mu;
@@ -82,6 +127,15 @@ Status LaunchChunkCrcs(const void* data, uint64_t n, uint64_t chunk, uint32_t* o
   ChunkCrcKernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
       static_cast<const uint8_t*>(data), n, chunk, out, tables);
   return CudaStatus(cudaGetLastError(), "ChunkCrcKernel launch");
+}
+
+Status LaunchSpanCrcs(const DeviceSpan* spans, uint32_t count, uint32_t* raw,
+                      cudaStream_t stream) {
+  if (count == 0) return Status::Ok();
+  if (count > 0x7fffffffu) return InvalidArgument("too many CRC spans");
+  GEMINI_ASSIGN_OR_RETURN(const cp::Tables* tables, DeviceTables());
+  SpanCrcKernel<<<count, kThreads, 0, stream>>>(spans, raw, tables);
+  return CudaStatus(cudaGetLastError(), "SpanCrcKernel launch");
 }
 
 }  // namespace gemini

@@ -57,6 +57,8 @@ Status GpuSaver::Init() {
   GEMINI_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
   GEMINI_CUDA_RETURN_IF_ERROR(
       cudaEventCreateWithFlags(&done_, cudaEventDisableTiming | cudaEventBlockingSync));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&crc_stream_, cudaStreamNonBlocking));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaEventCreateWithFlags(&crc_done_, cudaEventDisableTiming));
   client_->SetUnmapHook([this](uint8_t* data, size_t) { pinned_.Forget(data); });
   worker_ = std::thread([this] { Run(); });
   return Status::Ok();
@@ -70,12 +72,19 @@ GpuSaver::~GpuSaver() {
   cv_.notify_all();
   if (worker_.joinable()) worker_.join();
   if (stream_ != nullptr) (void)cudaStreamSynchronize(stream_);
+  if (crc_stream_ != nullptr) (void)cudaStreamSynchronize(crc_stream_);
   client_->SetUnmapHook(nullptr);
   pinned_.Clear();
   for (cudaEvent_t e : events_) (void)cudaEventDestroy(e);
   if (ready_ != nullptr) (void)cudaEventDestroy(ready_);
   if (done_ != nullptr) (void)cudaEventDestroy(done_);
   if (stream_ != nullptr) (void)cudaStreamDestroy(stream_);
+  if (crc_done_ != nullptr) (void)cudaEventDestroy(crc_done_);
+  if (crc_stream_ != nullptr) (void)cudaStreamDestroy(crc_stream_);
+  (void)cudaFreeHost(spans_host_);
+  (void)cudaFreeHost(raw_host_);
+  (void)cudaFree(spans_dev_);
+  (void)cudaFree(raw_dev_);
 }
 
 Status GpuSaver::Submit(GpuSaveRequest request) {
@@ -86,7 +95,7 @@ Status GpuSaver::Submit(GpuSaveRequest request) {
   GEMINI_CUDA_RETURN_IF_ERROR(cudaEventRecord(ready_, request.ready_stream));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    pending_ = std::move(request.save);
+    pending_ = std::move(request);
     busy_ = true;
     enqueued_ = false;
     submitted_at_ = Clock::now();
@@ -128,7 +137,7 @@ GpuSaveStats GpuSaver::LastStats() {
   return stats_;
 }
 
-Result<SaveGrant> GpuSaver::Enqueue(const SaveRequest& r, GpuSaveStats* stats) {
+Result<SaveGrant> GpuSaver::Enqueue(const SaveRequest& r, bool gpu_crc, GpuSaveStats* stats) {
   auto t0 = Clock::now();
   GEMINI_ASSIGN_OR_RETURN(SaveGrant g, client_->BeginSave(r.job, r.rank, r.world_size, r.iteration,
                                                           r.tensors, r.options));
@@ -148,6 +157,8 @@ Result<SaveGrant> GpuSaver::Enqueue(const SaveRequest& r, GpuSaveStats* stats) {
     if (!on_device[i] && e.length > 0)
       std::memcpy(g.region + e.offset, r.tensors[i].data, e.length);
   }
+  stats->gpu_crc = gpu_crc;
+  if (gpu_crc) GEMINI_RETURN_IF_ERROR(EnqueueSpanCrcs(r, g, on_device));
   GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, ready_, 0));
   marks_.clear();
   uint64_t next_mark = kSegment;
@@ -162,17 +173,79 @@ Result<SaveGrant> GpuSaver::Enqueue(const SaveRequest& r, GpuSaveStats* stats) {
       GEMINI_CUDA_RETURN_IF_ERROR(
           cudaMemcpyAsync(g.region + pos, src + done, n, cudaMemcpyDefault, stream_));
       done += n;
-      if (pos + n >= next_mark) {
+      if (!gpu_crc && pos + n >= next_mark) {
         GEMINI_RETURN_IF_ERROR(RecordMark(pos + n));
         next_mark = (pos + n) / kSegment * kSegment + kSegment;
       }
     }
   }
-  GEMINI_RETURN_IF_ERROR(RecordMark(g.manifest.data_bytes));
+  if (gpu_crc)  // done_ also covers the kernel's reads of the tensors.
+    GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(stream_, crc_done_, 0));
+  else
+    GEMINI_RETURN_IF_ERROR(RecordMark(g.manifest.data_bytes));
   GEMINI_CUDA_RETURN_IF_ERROR(cudaEventRecord(done_, stream_));
   stats->enqueue_s = Since(t0);
   stats->bytes = g.manifest.data_bytes;
   return g;
+}
+
+Status GpuSaver::Reserve(size_t spans) {
+  if (spans <= capacity_) return Status::Ok();
+  size_t n = std::max(spans, capacity_ * 2);
+  (void)cudaFreeHost(spans_host_);
+  (void)cudaFreeHost(raw_host_);
+  (void)cudaFree(spans_dev_);
+  (void)cudaFree(raw_dev_);
+  spans_host_ = spans_dev_ = nullptr;
+  raw_host_ = raw_dev_ = nullptr;
+  capacity_ = 0;
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaMallocHost(&spans_host_, n * sizeof(DeviceSpan)));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaMallocHost(&raw_host_, n * sizeof(uint32_t)));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaMalloc(&spans_dev_, n * sizeof(DeviceSpan)));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaMalloc(&raw_dev_, n * sizeof(uint32_t)));
+  capacity_ = n;
+  return Status::Ok();
+}
+
+Status GpuSaver::EnqueueSpanCrcs(const SaveRequest& r, const SaveGrant& g,
+                                 const std::vector<bool>& on_device) {
+  GEMINI_ASSIGN_OR_RETURN(spans_, CutChunkSpans(g.manifest));
+  span_raw_.assign(spans_.size(), 0);
+  device_index_.assign(spans_.size(), -1);
+  size_t n = 0;
+  for (size_t i = 0; i < spans_.size(); ++i)
+    if (spans_[i].entry >= 0 && on_device[spans_[i].entry]) ++n;
+  GEMINI_RETURN_IF_ERROR(Reserve(n));
+  n = 0;
+  for (size_t i = 0; i < spans_.size(); ++i) {
+    const ChunkSpan& s = spans_[i];
+    if (s.entry >= 0 && on_device[s.entry]) {
+      const auto* src = static_cast<const uint8_t*>(r.tensors[s.entry].data);
+      spans_host_[n] = {src + s.entry_offset, s.length};
+      device_index_[i] = static_cast<int64_t>(n++);
+    } else {  // Padding (zeroed) or a host source (copied): already in the slot.
+      span_raw_[i] = RawCrc(g.region + s.offset, s.length);
+    }
+  }
+  if (n == 0) return CudaStatus(cudaEventRecord(crc_done_, crc_stream_), "cudaEventRecord");
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(spans_dev_, spans_host_, n * sizeof(DeviceSpan),
+                                              cudaMemcpyHostToDevice, crc_stream_));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamWaitEvent(crc_stream_, ready_, 0));
+  GEMINI_RETURN_IF_ERROR(
+      LaunchSpanCrcs(spans_dev_, static_cast<uint32_t>(n), raw_dev_, crc_stream_));
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(raw_host_, raw_dev_, n * sizeof(uint32_t),
+                                              cudaMemcpyDeviceToHost, crc_stream_));
+  return CudaStatus(cudaEventRecord(crc_done_, crc_stream_), "cudaEventRecord");
+}
+
+Result<std::vector<uint32_t>> GpuSaver::FoldSpanCrcs(const SaveGrant& g, GpuSaveStats* stats) {
+  GEMINI_CUDA_RETURN_IF_ERROR(cudaEventSynchronize(done_));
+  auto t0 = Clock::now();
+  for (size_t i = 0; i < spans_.size(); ++i)
+    if (device_index_[i] >= 0) span_raw_[i] = raw_host_[device_index_[i]];
+  std::vector<uint32_t> crcs = FoldChunkCrcs(g.manifest, spans_, span_raw_);
+  stats->crc_s = Since(t0);
+  return crcs;
 }
 
 Status GpuSaver::RecordMark(uint64_t end) {
@@ -230,14 +303,15 @@ void GpuSaver::Run() {
   for (;;) {
     cv_.wait(lock, [this] { return stop_ || pending_.has_value(); });
     if (!pending_) return;
-    SaveRequest r = std::move(*pending_);
+    SaveRequest r = std::move(pending_->save);
+    bool gpu_crc = pending_->gpu_crc;
     pending_.reset();
     auto submitted = submitted_at_;
     lock.unlock();
 
     GpuSaveStats st;
     st.iteration = r.iteration;
-    Result<SaveGrant> g = Enqueue(r, &st);
+    Result<SaveGrant> g = Enqueue(r, gpu_crc, &st);
     Status status = g.status();
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -248,7 +322,9 @@ void GpuSaver::Run() {
     }
     cv_.notify_all();
     if (g.ok()) {
-      Result<std::vector<uint32_t>> crcs = ChecksumAsCopied(*g, r.options.copy_threads, &st);
+      Result<std::vector<uint32_t>> crcs = gpu_crc
+                                               ? FoldSpanCrcs(*g, &st)
+                                               : ChecksumAsCopied(*g, r.options.copy_threads, &st);
       st.copy_s = Since(submitted);
       status = crcs.ok() ? client_->CommitSave(*g, *crcs) : crcs.status();
     }

@@ -5,12 +5,19 @@
 // in-progress slot (AgentClient::BeginSave), page-locks the slot's mapping
 // once (PinnedRegistry, cached per mapping), enqueues one cudaMemcpyAsync per
 // tensor on a dedicated copy stream (after the compute stream's event), waits
-// for the copies, computes the CRC32C of every chunk on the host copy and
-// commits. The CRCs overlap the copies: an event (blocking sync) is recorded
-// after every `kSegment` bytes of the region, and `copy_threads` CRC threads,
-// alive for the whole save, checksum each segment's chunks as soon as its
-// event completes, while the next segment is still in flight. The manifest and CRCs are
-// the CPU path's, so a shard captured from the GPU loads, replicates and recovers like any other.
+// for the copies and commits with one CRC32C per chunk. The CRCs come from one
+// of two places:
+// - GPU (default): a kernel on a second stream checksums the tensors where
+//   they are, in spans cut at chunk and entry boundaries
+//   (store/chunk_spans.h), beside the copies; the host folds the span
+//   registers into chunk CRCs and never reads the copied bytes back (at
+//   ~50 GiB/s of DMA, rereading them competed for host memory bandwidth).
+// - host: an event (blocking sync) is recorded after every `kSegment` bytes
+//   of the region, and `copy_threads` CRC threads, alive for the whole save,
+//   checksum each segment's chunks of the host copy as soon as its event
+//   completes, while the next segment is still in flight.
+// The manifest and CRCs are the CPU path's, so a shard captured from the GPU
+// loads, replicates and recovers like any other.
 //
 // BeforeStep(stream) is called before the next optimizer step: it returns at
 // once if the copies have finished; otherwise it waits (on the host) only
@@ -33,8 +40,10 @@
 #include <optional>
 #include <thread>
 
+#include "gpu/chunk_crc_kernel.h"
 #include "gpu/pinned.h"
 #include "store/async_saver.h"
+#include "store/chunk_spans.h"
 #include "store/client.h"
 
 namespace gemini {
@@ -44,6 +53,7 @@ struct GpuSaveRequest {
   // with memcpy when the save starts; they must not change before Wait()).
   SaveRequest save;
   cudaStream_t ready_stream = nullptr;  // Copies start after this stream's work so far.
+  bool gpu_crc = true;                  // CRC32C on the GPU (else on host threads).
 };
 
 struct GpuSaveStats {
@@ -54,7 +64,8 @@ struct GpuSaveStats {
   double pin_s = 0;      // Of which page-locking the slot (0: it already was, once per slot).
   double enqueue_s = 0;  // Enqueuing the copies.
   double copy_s = 0;     // Submit() to the copies' completion and last CRC.
-  double crc_s = 0;      // CRC32C of the host copy, busiest thread (overlaps the copies).
+  double crc_s = 0;      // Host CRC work: busiest thread (host CRCs), or folding (GPU CRCs).
+  bool gpu_crc = false;  // The CRCs were computed on the GPU.
   double total_s = 0;    // Submit() to commit acknowledged.
   int host_waits = 0;    // BeforeStep() calls that waited for the enqueue.
   int gpu_waits = 0;     // BeforeStep() calls that made a stream wait.
@@ -110,7 +121,14 @@ class GpuSaver {
     uint64_t end;
   };
   // Begin, pin, enqueue: everything up to the copies being on the stream.
-  Result<SaveGrant> Enqueue(const SaveRequest& r, GpuSaveStats* stats);
+  Result<SaveGrant> Enqueue(const SaveRequest& r, bool gpu_crc, GpuSaveStats* stats);
+  // GPU CRCs: cuts the region into spans and enqueues their checksums on
+  // crc_stream_ (device sources) or computes them now (padding, host sources).
+  Status EnqueueSpanCrcs(const SaveRequest& r, const SaveGrant& g,
+                         const std::vector<bool>& on_device);
+  // After done_: the chunk CRCs from the span registers.
+  Result<std::vector<uint32_t>> FoldSpanCrcs(const SaveGrant& g, GpuSaveStats* stats);
+  Status Reserve(size_t spans);
   Status RecordMark(uint64_t end);
   // Waits for each mark and checksums the chunks it completes.
   Result<std::vector<uint32_t>> ChecksumAsCopied(const SaveGrant& g, int threads,
@@ -124,10 +142,22 @@ class GpuSaver {
   cudaEvent_t done_ = nullptr;       // Recorded on stream_ after the copies.
   std::vector<cudaEvent_t> events_;  // Pool for marks (worker only).
   std::vector<Mark> marks_;          // This save's marks (worker only).
+  // GPU CRCs (worker only): this save's spans, each one's register (host
+  // spans filled at once, device ones from raw_host_ via device_index_).
+  cudaStream_t crc_stream_ = nullptr;
+  cudaEvent_t crc_done_ = nullptr;
+  std::vector<ChunkSpan> spans_;
+  std::vector<uint32_t> span_raw_;
+  std::vector<int64_t> device_index_;  // Span -> its slot in the device arrays, or -1.
+  size_t capacity_ = 0;                // Of the four arrays below, in spans.
+  DeviceSpan* spans_host_ = nullptr;   // Page-locked staging of the span list.
+  DeviceSpan* spans_dev_ = nullptr;
+  uint32_t* raw_dev_ = nullptr;
+  uint32_t* raw_host_ = nullptr;  // Page-locked.
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::optional<SaveRequest> pending_;
+  std::optional<GpuSaveRequest> pending_;
   bool busy_ = false;      // A save is pending or running.
   bool enqueued_ = false;  // Its copies are on the stream (or it failed before).
   bool stop_ = false;

@@ -1,4 +1,4 @@
-#include "gpu/chunk_crc.h"
+#include "store/chunks.h"
 #include "gpu/cuda_status.h"
 #include "gpu/slot_writer.h"
 

@@ -87,6 +87,30 @@ def test_cpu_client_reads_a_gpu_capture(ckpt, agent):
         assert torch.equal(buf[off:off + length], host), n
 
 
+def test_gpu_crcs_of_unaligned_and_odd_sources(ckpt, agent):
+    # The CRCs are computed on the GPU from the tensors, in spans cut at chunk
+    # and entry boundaries: sources at odd addresses and of odd lengths, across
+    # 4 MiB chunks, must give the CRCs of the bytes that landed in the slot
+    # (read_into checks every chunk against them).
+    base = torch.randint(0, 256, ((9 << 20) + 7,), dtype=torch.uint8, device="cuda")
+    floats = torch.randn(3 * (1 << 20) + 5, device="cuda")
+    state = [("odd_bytes", base[3:]), ("small", base[1:6]), ("floats", floats[1:]),
+             ("cpu", torch.arange(11, dtype=torch.int16))]
+    assert base[3:].data_ptr() % 16 == 3
+    ckpt.save(7, state)
+    ckpt.wait()
+    assert ckpt.last_stats()["gpu_crc"]
+    client = gemini.Client(agent.socket)
+    shard = client.open("gpu-test", 0, 7)
+    man = shard.manifest
+    buf = torch.empty(man["data_bytes"], dtype=torch.uint8)
+    gemini.Client.read_into(shard, buf.data_ptr(), 2)  # Verifies every chunk's CRC32C.
+    entries = {e[0]: e for e in man["entries"]}
+    for n, t in state:
+        _, _, _, off, length, _ = entries[n]
+        assert torch.equal(buf[off:off + length], t.cpu().contiguous().view(-1).view(torch.uint8)), n
+
+
 def test_many_saves_alternate_slots(ckpt):
     state = random_state(3)
     for step in range(1, 6):
