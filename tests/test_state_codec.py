@@ -217,3 +217,27 @@ def test_overhead_budget_checkpoints_every_kth_iteration(agent):
         else:
             assert ckpt.stats["every_k"] == 1 and ckpt.stats["saves"] == 40
         ckpt.close()
+
+
+def test_fsdp_checkpointer_is_a_deprecated_alias_of_the_one_class(agent):
+    import gemini.fsdp
+    torch.manual_seed(0)
+    model = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    with pytest.warns(DeprecationWarning, match="gemini.torch.Checkpointer"):
+        ckpt = gemini.fsdp.FSDPCheckpointer(model, opt, job="alias", socket=agent.socket,
+                                            threads=2)
+    assert isinstance(ckpt, gt.Checkpointer) and ckpt.copy_threads == 2
+    model(torch.ones(2, 8)).sum().backward()
+    opt.step()
+    ckpt.save(1)
+    ckpt.wait()
+    saved = model.weight.detach().clone()
+    momentum = opt.state[model.weight]["momentum_buffer"].clone()
+    with torch.no_grad():
+        model.weight.add_(1)
+    opt.state[model.weight]["momentum_buffer"].zero_()
+    assert ckpt.load_latest() == 1
+    assert torch.equal(model.weight, saved)
+    assert torch.equal(opt.state[model.weight]["momentum_buffer"], momentum)
+    ckpt.close()

@@ -1,4 +1,4 @@
-"""FSDP2 checkpoint benchmarks: Gemini (gemini.fsdp) vs torch.distributed.checkpoint.
+"""FSDP2 checkpoint benchmarks: Gemini (gemini.fsdp_shards, the per-rank shard capture) vs torch.distributed.checkpoint.
 
 Run with torchrun on every GPU of the machine, beside a `gemini agent`
 (GEMINI_SOCKET). A GPT-style model (default 24 layers x 2048, ~1.3B parameters)
@@ -32,7 +32,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python"))
-from gemini.fsdp import FSDPCheckpointer  # noqa: E402
+from gemini.fsdp_shards import ShardCheckpointer as FSDPCheckpointer  # noqa: E402
 
 
 from gpt import add_model_args, describe, setup  # noqa: E402

@@ -10,7 +10,7 @@ side stream, ungated, then makes the next optimizer step wait for it on the GPU:
   nccl       to the next rank over NCCL on a communicator of its own, in
              chunks through a staging buffer (the replica's GPU-to-GPU leg)
   both       d2h + nccl + the receiver's device-to-host of what it received
-  gemini:T   gemini.fsdp capture (agent slot, CRC32C on T host threads)
+  gemini:T   gemini.fsdp_shards capture (agent slot, CRC32C on T host threads)
 
 For each, the median iteration, and from CUDA events around the training's
 collectives (gemini.gpu_timeline) the collectives' busy time and the idle
@@ -127,7 +127,7 @@ def main():
         kind, _, threads = variant.partition(":")
         ckpt = None
         if kind == "gemini":
-            from gemini.fsdp import FSDPCheckpointer
+            from gemini.fsdp_shards import ShardCheckpointer as FSDPCheckpointer
             ckpt = FSDPCheckpointer(model, opt, job="traffic-probe", threads=int(threads),
                                     skip_after_s=60, wrap_step=True)
         times, profiles, moves = [], [], []

@@ -63,7 +63,7 @@ import torch  # noqa: E402
 import torch.distributed as dist
 
 from . import _gemini, _gemini_cuda, codec
-from .fsdp import FSDPCheckpointer
+from .fsdp_shards import ShardCheckpointer
 from .gpu_timeline import CollectiveProbe
 from .replica_layout import DueChunks, region_pieces
 from .state import DTYPE_NAMES, nbytes
@@ -94,8 +94,8 @@ def _bytes_view(t):
     return t.reshape(-1).view(torch.uint8)
 
 
-class ReplicatedFSDPCheckpointer(FSDPCheckpointer):
-    """Args (beyond gemini.fsdp.FSDPCheckpointer's):
+class ReplicatedFSDPCheckpointer(ShardCheckpointer):
+    """Args (beyond gemini.fsdp_shards.ShardCheckpointer's):
       mode: one of MODES.
       buffer_bytes, sub_buffers: R and p (chunks are R/p bytes, a multiple of 4 MiB).
       mu: usable fraction of each idle span (Algorithm 2).
