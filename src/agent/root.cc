@@ -1,6 +1,7 @@
 #include "agent/root.h"
 
 #include <algorithm>
+#include <future>
 #include <nlohmann/json.hpp>
 
 #include "agent/coord_records.h"
@@ -14,6 +15,10 @@ namespace {
 using std::chrono::milliseconds;
 constexpr milliseconds kTick{100};
 constexpr milliseconds kCall{2000};
+// A host missing from etcd (or with a trainer exit) is lost after this many
+// failed probes on successive ticks: one slow or refused dial of a loaded
+// machine must not get a live agent replaced (two agents with one host id).
+constexpr int kProbesToLose = 2;
 
 std::string EpochDir(const char* dir, int64_t epoch) {
   return std::string(dir) + "/" + std::to_string(epoch) + "/";
@@ -51,6 +56,7 @@ bool RootAgent::Campaign() {
     if (mine != is_root_)
       GEMINI_LOG(INFO) << "[root] host " << ctx_.host << (mine ? " is" : " is no longer")
                        << " the root";
+    if (mine && !is_root_) in_office_since_ = std::chrono::steady_clock::now();
     is_root_ = mine;
     return mine;
   }
@@ -59,7 +65,10 @@ bool RootAgent::Campaign() {
   if (lease == kNoLease) return false;
   auto won = kv.CreateIfAbsent("root", std::to_string(ctx_.host), DeadlineAfter(kCall), lease);
   is_root_ = won.ok() && *won;
-  if (is_root_) GEMINI_LOG(INFO) << "[root] host " << ctx_.host << " elected root";
+  if (is_root_) {
+    GEMINI_LOG(INFO) << "[root] host " << ctx_.host << " elected root";
+    in_office_since_ = std::chrono::steady_clock::now();
+  }
   return is_root_;
 }
 
@@ -85,9 +94,21 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
     obs.live_hosts.insert(id);
     last_seen_[id] = h;
   }
-  for (uint32_t h = 0; h < ctx_.config.num_hosts; ++h)  // Missing: confirm it is really gone.
-    if (!obs.live_hosts.count(h) && last_seen_.count(h) && ctx_.probe(last_seen_[h]))
+  // Missing: confirm it is really gone. One this root never saw registered
+  // (it took office after an etcd outage, say) has until a lease TTL + 1 s
+  // after the root took office to register again.
+  std::map<uint32_t, HostInfo> missing;
+  bool settling = std::chrono::steady_clock::now() - in_office_since_ <
+                  std::chrono::duration<double>(ctx_.lease_ttl_s + 1.0);
+  for (uint32_t h = 0; h < ctx_.config.num_hosts; ++h) {
+    if (obs.live_hosts.count(h)) continue;
+    if (last_seen_.count(h))
+      missing[h] = last_seen_[h];
+    else if (settling)
       obs.live_hosts.insert(h);
+  }
+  for (const auto& [h, live] : Confirm(missing))
+    if (live) obs.live_hosts.insert(h);
   GEMINI_ASSIGN_OR_RETURN(auto exits,
                           kv.GetPrefix(EpochDir("exits", plan.epoch), DeadlineAfter(kCall)));
   for (const auto& e : exits.kvs) {
@@ -104,9 +125,15 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
     obs.exits[*rank] = exit.ok() && exit->at > 0 ? exit->at : obs.now;
   }
   // A trainer died: is its whole host gone? (Faster than waiting for its lease.)
-  if (!obs.exits.empty())
-    for (auto it = obs.live_hosts.begin(); it != obs.live_hosts.end();)
-      it = hosts.count(*it) && !ctx_.probe(hosts[*it]) ? obs.live_hosts.erase(it) : std::next(it);
+  if (!obs.exits.empty()) {
+    std::map<uint32_t, HostInfo> registered;
+    for (uint32_t h : obs.live_hosts)
+      if (hosts.count(h)) registered[h] = hosts[h];
+    for (const auto& [h, live] : Confirm(registered))
+      if (!live) obs.live_hosts.erase(h);
+  } else {
+    for (const auto& [id, h] : hosts) failed_probes_.erase(id);  // Registered and quiet.
+  }
   GEMINI_ASSIGN_OR_RETURN(auto ready,
                           kv.GetPrefix(EpochDir("ready", plan.epoch), DeadlineAfter(kCall)));
   for (const auto& r : ready.kvs) {
@@ -123,6 +150,26 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   }
   GEMINI_ASSIGN_OR_RETURN(obs.complete, ctx_.coord->Complete());
   return obs;
+}
+
+std::map<uint32_t, bool> RootAgent::Confirm(const std::map<uint32_t, HostInfo>& hosts) {
+  std::map<uint32_t, std::future<bool>> probes;
+  for (const auto& [h, info] : hosts)
+    probes[h] = std::async(std::launch::async, [this, info = info] { return ctx_.probe(info); });
+  std::map<uint32_t, bool> live;
+  for (auto& [h, probe] : probes) {
+    if (probe.get()) {
+      failed_probes_.erase(h);
+      live[h] = true;
+      continue;
+    }
+    int failed = ++failed_probes_[h];
+    live[h] = failed < kProbesToLose;
+    if (failed <= kProbesToLose)  // Said once; a lost host is probed every tick.
+      GEMINI_LOG(WARN) << "[root] host " << h << " did not answer a probe (" << failed
+                       << " in a row" << (live[h] ? ", probing again" : ": lost") << ")";
+  }
+  return live;
 }
 
 void RootAgent::Tick() {

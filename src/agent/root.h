@@ -8,13 +8,17 @@
 //
 // Each tick (100 ms) the root reads hosts/, exits/ and ready/ of the current
 // epoch, confirms a missing host by dialing it (a host that answers is only
-// re-registering, e.g. after an etcd outage), decides, asks for
+// re-registering, e.g. after an etcd outage; one that fails kProbesToLose
+// probes in a row, on successive ticks, is lost; the probes of one tick run
+// in parallel; a host this root never saw registered gets a lease TTL + 1 s
+// from the root taking office to register), decides, asks for
 // replacements (a standby if one is idle, else the machine provider), and
 // moves plans from preparing to running to done.
 // One thread, owned; Stop() joins it.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <thread>
@@ -48,6 +52,9 @@ class RootAgent {
  private:
   void Run();
   bool Campaign();
+  // Probes `hosts` in parallel; true for each that counts as live: it
+  // answered, or has not yet failed kProbesToLose probes in a row.
+  std::map<uint32_t, bool> Confirm(const std::map<uint32_t, HostInfo>& hosts);
   void Tick();
   Result<Observations> Observe(const Plan& plan);
   // The newest complete (iteration, epoch) in the persistent tier.
@@ -60,6 +67,8 @@ class RootAgent {
   Result<Placement> placement_;
   std::atomic<bool> stop_{false}, is_root_{false};
   std::map<uint32_t, HostInfo> last_seen_;
+  std::map<uint32_t, int> failed_probes_;  // Consecutive failed probes per host.
+  std::chrono::steady_clock::time_point in_office_since_;
   std::thread thread_;
 };
 
