@@ -15,7 +15,8 @@ Replicator::Replicator(Store* store, JobCoordinator* coord, Dialer dial, Interle
       coord_(coord),
       dial_(std::move(dial)),
       interleaver_(interleaver),
-      options_(std::move(options)) {
+      options_(std::move(options)),
+      placement_(JobPlacement(options_.num_hosts, options_.redundancy)) {
   worker_ = std::thread([this] { Run(); });
 }
 
@@ -57,7 +58,8 @@ ReplicatorStats Replicator::stats() {
 }
 
 Result<std::vector<uint32_t>> Replicator::PeerHolders() const {
-  GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(options_.num_hosts, options_.redundancy));
+  GEMINI_RETURN_IF_ERROR(placement_.status());
+  const Placement& p = *placement_;
   if (options_.self_host >= options_.num_hosts)
     return InvalidArgument("host id " + std::to_string(options_.self_host) + " not below " +
                            std::to_string(options_.num_hosts) + " hosts");
@@ -79,8 +81,11 @@ Result<Replicator::PieceFor> Replicator::PiecesFor(const ShardPin& pin,
                                                    std::unique_ptr<EncodedShard>* encoded) {
   if (!options_.redundancy.erasure())
     return PieceFor([&pin](size_t) -> Result<const ShardPin*> { return &pin; });
-  GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(options_.num_hosts, options_.redundancy));
-  const std::vector<int>& group = p.holders[options_.self_host];
+  GEMINI_RETURN_IF_ERROR(placement_.status());
+  if (options_.self_host >= placement_->holders.size())
+    return InvalidArgument("host id " + std::to_string(options_.self_host) +
+                           " not in the placement");
+  const std::vector<int>& group = placement_->holders[options_.self_host];
   GEMINI_ASSIGN_OR_RETURN(Redundancy code, FragmentScheme(options_.redundancy, group.size()));
   GEMINI_ASSIGN_OR_RETURN(*encoded, EncodedShard::Make(pin, code, &fragments_));
   // The holder at position j of the group keeps fragment j (the owner's own
@@ -171,6 +176,12 @@ Status Replicator::Replicate(const Task& t) {
 }
 
 Result<transport::Connection*> Replicator::ConnectTo(uint32_t host) {
+  // A new epoch may have replaced a holder with another machine under the
+  // same host id (and fenced the old one): dial afresh what etcd lists now.
+  if (int64_t epoch = coord_->epoch(); epoch != conns_epoch_) {
+    conns_.clear();
+    conns_epoch_ = epoch;
+  }
   auto& conn = conns_[host];
   if (conn && conn->status().ok()) return conn.get();
   conn.reset();

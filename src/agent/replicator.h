@@ -103,6 +103,7 @@ class Replicator {
   Dialer dial_;
   Interleaver* interleaver_;
   const ReplicatorOptions options_;
+  const Result<Placement> placement_;  // The job's, computed once.
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> queue_;
@@ -110,6 +111,7 @@ class Replicator {
   bool stop_ = false;
   ReplicatorStats stats_;
   std::map<uint32_t, std::unique_ptr<transport::Connection>> conns_;  // Worker thread only.
+  int64_t conns_epoch_ = -1;        // The epoch conns_ were dialed in (worker thread only).
   std::vector<uint8_t> fragments_;  // Encoded fragments (worker thread only; reused).
   std::thread worker_;
 };

@@ -57,11 +57,16 @@ bool RootAgent::Campaign() {
       GEMINI_LOG(INFO) << "[root] host " << ctx_.host << (mine ? " is" : " is no longer")
                        << " the root";
     if (mine && !is_root_) in_office_since_ = std::chrono::steady_clock::now();
+    if (!mine) {
+      auto id = DecodeId(cur->value);
+      if (id.ok()) last_root_ = static_cast<int64_t>(*id);
+    }
     is_root_ = mine;
     return mine;
   }
   if (cur.status().code() != Code::kNotFound) return false;
   LeaseId lease = ctx_.coord->lease_id();
+  if (lease == kNoLease) return false;  // Not registered (or fenced): no office without a lease.
   if (lease == kNoLease) return false;
   auto won = kv.CreateIfAbsent("root", std::to_string(ctx_.host), DeadlineAfter(kCall), lease);
   is_root_ = won.ok() && *won;
@@ -96,7 +101,8 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   }
   // Missing: confirm it is really gone. One this root never saw registered
   // (it took office after an etcd outage, say) has until a lease TTL + 1 s
-  // after the root took office to register again.
+  // after the root took office to register again; not the previous root's
+  // host, whose lease expiring is how this root got the office.
   std::map<uint32_t, HostInfo> missing;
   bool settling = std::chrono::steady_clock::now() - in_office_since_ <
                   std::chrono::duration<double>(ctx_.lease_ttl_s + 1.0);
@@ -104,7 +110,7 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
     if (obs.live_hosts.count(h)) continue;
     if (last_seen_.count(h))
       missing[h] = last_seen_[h];
-    else if (settling)
+    else if (settling && static_cast<int64_t>(h) != last_root_)
       obs.live_hosts.insert(h);
   }
   for (const auto& [h, live] : Confirm(missing))

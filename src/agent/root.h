@@ -10,8 +10,9 @@
 // epoch, confirms a missing host by dialing it (a host that answers is only
 // re-registering, e.g. after an etcd outage; one that fails kProbesToLose
 // probes in a row, on successive ticks, is lost; the probes of one tick run
-// in parallel; a host this root never saw registered gets a lease TTL + 1 s
-// from the root taking office to register), decides, asks for
+// in parallel; a host this root never saw registered, other than the
+// previous root's, gets a lease TTL + 1 s from the root taking office to
+// register), decides, asks for
 // replacements (a standby if one is idle, else the machine provider), and
 // moves plans from preparing to running to done.
 // One thread, owned; Stop() joins it.
@@ -69,6 +70,7 @@ class RootAgent {
   std::map<uint32_t, HostInfo> last_seen_;
   std::map<uint32_t, int> failed_probes_;  // Consecutive failed probes per host.
   std::chrono::steady_clock::time_point in_office_since_;
+  int64_t last_root_ = -1;  // The host seen holding the office before this one, if any.
   std::thread thread_;
 };
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -52,12 +53,20 @@ void Worker::Run() {
 }
 
 void Worker::Step() {
+  if (fenced_) return;
+  auto kv = ctx_.coord->kv().Get("plan", DeadlineAfter(kCall));
+  Result<Plan> plan = kv.ok() ? DecodePlan(kv->value) : Result<Plan>(kv.status());
+  // Declared lost while still running (frozen, or cut off past its lease): a
+  // replacement serves this host id from that epoch on. Stand down before
+  // registering again, or two agents would serve one host id.
+  if (plan.ok() && entered_ && plan->epoch > plan_.epoch &&
+      std::count(plan->failed_hosts.begin(), plan->failed_hosts.end(), ctx_.host)) {
+    Fence(*plan);
+    return;
+  }
   auto maintained = ctx_.coord->Maintain();
   if (!maintained.ok()) GEMINI_LOG(WARN) << "[worker] " << maintained.status().ToString();
-  auto kv = ctx_.coord->kv().Get("plan", DeadlineAfter(kCall));
-  if (!kv.ok()) return;  // etcd away: keep training; nothing to follow now.
-  auto plan = DecodePlan(kv->value);
-  if (!plan.ok()) return;
+  if (!plan.ok()) return;  // etcd away: keep training; nothing to follow now.
   if (plan->epoch > plan_.epoch) EnterEpoch(*plan);
   if (plan->epoch != plan_.epoch) return;
   plan_.state = plan->state;
@@ -69,7 +78,19 @@ void Worker::Step() {
   if (started_) WatchTrainers();
 }
 
+void Worker::Fence(const Plan& plan) {
+  fenced_ = true;
+  KillTrainers();
+  ctx_.coord->Stop();  // No more heartbeats, registrations or campaigns under this host id.
+  GEMINI_LOG(ERROR) << "[worker] host " << ctx_.host << " was declared lost in epoch " << plan.epoch
+                    << " (" << plan.reason << ") while this agent was still running "
+                    << "(stalled or cut off past its lease): fenced. Its trainers are stopped and "
+                    << "it no longer registers; a replacement serves host " << ctx_.host
+                    << ". Restart this agent as a standby to rejoin.";
+}
+
 void Worker::EnterEpoch(const Plan& plan) {
+  entered_ = true;
   KillTrainers();
   {
     std::lock_guard<std::mutex> lock(mu_);

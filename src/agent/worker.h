@@ -13,7 +13,11 @@
 // TORCHELASTIC_MAX_RESTARTS; and
 // GEMINI_SOCKET, GEMINI_JOB set), stops them with SIGTERM (SIGKILL after 3 s), and
 // reports every unclean exit at once (exits/<epoch>/<rank>) and a clean
-// finish (done/<epoch>/<host>). Also keeps the heartbeat registered.
+// finish (done/<epoch>/<host>). Also keeps the heartbeat registered. Fencing:
+// an agent that followed an epoch and then sees a newer plan naming its own
+// host as failed (it stalled or was cut off past its lease, and a
+// replacement took its host id) stops its trainers, its heartbeat and its
+// registration, and does nothing more.
 // One thread, owned; Stop() kills the trainers and joins it.
 #pragma once
 
@@ -62,6 +66,8 @@ class Worker {
   void Run();
   void Step();
   void EnterEpoch(const Plan& plan);
+  // This host was declared lost while this agent ran: stop everything.
+  void Fence(const Plan& plan);
   Status Prepare(const Plan& plan);
   Status LoadPersisted(uint32_t rank, const IterationKey& key);
   Status StartTrainers(const Plan& plan);
@@ -76,6 +82,8 @@ class Worker {
   Plan plan_;             // The epoch this host follows.
   bool resumed_ = true;   // Reported the first commit of this epoch.
   bool started_ = false;  // Trainers started for this epoch.
+  bool entered_ = false;  // Followed some epoch (a fresh replacement has not).
+  bool fenced_ = false;
   bool reported_done_ = false;
   std::map<uint32_t, std::unique_ptr<Subprocess>> trainers_;  // By rank.
   std::set<uint32_t> finished_, reported_;

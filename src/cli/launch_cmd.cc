@@ -75,8 +75,10 @@ struct Fired {
   double at = 0;                    // Wall time of the injection.
   int64_t complete = -1;            // Complete iteration when it fired.
   double etcd_back = 0;             // stop-etcd: when etcd is (negative: was) resumed.
+  double thaw_at = 0;               // freeze-host: when the host is (negative: was) resumed.
   int64_t complete_at_resume = -1;  // stop-etcd: complete iteration when etcd came back.
   double completion_resumed = 0;    // stop-etcd: when `complete` advanced again.
+  int frozen_ns = -1;               // freeze-host: the namespace frozen.
 };
 
 // Shared-memory names of this launcher's agents: "<this prefix><namespace>".
@@ -273,6 +275,14 @@ void Launcher::Fire(Fired& f) {
       if (root.ok()) kill_host(std::atoll(root->value.c_str()));
       break;
     }
+    case Injection::Kind::kFreezeHost: {
+      if (ns_of_host_.count(f.inj.target)) f.frozen_ns = ns_of_host_[f.inj.target];
+      Status st = f.frozen_ns >= 0 ? cluster_->Freeze(f.frozen_ns) : NotFound("no such host");
+      f.thaw_at = f.at + static_cast<double>(f.inj.seconds);
+      Log("inject " + f.inj.text + ": host " + std::to_string(f.inj.target) + " frozen for " +
+          std::to_string(f.inj.seconds) + " s: " + st.ToString());
+      break;
+    }
     case Injection::Kind::kStopEtcd:
       if (etcd_) kill(etcd_->pid(), SIGSTOP);
       f.etcd_back = f.at + static_cast<double>(f.inj.target);
@@ -301,6 +311,11 @@ void Launcher::ShowPlacement() {
 
 void Launcher::Inject(int64_t complete, const Plan& plan) {
   for (auto& f : fired_) {
+    if (f.thaw_at > 0 && WallNow() >= f.thaw_at && f.frozen_ns >= 0) {
+      Status st = cluster_->Thaw(f.frozen_ns);
+      Log("host " + std::to_string(f.inj.target) + " (frozen) resumed: " + st.ToString());
+      f.thaw_at = -f.thaw_at;
+    }
     if (f.etcd_back > 0 && WallNow() >= f.etcd_back && etcd_) {
       kill(etcd_->pid(), SIGCONT);
       Log("etcd resumed");
@@ -314,7 +329,7 @@ void Launcher::Inject(int64_t complete, const Plan& plan) {
   }
   if (pending_.empty() || plan.state != "running" || complete < pending_.front().iteration) return;
   if (a_.show_placement && fired_.empty()) ShowPlacement();
-  Fired f{pending_.front(), 0, complete, 0, -1, 0};
+  Fired f{pending_.front(), 0, complete, 0, 0, -1, 0};
   pending_.erase(pending_.begin());
   Fire(f);
   fired_.push_back(f);
@@ -499,7 +514,7 @@ void AddLaunch(CLI::App& app) {
   cmd->add_option("--etcd-key", a->etcd_tls.key_file, "Its key (PEM)")->check(CLI::ExistingFile);
   cmd->add_option("--inject", a->inject,
                   "Faults: kill-trainer:R@I,kill-host:H@I,kill-root@I,"
-                  "stop-etcd:S@I");
+                  "stop-etcd:S@I,freeze-host:H:S@I");
   cmd->add_option("--report", a->report, "Write the timeline and final state CRC here (JSON)");
   cmd->add_option("--job", a->job, "Job name")->capture_default_str();
   cmd->add_option("--budget", a->budget, "Memory budget per agent")->capture_default_str();

@@ -62,6 +62,10 @@ std::vector<std::string> LocalCluster::ExecArgs(int host) const {
 
 Status LocalCluster::Remove(int host) { return Run({"remove", std::to_string(host)}).status(); }
 
+Status LocalCluster::Freeze(int host) { return Run({"freeze", std::to_string(host)}).status(); }
+
+Status LocalCluster::Thaw(int host) { return Run({"thaw", std::to_string(host)}).status(); }
+
 Result<int> LocalCluster::Add() {
   GEMINI_ASSIGN_OR_RETURN(std::string idx, Run({"add"}));
   int i = std::atoi(idx.c_str());

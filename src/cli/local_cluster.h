@@ -30,6 +30,10 @@ class LocalCluster {
   std::vector<std::string> ExecArgs(int host) const;
   // A hardware failure: every process in the host killed, the host deleted.
   Status Remove(int host);
+  // A machine that stalls: every process in the host stopped (SIGSTOP), or
+  // resumed (SIGCONT).
+  Status Freeze(int host);
+  Status Thaw(int host);
   // One more host; returns its index.
   Result<int> Add();
   // Removes the hosts; the log folder too unless keep_logs.

@@ -17,7 +17,8 @@ Result<Injection> ParseOne(const std::string& item) {
   auto bad = [&](const std::string& why) {
     return InvalidArgument("--inject '" + item + "': " + why +
                            " (expected kill-trainer:RANK@ITER, kill-host:HOST@ITER, "
-                           "kill-root@ITER or stop-etcd:SECONDS@ITER)");
+                           "kill-root@ITER, stop-etcd:SECONDS@ITER or "
+                           "freeze-host:HOST:SECONDS@ITER)");
   };
   size_t at = item.rfind('@');
   if (at == std::string::npos) return bad("no @ITER");
@@ -41,8 +42,17 @@ Result<Injection> ParseOne(const std::string& item) {
     inj.kind = Injection::Kind::kKillHost;
   else if (name == "stop-etcd")
     inj.kind = Injection::Kind::kStopEtcd;
+  else if (name == "freeze-host")
+    inj.kind = Injection::Kind::kFreezeHost;
   else
     return bad("unknown fault '" + name + "'");
+  if (inj.kind == Injection::Kind::kFreezeHost) {
+    size_t colon = arg.find(':');
+    if (colon == std::string::npos || !ParseInt(arg.substr(colon + 1), &inj.seconds) ||
+        inj.seconds < 1)
+      return bad("freeze-host needs HOST:SECONDS");
+    arg = arg.substr(0, colon);
+  }
   if (!ParseInt(arg, &inj.target)) return bad("bad or missing number after ':'");
   return inj;
 }
@@ -65,6 +75,7 @@ const char* InjectionEventKind(const Injection& i) {
     case Injection::Kind::kKillTrainer:
       return "software";
     case Injection::Kind::kKillHost:
+    case Injection::Kind::kFreezeHost:
       return "hardware";
     case Injection::Kind::kKillRoot:
       return "root";

@@ -3,6 +3,9 @@
 //   kill-host:HOST@ITER      kill every process of host HOST and delete it
 //   kill-root@ITER           the same, for the host running the root agent
 //   stop-etcd:SECONDS@ITER   freeze etcd (SIGSTOP) for SECONDS, then resume it
+//   freeze-host:HOST:SECONDS@ITER  stop every process of host HOST (SIGSTOP)
+//                            for SECONDS, then resume them: a machine that
+//                            stalls past its lease and comes back
 // Comma-separated; hosts numbered from 0. Pure parsing; thread-compatible.
 #pragma once
 
@@ -14,9 +17,10 @@
 namespace gemini {
 
 struct Injection {
-  enum class Kind { kKillTrainer, kKillHost, kKillRoot, kStopEtcd };
+  enum class Kind { kKillTrainer, kKillHost, kKillRoot, kStopEtcd, kFreezeHost };
   Kind kind;
-  int64_t target = 0;  // Rank, host, or seconds.
+  int64_t target = 0;   // Rank, host, or seconds.
+  int64_t seconds = 0;  // freeze-host: how long.
   int64_t iteration = 0;
   std::string text;  // As written.
 };

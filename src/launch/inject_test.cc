@@ -17,11 +17,18 @@ TEST(Inject, ParsesEveryKind) {
   EXPECT_EQ((*v)[3].target, 10);
   EXPECT_STREQ(InjectionEventKind((*v)[3]), "etcd");
   EXPECT_TRUE(ParseInjections("")->empty());
+  auto f = ParseInjections("freeze-host:2:8@5");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ((*f)[0].kind, Injection::Kind::kFreezeHost);
+  EXPECT_EQ((*f)[0].target, 2);
+  EXPECT_EQ((*f)[0].seconds, 8);
+  EXPECT_STREQ(InjectionEventKind((*f)[0]), "hardware");
 }
 
 TEST(Inject, RejectsBadSpecsClearly) {
   for (const char* bad : {"kill-trainer@5", "kill-trainer:x@5", "kill-host:1", "explode:1@2",
-                          "kill-root:1@2", "kill-host:1@0", "stop-etcd:-1@3"}) {
+                          "kill-root:1@2", "kill-host:1@0", "stop-etcd:-1@3", "freeze-host:2@5",
+                          "freeze-host:2:0@5", "freeze-host::3@5"}) {
     auto v = ParseInjections(bad);
     EXPECT_FALSE(v.ok()) << bad;
     EXPECT_NE(v.status().message().find("--inject"), std::string::npos);
