@@ -220,6 +220,12 @@ Status Agent::LoadJobConfig() {
   GEMINI_ASSIGN_OR_RETURN(config_, DecodeJobConfig(cfg->value));
   if (config_.num_hosts != options_.cluster->num_hosts)
     return InvalidArgument("--hosts disagrees with the job config");
+  // The trainer command and environment are this agent's own (its command
+  // line), whatever a config written into etcd may say.
+  config_.command = options_.cluster->command;
+  config_.env = options_.cluster->env;
+  if (config_.command.empty())
+    return InvalidArgument("launch mode needs the trainer command on the agent's command line");
   return Status::Ok();
 }
 

@@ -11,6 +11,7 @@
 // Stop() tears down in reverse order. Thread-safe after Start().
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,6 +51,10 @@ struct ClusterOptions {
   std::shared_ptr<KvStore> kv;   // Tests: used instead of etcd when set.
   bool launch = false;           // Follow the job's plan: run trainers, elect a root.
   std::string log_dir = "/tmp";  // Trainer logs (launch mode).
+  // Launch mode: what trainers run, from the agent's own command line (the
+  // job config in etcd never says what to execute).
+  std::vector<std::string> command;
+  std::map<std::string, std::string> env;
   // Traffic interleaving; in launch mode the job config's settings win.
   InterleaveOptions interleave;
 };

@@ -81,6 +81,15 @@ TEST(CoordRecords, PlansHostsAndConfigsRefuseOutOfRangeNumbers) {
   auto back = DecodeJobConfig(EncodeJobConfig(c));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->redundancy.ToString(), "rs:4+2");
+  // Nothing executed is read from etcd: the command and environment are not
+  // written, and a forged config that carries them has them ignored.
+  auto forged = nlohmann::json::parse(EncodeJobConfig(c));
+  EXPECT_FALSE(forged.contains("command") || forged.contains("env"));
+  forged["command"] = {"sh", "-c", "touch /tmp/pwned"};
+  forged["env"] = {{"LD_PRELOAD", "/tmp/evil.so"}};
+  back = DecodeJobConfig(forged.dump());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->command.empty() && back->env.empty());
   c.redundancy = Redundancy::Copies(2);
   auto cj = nlohmann::json::parse(EncodeJobConfig(c));
   ASSERT_TRUE(DecodeJobConfig(cj.dump()).ok());

@@ -25,8 +25,7 @@ std::string EncodeJobConfig(const JobConfig& c) {
               {"replicas", c.redundancy.copies},  // What launchers before rs:K+F read.
               {"redundancy", c.redundancy.ToString()},
               {"max_restarts", c.max_restarts},
-              {"command", c.command},
-              {"env", c.env},
+              {"prepare_timeout_s", c.prepare_timeout_s},
               {"persist_dir", c.persist_dir},
               {"persist_every", c.persist_every},
               {"interleave",
@@ -48,8 +47,9 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
   int64_t replicas = f.Int("replicas", 1, kMaxHosts, 2);
   std::string redundancy = f.String("redundancy", "copies:" + std::to_string(replicas));
   c.max_restarts = f.Int("max_restarts", -1, INT32_MAX, 10);
-  c.command = f.Strings("command", 4096);
-  c.env = f.StringMap("env", 4096);
+  c.prepare_timeout_s = f.Number("prepare_timeout_s", 0, 1e7, 300);
+  // "command" and "env" (written by older launchers) are ignored: each agent
+  // runs the command of its own command line.
   c.persist_dir = f.String("persist_dir");
   c.persist_every = f.Int("persist_every", 0, INT64_MAX);
   json i = f.Object("interleave", /*optional=*/true);  // Absent in configs of older launchers.
@@ -68,7 +68,6 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
   if (!r.ok()) return InvalidArgument("job config: " + r.status().message());
   c.redundancy = *r;
   GEMINI_RETURN_IF_ERROR(JobPlacement(c.num_hosts, c.redundancy).status());
-  if (c.command.empty()) return InvalidArgument("job config needs a command");
   if (uint64_t{c.num_hosts} * c.nproc_per_host > kMaxHosts * 64)
     return InvalidArgument("job config: too many ranks");
   return c;

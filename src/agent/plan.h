@@ -38,7 +38,14 @@ struct JobConfig {
   // Recoveries (new epochs after the start) before the job is declared
   // failed; -1: no limit.
   int64_t max_restarts = 10;
-  std::vector<std::string> command;  // The trainer command line.
+  // How long a plan may stay preparing (replacements arriving, shards being
+  // fetched) before the root gives up on the hosts that are not ready: a
+  // missing machine fails the job with a clear reason, a live host that
+  // never reported ready counts as unable to prepare. 0: no deadline.
+  double prepare_timeout_s = 300;
+  // The trainer command line and environment: the agent's own (its command
+  // line), never read from etcd (not in the encoded config).
+  std::vector<std::string> command;
   std::map<std::string, std::string> env;
   std::string persist_dir;    // Persistent tier root ("" = none).
   int64_t persist_every = 0;  // Persist iterations that are multiples of this.

@@ -28,8 +28,32 @@ bool LosesAShard(const Placement& placement, const std::vector<uint32_t>& lost) 
 }  // namespace
 
 std::optional<Plan> PlanRecovery(const JobConfig& config, const Placement& placement,
-                                 const Plan& current, const Observations& obs) {
+                                 const Plan& current, const Observations& observed) {
   if (current.state == "done" || current.state == "failed") return std::nullopt;
+  Observations obs = observed;
+  // A plan preparing past its deadline: never wait silently forever.
+  if (current.state == "preparing" && current.kind != "start" && config.prepare_timeout_s > 0 &&
+      current.detected_at > 0 && obs.now - current.detected_at > config.prepare_timeout_s) {
+    std::string missing;
+    for (uint32_t h = 0; h < config.num_hosts; ++h) {
+      if (obs.ready.count(h) || obs.not_ready.count(h)) continue;
+      if (!obs.live_hosts.count(h))
+        missing += (missing.empty() ? "" : ", ") + std::to_string(h);
+      else
+        obs.not_ready[h] = "did not report ready within " +
+                           std::to_string(static_cast<int64_t>(config.prepare_timeout_s)) + " s";
+    }
+    if (!missing.empty()) {
+      Plan failed = current;
+      failed.epoch = current.epoch + 1;
+      failed.state = "failed";
+      failed.detected_at = obs.now;
+      failed.reason = "no machine took the place of host(s) " + missing + " within " +
+                      std::to_string(static_cast<int64_t>(config.prepare_timeout_s)) +
+                      " s (no idle standby, and the machine provider did not deliver one)";
+      return failed;
+    }
+  }
   std::vector<uint32_t> lost = LostHosts(config, current, obs);
   Plan next;
   if (!lost.empty()) {

@@ -27,6 +27,7 @@ struct Observations {
   std::set<uint32_t> live_hosts;              // Registered (or answering) hosts.
   std::map<uint32_t, double> exits;           // Rank -> when it exited, this epoch.
   std::map<uint32_t, std::string> not_ready;  // Host -> why it could not prepare.
+  std::set<uint32_t> ready;                   // Hosts that prepared (this epoch).
   int64_t complete = -1;                      // Newest complete iteration in memory.
   int64_t persisted = -1;                     // Newest complete persisted iteration.
   double now = 0;

@@ -153,3 +153,52 @@ TEST(PlanJson, PersistedEpochRoundTripsAndDefaultsToNone) {
 
 }  // namespace
 }  // namespace gemini
+
+namespace gemini {
+namespace {
+
+// A recovery that prepares past its deadline never waits silently forever.
+struct PrepareDeadlineTest : PlannerTest {
+  Plan preparing;
+  void SetUp() override {
+    PlannerTest::SetUp();
+    config.prepare_timeout_s = 60;
+    preparing = running;
+    preparing.state = "preparing";
+    preparing.kind = "hardware";
+    preparing.failed_hosts = {2};
+    preparing.detected_at = 1000;
+    obs.live_hosts = {0, 1, 3};  // Host 2's replacement has not registered.
+    obs.ready = {0, 1, 3};
+  }
+};
+
+TEST_F(PrepareDeadlineTest, WaitsForAReplacementUntilTheDeadline) {
+  obs.now = 1059;
+  EXPECT_FALSE(PlanRecovery(config, placement, preparing, obs));
+}
+
+TEST_F(PrepareDeadlineTest, NoMachineByTheDeadlineFailsTheJobSayingWhy) {
+  obs.now = 1061;
+  auto p = PlanRecovery(config, placement, preparing, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->state, "failed");
+  EXPECT_EQ(p->epoch, preparing.epoch + 1);
+  EXPECT_NE(p->reason.find("host(s) 2 within 60 s"), std::string::npos) << p->reason;
+  config.prepare_timeout_s = 0;  // No deadline: wait.
+  EXPECT_FALSE(PlanRecovery(config, placement, preparing, obs));
+}
+
+TEST_F(PrepareDeadlineTest, ALiveHostThatNeverGetsReadyCannotPrepare) {
+  obs.live_hosts = {0, 1, 2, 3};  // The replacement came but never reported ready.
+  obs.now = 1061;
+  auto p = PlanRecovery(config, placement, preparing, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->state, "preparing");
+  EXPECT_EQ(p->kind, "group_lost");
+  EXPECT_EQ(p->source, "persistent");
+  EXPECT_NE(p->reason.find("did not report ready within 60 s"), std::string::npos) << p->reason;
+}
+
+}  // namespace
+}  // namespace gemini

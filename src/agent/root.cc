@@ -153,6 +153,21 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
       obs.not_ready[*host] = "unreadable ready record: " + rec.status().ToString();
     else if (!rec->ok)
       obs.not_ready[*host] = rec->error.empty() ? "unknown" : rec->error;
+    else
+      obs.ready.insert(*host);
+  }
+  if (plan.state == "preparing" && plan.kind != "start" && plan.detected_at > 0 &&
+      obs.now - plan.detected_at > 10) {
+    std::string waiting;
+    for (uint32_t h = 0; h < ctx_.config.num_hosts; ++h)
+      if (!obs.ready.count(h) && !obs.not_ready.count(h))
+        waiting += " " + std::to_string(h) + (obs.live_hosts.count(h) ? "" : " (no machine yet)");
+    if (!waiting.empty())
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+          << "[root] epoch " << plan.epoch << " has been preparing for "
+          << static_cast<int64_t>(obs.now - plan.detected_at) << " s; waiting for host(s)"
+          << waiting << "; gives up after " << ctx_.config.prepare_timeout_s
+          << " s (--prepare-timeout)";
   }
   GEMINI_ASSIGN_OR_RETURN(obs.complete, ctx_.coord->Complete());
   return obs;

@@ -48,6 +48,8 @@ struct AgentArgs {
   std::string metrics_addr = "127.0.0.1";
   std::string log_dir = "/tmp";
   InterleaveFlags interleave;
+  std::vector<std::string> env;      // NAME=VALUE for the trainers (--launch).
+  std::vector<std::string> command;  // The trainer command (--launch), after --.
 };
 
 std::vector<std::string> SplitCommas(const std::string& s) {
@@ -128,6 +130,19 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   c.lease_ttl_s = a.lease_ttl;
   c.launch = a.launch || a.standby;
   c.log_dir = a.log_dir;
+  // What trainers run comes from this command line only, never from etcd:
+  // whoever can write the job's keys must not be able to run code here.
+  c.command = a.command;
+  if (c.launch && c.command.empty())
+    return InvalidArgument(
+        "--launch and --standby need the trainer command after --, e.g. "
+        "gemini agent --launch ... -- python3 train.py (nothing executed is read from etcd)");
+  for (const std::string& kv : a.env) {
+    size_t eq = kv.find('=');
+    if (eq == 0 || eq == std::string::npos)
+      return InvalidArgument("--env '" + kv + "': expected NAME=VALUE");
+    c.env[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   GEMINI_ASSIGN_OR_RETURN(c.interleave, ToInterleaveOptions(a.interleave));
   o.cluster = c;
   return o;
@@ -222,6 +237,10 @@ void AddAgent(CLI::App& app) {
               "Wait idle until assigned a failed host's id, then --launch");
   AddInterleaveFlags(g, &a->interleave);
   g->add_option("--log-dir", a->log_dir, "Where trainer logs go (--launch)")->capture_default_str();
+  g->add_option("--env", a->env, "NAME=VALUE set for the trainers (--launch; repeatable)");
+  cmd->add_option("command", a->command,
+                  "Trainer command, after -- (--launch, --standby): taken from this command line "
+                  "only, never from etcd");
   cmd->callback([a] { SetExitCode(RunAgent(*a)); });
 }
 

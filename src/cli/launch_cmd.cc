@@ -52,6 +52,7 @@ struct LaunchArgs {
   RedundancyFlags redundancy;
   int standby = 0;
   int64_t max_restarts = 10;
+  double prepare_timeout = 300;
   std::string etcd;
   TlsFiles etcd_tls;  // For an https --etcd: given to the agents too.
   std::string inject;
@@ -112,8 +113,9 @@ class Launcher {
   std::shared_ptr<KvStore> kv_;
   std::string endpoint_, dir_, logs_;
   std::vector<std::unique_ptr<Subprocess>> agents_;
-  std::map<int64_t, int> ns_of_host_;      // Host id -> namespace index.
-  std::map<std::string, int> ns_of_addr_;  // Address -> namespace index.
+  std::map<int64_t, int> ns_of_host_;               // Host id -> namespace index.
+  std::map<std::string, std::string> trainer_env_;  // For every agent's --env.
+  std::map<std::string, int> ns_of_addr_;           // Address -> namespace index.
   int64_t last_epoch_ = 0;
   std::string last_state_;
   double t0_ = WallNow();
@@ -162,6 +164,10 @@ Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
       {"--etcd-cacert", tls.ca_file}, {"--etcd-cert", tls.cert_file}, {"--etcd-key", tls.key_file}};
   for (const auto& [flag, file] : tls_flags)
     if (!file.empty()) more.insert(more.end(), {flag, file});
+  for (const auto& [name, value] : trainer_env_)
+    more.insert(more.end(), {"--env", name + "=" + value});
+  more.push_back("--");
+  more.insert(more.end(), a_.command.begin(), a_.command.end());
   argv.insert(argv.end(), more.begin(), more.end());
   GEMINI_ASSIGN_OR_RETURN(
       auto p,
@@ -198,12 +204,14 @@ Status Launcher::SetUp() {
   config.nproc_per_host = a_.nproc;
   config.redundancy = redundancy_;
   config.max_restarts = a_.max_restarts;
-  config.command = a_.command;
-  config.env = {{"GLOO_SOCKET_IFNAME", "eth0"},
-                {"OMP_NUM_THREADS", "1"},
-                {"GEMINI_FINAL_STATE_FILE", logs_ + "/final.json"}};
+  config.prepare_timeout_s = a_.prepare_timeout;
+  // The trainers' command and environment go to each agent on its own
+  // command line (StartAgent), never through etcd.
+  trainer_env_ = {{"GLOO_SOCKET_IFNAME", "eth0"},
+                  {"OMP_NUM_THREADS", "1"},
+                  {"GEMINI_FINAL_STATE_FILE", logs_ + "/final.json"}};
   for (const char* name : {"PYTHONPATH", "GEMINI_TIMING_DIR", "GEMINI_OVERHEAD_BUDGET"})
-    if (const char* v = std::getenv(name)) config.env[name] = v;
+    if (const char* v = std::getenv(name)) trainer_env_[name] = v;
   config.persist_dir =
       a_.persist_dir.empty() && a_.persist_every > 0 ? dir_ + "/persist" : a_.persist_dir;
   config.persist_every = a_.persist_every;
@@ -504,6 +512,11 @@ void AddLaunch(CLI::App& app) {
                   "Recoveries before the job is declared failed (-1: no limit)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{-1}, int64_t{INT32_MAX}));
+  cmd->add_option("--prepare-timeout", a->prepare_timeout,
+                  "Seconds a recovery may wait for replacement machines and shards before the "
+                  "job fails with the reason (0: wait forever)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e7));
   cmd->add_option("--standby", a->standby, "Idle standby hosts for replacements")
       ->capture_default_str();
   cmd->add_option("--etcd", a->etcd, "etcd endpoint (default: start one)");
