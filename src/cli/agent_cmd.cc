@@ -237,7 +237,10 @@ void AddAgent(CLI::App& app) {
               "Wait idle until assigned a failed host's id, then --launch");
   AddInterleaveFlags(g, &a->interleave);
   g->add_option("--log-dir", a->log_dir, "Where trainer logs go (--launch)")->capture_default_str();
-  g->add_option("--env", a->env, "NAME=VALUE set for the trainers (--launch; repeatable)");
+  // One value per --env, so that a following -- still starts the command
+  // (CLI11 would otherwise take that -- as the end of --env's values).
+  g->add_option("--env", a->env, "NAME=VALUE set for the trainers (--launch; repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("command", a->command,
                   "Trainer command, after -- (--launch, --standby): taken from this command line "
                   "only, never from etcd");
