@@ -645,10 +645,14 @@ class Checkpointer:
                                          f"restored; its log says why)")
             self._restore(tensors, meta)
             return meta["step"]
-        if self._gpu_restore_applies():
+        inplace = self._cuda_state() if _gemini_cuda is not None else {}
+        if inplace and not (self.world > 1 and self.replicated):
+            # CUDA state each rank stores whole (FSDP2 shards, one rank, ZeRO):
+            # the GPU restore path. DDP state split over ranks is reassembled
+            # on the host (an all-gather on the gloo group).
             tensors, meta, err = None, None, None
             try:
-                tensors, meta = self._read_own_gpu(plan.source, iteration)
+                tensors, meta = self._read_own_gpu(plan.source, iteration, inplace)
             except GeminiError as e:
                 err = e
             if self._agree(1 if err else 0, dist.ReduceOp.MAX):
@@ -686,19 +690,12 @@ class Checkpointer:
                 out[name] = t
         return out
 
-    def _gpu_restore_applies(self):
-        """CUDA state stored whole by this rank (FSDP2 shards, one rank, ZeRO): it
-        is restored through the GPU path. DDP state split over ranks is
-        reassembled on the host (an all-gather on the gloo group)."""
-        return (_gemini_cuda is not None and not (self.world > 1 and self.replicated)
-                and bool(self._cuda_state()))
-
-    def _read_own_gpu(self, job, iteration):
+    def _read_own_gpu(self, job, iteration, inplace):
         """This rank's shard restored through the GPU path: every chunk's CRC32C
         checked on host threads in the agent's slot, then copied host-to-device
         straight into the model's tensors (or fresh device tensors for optimizer
-        state), with no host buffer between. Returns (tensors, meta)."""
-        inplace = self._cuda_state()
+        state), with no host buffer between. `inplace`: _cuda_state(). Returns
+        (tensors, meta)."""
         device = next(iter(inplace.values())).device
         if self._gpu is None:
             self._gpu = _gemini_cuda.Saver(self._socket, device.index or 0)

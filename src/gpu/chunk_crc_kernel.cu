@@ -10,31 +10,43 @@ namespace {
 namespace cp = crc32c_pieces;
 constexpr int kThreads = 1024;  // 4 KiB pieces of a 4 MiB chunk: enough warps to hide load latency.
 
+// Copies the slicing tables into the block's shared memory.
+__device__ void LoadSlice(uint32_t (*slice)[256], const cp::Tables* tables) {
+  for (int i = threadIdx.x; i < 4 * 256; i += blockDim.x)
+    slice[i / 256][i % 256] = tables->slice[i / 256][i % 256];
+  __syncthreads();
+}
+
+// g(0, p[lo..hi)): the unaligned head bytewise, 16-byte words, the tail bytewise.
+__device__ uint32_t PieceRegister(const uint32_t (*slice)[256], const uint8_t* p, uint64_t lo,
+                                  uint64_t hi) {
+  uint32_t s = 0;
+  uint64_t i = lo;
+  uint64_t head = (16 - (reinterpret_cast<uintptr_t>(p + i) & 15)) & 15;
+  if (head > hi - i) head = hi - i;
+  s = cp::Feed(slice, s, p + i, head);
+  i += head;
+  for (; i + 16 <= hi; i += 16) {
+    uint4 v = *reinterpret_cast<const uint4*>(p + i);
+    s = cp::FeedWord(slice, s, v.x);
+    s = cp::FeedWord(slice, s, v.y);
+    s = cp::FeedWord(slice, s, v.z);
+    s = cp::FeedWord(slice, s, v.w);
+  }
+  return cp::Feed(slice, s, p + i, hi - i);
+}
+
 __global__ void __launch_bounds__(kThreads)
     ChunkCrcKernel(const uint8_t* data, uint64_t n, uint64_t chunk, uint32_t* out,
                    const cp::Tables* tables) {
   __shared__ uint32_t slice[4][256];
   __shared__ uint32_t raw[kThreads];
-  for (int i = threadIdx.x; i < 4 * 256; i += blockDim.x)
-    slice[i / 256][i % 256] = tables->slice[i / 256][i % 256];
-  __syncthreads();
+  LoadSlice(slice, tables);
   uint64_t base = blockIdx.x * chunk;
   uint64_t len = n - base < chunk ? n - base : chunk;
   uint64_t piece = ((len + kThreads - 1) / kThreads + 15) / 16 * 16;
   uint64_t lo = threadIdx.x * piece, hi = lo + piece < len ? lo + piece : len;
-  uint32_t s = 0;
-  if (lo < hi) {
-    const uint8_t* p = data + base;
-    uint64_t i = lo;
-    for (; i + 16 <= hi; i += 16) {
-      uint4 v = *reinterpret_cast<const uint4*>(p + i);
-      s = cp::FeedWord(slice, s, v.x);
-      s = cp::FeedWord(slice, s, v.y);
-      s = cp::FeedWord(slice, s, v.z);
-      s = cp::FeedWord(slice, s, v.w);
-    }
-    s = cp::Feed(slice, s, p + i, hi - i);
-  }
+  uint32_t s = lo < hi ? PieceRegister(slice, data + base, lo, hi) : 0;
   raw[threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -57,28 +69,12 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ uint32_t slice[4][256];
   __shared__ uint32_t raw[kThreads];
   __shared__ uint64_t len[kThreads];
-  for (int i = threadIdx.x; i < 4 * 256; i += blockDim.x)
-    slice[i / 256][i % 256] = tables->slice[i / 256][i % 256];
-  __syncthreads();
+  LoadSlice(slice, tables);
   const DeviceSpan span = spans[blockIdx.x];
-  const auto* p = static_cast<const uint8_t*>(span.data);
   uint64_t piece = ((span.length + kThreads - 1) / kThreads + 15) / 16 * 16;
   uint64_t lo = threadIdx.x * piece < span.length ? threadIdx.x * piece : span.length;
   uint64_t hi = lo + piece < span.length ? lo + piece : span.length;
-  uint32_t s = 0;
-  uint64_t i = lo;
-  uint64_t head = (16 - (reinterpret_cast<uintptr_t>(p + i) & 15)) & 15;
-  if (head > hi - i) head = hi - i;
-  s = cp::Feed(slice, s, p + i, head);
-  i += head;
-  for (; i + 16 <= hi; i += 16) {
-    uint4 v = *reinterpret_cast<const uint4*>(p + i);
-    s = cp::FeedWord(slice, s, v.x);
-    s = cp::FeedWord(slice, s, v.y);
-    s = cp::FeedWord(slice, s, v.z);
-    s = cp::FeedWord(slice, s, v.w);
-  }
-  s = cp::Feed(slice, s, p + i, hi - i);
+  uint32_t s = PieceRegister(slice, static_cast<const uint8_t*>(span.data), lo, hi);
   raw[threadIdx.x] = s;
   len[threadIdx.x] = hi - lo;
   __syncthreads();

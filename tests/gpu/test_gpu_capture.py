@@ -28,6 +28,20 @@ def random_state(seed):
     return out
 
 
+def assert_slot_holds(agent, step, state):
+    """The plain CPU client reads the capture of `step` (checking every chunk's
+    CRC32C) and finds each tensor's bytes where its manifest entry says."""
+    shard = gemini.Client(agent.socket).open("gpu-test", 0, step)
+    man = shard.manifest
+    buf = torch.empty(man["data_bytes"], dtype=torch.uint8)
+    gemini.Client.read_into(shard, buf.data_ptr(), 2)  # Verifies every chunk's CRC32C.
+    entries = {e[0]: e for e in man["entries"]}
+    for n, t in state:
+        _, _, _, off, length, _ = entries[n]
+        host = t.cpu().contiguous().view(-1).view(torch.uint8)
+        assert torch.equal(buf[off:off + length], host), n
+
+
 @pytest.fixture
 def ckpt(agent):
     c = GpuCheckpointer(job="gpu-test", socket=agent.socket, rank=0, world=1)
@@ -75,16 +89,7 @@ def test_cpu_client_reads_a_gpu_capture(ckpt, agent):
     state = random_state(2)
     ckpt.save(3, state)
     ckpt.wait()
-    client = gemini.Client(agent.socket)
-    shard = client.open("gpu-test", 0, 3)
-    man = shard.manifest
-    buf = torch.empty(man["data_bytes"], dtype=torch.uint8)
-    gemini.Client.read_into(shard, buf.data_ptr(), 2)  # Verifies every chunk's CRC32C.
-    entries = {e[0]: e for e in man["entries"]}
-    for n, t in state:
-        _, _, _, off, length, _ = entries[n]
-        host = t.cpu().contiguous().view(-1).view(torch.uint8)
-        assert torch.equal(buf[off:off + length], host), n
+    assert_slot_holds(agent, 3, state)
 
 
 def test_gpu_crcs_of_unaligned_and_odd_sources(ckpt, agent):
@@ -100,15 +105,7 @@ def test_gpu_crcs_of_unaligned_and_odd_sources(ckpt, agent):
     ckpt.save(7, state)
     ckpt.wait()
     assert ckpt.last_stats()["gpu_crc"]
-    client = gemini.Client(agent.socket)
-    shard = client.open("gpu-test", 0, 7)
-    man = shard.manifest
-    buf = torch.empty(man["data_bytes"], dtype=torch.uint8)
-    gemini.Client.read_into(shard, buf.data_ptr(), 2)  # Verifies every chunk's CRC32C.
-    entries = {e[0]: e for e in man["entries"]}
-    for n, t in state:
-        _, _, _, off, length, _ = entries[n]
-        assert torch.equal(buf[off:off + length], t.cpu().contiguous().view(-1).view(torch.uint8)), n
+    assert_slot_holds(agent, 7, state)
 
 
 def test_many_saves_alternate_slots(ckpt):
