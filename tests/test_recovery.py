@@ -69,14 +69,14 @@ def test_a_kill_a_trainer(reference, tmp_path):
 
 
 def test_b_kill_a_host(reference, tmp_path):
-    report, logs = launch(tmp_path, "b", "kill-host:2@5", ["--standby", "1"])
+    report, logs = launch(tmp_path, "b", "kill-host:2@5", ["--standby-hosts", "1"])
     ev = check(reference, report, logs, "hardware", "peer")
     print(f"kill-host: detected in {ev['detect_s']:.1f} s, resumed in {ev['resume_s']:.1f} s")
 
 
 def test_c_kill_two_hosts_of_a_group(reference, tmp_path):
     report, logs = launch(tmp_path, "c", "kill-host:2@6,kill-host:3@6",
-                          ["--standby", "2", "--persist-every", "2"])
+                          ["--standby-hosts", "2", "--persist-every", "2"])
     _, ref_crcs = reference
     report["events"] = report["events"][:1]  # Both kills are one failure.
     ev = check(reference, report, logs, "group_lost", "persistent")
@@ -84,7 +84,7 @@ def test_c_kill_two_hosts_of_a_group(reference, tmp_path):
 
 
 def test_d_kill_the_root_host(reference, tmp_path):
-    report, logs = launch(tmp_path, "d", "kill-root@5", ["--standby", "1"])
+    report, logs = launch(tmp_path, "d", "kill-root@5", ["--standby-hosts", "1"])
     check(reference, report, logs, "root", "peer")
 
 
@@ -103,7 +103,7 @@ def test_f_freeze_a_host_past_its_lease(reference, tmp_path):
     # replaces it. When it comes back it sees itself declared lost and stands
     # down (fenced): one agent per host id, and training ends as the
     # uninterrupted run does.
-    report, logs = launch(tmp_path, "f", "freeze-host:2:12@5", ["--standby", "1"])
+    report, logs = launch(tmp_path, "f", "freeze-host:2:12@5", ["--standby-hosts", "1"])
     # A stopped agent still accepts TCP connections (the kernel does) but never
     # answers: each of the two probes that declare it lost waits 700 ms.
     ev = check(reference, report, logs, "hardware", "peer", detect_within=TTL + 3)

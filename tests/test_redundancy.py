@@ -61,7 +61,7 @@ def test_rs_4_2_survives_two_hosts_killed_at_once(tmp_path):
     ref, ref_events = launch(tmp_path, "copies3", "copies:3")
     ref_crcs = {e["iteration"]: e["state_crc"] for e in ref_events if e["event"] == "iteration"}
     got, events = launch(tmp_path, "rs42", "rs:4+2",
-                         ["--standby", "2", "--inject", "kill-host:2@5,kill-host:3@5"])
+                         ["--standby-hosts", "2", "--inject", "kill-host:2@5,kill-host:3@5"])
     assert got["final_iteration"] == 12
     assert got["final_state_crc"] == ref["final_state_crc"]
     # Every rank resumed; each holds 1/6 of the replicated state, so rank 0's

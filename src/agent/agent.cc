@@ -261,6 +261,8 @@ void Agent::Persist(uint32_t rank, int64_t iteration) {
   if (!offered.ok()) GEMINI_LOG(WARN) << "[agent] persist: " << offered.status().ToString();
 }
 
+bool Agent::fenced() const { return worker_ && worker_->fenced(); }
+
 void Agent::Stop() {
   if (metrics_server_) metrics_server_->Stop();
   if (root_) root_->Stop();

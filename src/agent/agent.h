@@ -86,6 +86,9 @@ class Agent {
   std::string StatusJson();
   // The metrics port (after Start), or -1.
   int metrics_port() const { return metrics_port_; }
+  // Launch mode: this host was declared lost while the agent ran, and it
+  // stood down (its trainers stopped; no registration). The agent should exit.
+  bool fenced() const;
 
  private:
   Status StartCluster();

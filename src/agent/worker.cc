@@ -59,8 +59,12 @@ void Worker::Step() {
   // Declared lost while still running (frozen, or cut off past its lease): a
   // replacement serves this host id from that epoch on. Stand down before
   // registering again, or two agents would serve one host id.
-  if (plan.ok() && entered_ && plan->epoch > plan_.epoch &&
-      std::count(plan->failed_hosts.begin(), plan->failed_hosts.end(), ctx_.host)) {
+  // A replacement follows an epoch that already names its host as failed;
+  // a newer plan that still does (superseded while preparing) is not news.
+  const auto names = [this](const Plan& p) {
+    return std::count(p.failed_hosts.begin(), p.failed_hosts.end(), ctx_.host) > 0;
+  };
+  if (plan.ok() && entered_ && plan->epoch > plan_.epoch && names(*plan) && !names(plan_)) {
     Fence(*plan);
     return;
   }

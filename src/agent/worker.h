@@ -14,10 +14,12 @@
 // GEMINI_SOCKET, GEMINI_JOB set), stops them with SIGTERM (SIGKILL after 3 s), and
 // reports every unclean exit at once (exits/<epoch>/<rank>) and a clean
 // finish (done/<epoch>/<host>). Also keeps the heartbeat registered. Fencing:
-// an agent that followed an epoch and then sees a newer plan naming its own
-// host as failed (it stalled or was cut off past its lease, and a
+// an agent that followed an epoch and then sees a newer plan newly naming
+// its own host as failed (it stalled or was cut off past its lease, and a
 // replacement took its host id) stops its trainers, its heartbeat and its
-// registration, and does nothing more.
+// registration, and does nothing more; fenced() tells the agent's owner,
+// which exits (`gemini agent` with status 3). A replacement, whose first
+// epoch already names its host, is not fenced by later plans that still do.
 // One thread, owned; Stop() kills the trainers and joins it.
 #pragma once
 
@@ -61,6 +63,8 @@ class Worker {
   void Stop();
   // A trainer of this host committed `iteration` (marks the resume).
   void OnCommit(uint32_t rank, int64_t iteration);
+  // Declared lost while running: stood down (see Fence).
+  bool fenced() const { return fenced_; }
 
  private:
   void Run();
@@ -83,7 +87,7 @@ class Worker {
   bool resumed_ = true;   // Reported the first commit of this epoch.
   bool started_ = false;  // Trainers started for this epoch.
   bool entered_ = false;  // Followed some epoch (a fresh replacement has not).
-  bool fenced_ = false;
+  std::atomic<bool> fenced_{false};
   bool reported_done_ = false;
   std::map<uint32_t, std::unique_ptr<Subprocess>> trainers_;  // By rank.
   std::set<uint32_t> finished_, reported_;

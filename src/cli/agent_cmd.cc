@@ -15,6 +15,7 @@
 #include "agent/coord_records.h"
 #include "cli/command.h"
 #include "cli/interleave_flags.h"
+#include "cli/node_launch.h"
 #include "cli/redundancy_flags.h"
 #include "common/log.h"
 #include "common/paths.h"
@@ -191,8 +192,20 @@ int RunAgent(AgentArgs args) {
     std::cerr << "; metrics at http://" << args.metrics_addr << ":" << agent.metrics_port()
               << "/metrics";
   std::cerr << std::endl;
-  int sig = 0;
-  sigwait(&stop, &sig);
+  // Until a stop signal, or until this host is fenced (declared lost while
+  // this agent ran: a replacement serves its host id, so this one must not
+  // keep serving its shards or answering for it).
+  const timespec tick{0, 200'000'000};
+  int sig = -1;
+  while (sig < 0 && !agent.fenced()) sig = sigtimedwait(&stop, nullptr, &tick);
+  if (sig < 0) {
+    std::cerr << "gemini agent: fenced (host " << args.host
+              << " was declared lost while this agent ran); exiting. Restart it as a standby to "
+                 "rejoin."
+              << std::endl;
+    agent.Stop();
+    return kFencedExit;
+  }
   std::cerr << "gemini agent: signal " << sig << ", shutting down (checkpoint memory freed)"
             << std::endl;
   agent.Stop();

@@ -21,7 +21,7 @@ Result<json> Launch(const ClusterDemoArgs& a, const std::string& inject, const s
   std::vector<std::string> argv{SelfExe(),      "launch",     "--hosts",  std::to_string(a.hosts),
                                 "--redundancy", a.redundancy, "--report", report};
   if (!inject.empty())
-    argv.insert(argv.end(), {"--inject", inject, "--standby", "1", "--show-placement"});
+    argv.insert(argv.end(), {"--inject", inject, "--standby-hosts", "1", "--show-placement"});
   argv.insert(argv.end(), {"--", a.python, "-m", "gemini.demo_train", "--iterations",
                            std::to_string(a.iterations)});
   GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(argv, {}, true, report + ".stderr"));

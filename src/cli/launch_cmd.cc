@@ -1,19 +1,23 @@
-// `gemini launch`: runs a training job on namespace hosts with Gemini's
-// failure recovery, like torchrun plus a fault tolerance layer.
+// `gemini launch`: a training job with Gemini's failure recovery, like
+// torchrun plus a fault tolerance layer. Two forms:
 //
-//   gemini launch --hosts 4 --nproc-per-host 1 [--replicas 2 | --redundancy rs:4+2] [--standby 1]
-//       [--etcd URL] [--persist-every 10] [--inject SPEC] [--report FILE]
+// On every machine of a job (the real one; cli/node_launch.h):
+//   gemini launch --nnodes N|MIN:MAX --nproc-per-node P --rdzv-endpoint HOST:PORT
+//       --rdzv-id JOB [--standby] [--redundancy ...] [--etcd-cacert F ...] SCRIPT ARGS...
+//
+// The namespace harness (tests, `gemini demo`; root): without --rdzv-endpoint,
+//   gemini launch --hosts 4 --nproc-per-node 1 [--replicas 2 | --redundancy rs:4+2]
+//       [--standby-hosts 1] [--etcd URL] [--persist-every 10] [--inject SPEC] [--report FILE]
 //       -- python3 train.py ...
-//
-// It makes the hosts (network namespaces, scripts/cluster), starts etcd on
-// the bridge unless --etcd is given, writes the job config and the first
-// plan, and starts one agent per host in launch mode (each runs its
-// trainers, replicates their checkpoints, and campaigns to be root) plus
-// --standby idle agents. Then it serves as the machine provider (a lost
-// host's replacement is a new namespace host with a fresh agent, when no
-// standby is left), injects the faults of --inject, prints a timeline, and
-// writes --report: final iteration, final state CRC, and per failure its
-// detection and recovery times.
+// makes the hosts (network namespaces, scripts/cluster), starts etcd on the
+// bridge over TLS with client certificates (scripts/etcd-dev certs) unless
+// --etcd is given, and runs the per-node `gemini launch` in every host (plus
+// --standby-hosts spares), exactly what a user runs on real machines. Then it
+// serves as the machine provider (a lost host's replacement is a new
+// namespace host running `gemini launch --replace-host H`, when no standby is
+// left), injects the faults of --inject, prints a timeline, and writes
+// --report: final iteration, final state CRC, and per failure its detection
+// and recovery times.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,14 +33,16 @@
 #include "agent/job_coordinator.h"
 #include "agent/plan.h"
 #include "cli/command.h"
-#include "cli/interleave_flags.h"
+#include "cli/job_flags.h"
 #include "cli/local_cluster.h"
-#include "cli/redundancy_flags.h"
+#include "cli/node_launch.h"
+#include "common/paths.h"
 #include "common/subprocess.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/etcd_process.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/inject.h"
+#include "launch/rendezvous.h"
 #include "store/client.h"
 
 namespace gemini::cli {
@@ -47,28 +53,17 @@ using std::chrono::milliseconds;
 constexpr milliseconds kCall{2000};
 
 struct LaunchArgs {
+  NodeArgs node;  // Job settings and, with --rdzv-endpoint, this node's.
+  // The namespace harness.
   int hosts = 4;
-  int nproc = 1;
-  RedundancyFlags redundancy;
-  int standby = 0;
-  int64_t max_restarts = 10;
-  double prepare_timeout = 300;
+  int standby_hosts = 0;
   std::string etcd;
-  TlsFiles etcd_tls;  // For an https --etcd: given to the agents too.
   std::string inject;
   std::string report;
-  std::string job = "job";
-  std::string budget = "2GiB";
-  std::string persist_dir;
-  std::string log_dir;
-  int64_t persist_every = 0;
-  int64_t lease_ttl = 3;
   double timeout_s = 0;  // 0: none.
   bool show_placement = false;
   std::string rate;  // Link rate of each namespace host ("" = unlimited).
   int mtu = 0;       // Link MTU of each namespace host (0 = 1500).
-  InterleaveFlags interleave;
-  std::vector<std::string> command;
 };
 
 struct Fired {
@@ -92,7 +87,9 @@ class Launcher {
 
  private:
   Status SetUp();
-  Status StartAgent(int ns, int64_t host_id, bool standby);
+  Status StartNode(int ns, int64_t replace_host, bool standby);
+  Status MapHosts();
+  Status StartEtcd();
   void ServeProvider();
   void Inject(int64_t complete, const Plan& plan);
   void ShowPlacement();
@@ -112,9 +109,9 @@ class Launcher {
   std::unique_ptr<EtcdProcess> etcd_;
   std::shared_ptr<KvStore> kv_;
   std::string endpoint_, dir_, logs_;
-  std::vector<std::unique_ptr<Subprocess>> agents_;
+  std::vector<std::unique_ptr<Subprocess>> nodes_;  // Per-node launchers.
   std::map<int64_t, int> ns_of_host_;               // Host id -> namespace index.
-  std::map<std::string, std::string> trainer_env_;  // For every agent's --env.
+  std::map<std::string, std::string> trainer_env_;  // Every node's environment.
   std::map<std::string, int> ns_of_addr_;           // Address -> namespace index.
   int64_t last_epoch_ = 0;
   std::string last_state_;
@@ -126,116 +123,108 @@ void Launcher::Log(const std::string& line) {
   std::fflush(stdout);
 }
 
-Status Launcher::StartAgent(int ns, int64_t host_id, bool standby) {
-  std::string addr = cluster_->addr(ns);
+// Runs the per-node `gemini launch` in namespace host `ns`: a node of the
+// rendezvous, a spare (--standby), or the provider's replacement of a host.
+Status Launcher::StartNode(int ns, int64_t replace_host, bool standby) {
+  const std::string addr = cluster_->addr(ns);
+  const std::string name = "ns" + std::to_string(ns);
   std::vector<std::string> argv = cluster_->ExecArgs(ns);
-  std::vector<std::string> more{SelfExe(),
-                                "agent",
-                                "--socket",
-                                dir_ + "/agent-ns" + std::to_string(ns) + ".sock",
-                                "--budget",
-                                a_.budget,
-                                "--shm-prefix",
-                                ShmPrefix() + std::to_string(ns),
-                                "--etcd",
-                                endpoint_,
-                                "--job",
-                                a_.job,
-                                "--hosts",
-                                std::to_string(a_.hosts),
-                                "--redundancy",
-                                redundancy_.ToString(),
-                                "--advertise",
-                                addr,
-                                "--secret-file",
-                                cluster_->secret_file(),
-                                "--lease-ttl",
-                                std::to_string(a_.lease_ttl),
-                                "--log-dir",
-                                logs_,
-                                "--metrics-port",
-                                "9400",
-                                "--metrics-addr",
-                                addr,
-                                standby ? "--standby" : "--launch"};
-  if (!standby) more.insert(more.end(), {"--host-id", std::to_string(host_id)});
-  const TlsFiles& tls = a_.etcd_tls;
-  const std::pair<const char*, std::string> tls_flags[] = {
-      {"--etcd-cacert", tls.ca_file}, {"--etcd-cert", tls.cert_file}, {"--etcd-key", tls.key_file}};
-  for (const auto& [flag, file] : tls_flags)
-    if (!file.empty()) more.insert(more.end(), {flag, file});
-  for (const auto& [name, value] : trainer_env_)
-    more.insert(more.end(), {"--env", name + "=" + value});
+  std::vector<std::string> more{SelfExe(),         "launch",
+                                "--rdzv-endpoint", endpoint_,
+                                "--nnodes",        std::to_string(a_.hosts),
+                                "--advertise",     addr,
+                                "--socket",        dir_ + "/agent-" + name + ".sock",
+                                "--shm-prefix",    ShmPrefix() + std::to_string(ns),
+                                "--secret-file",   cluster_->secret_file(),
+                                "--log-dir",       logs_,
+                                "--metrics-port",  "9400",
+                                "--rdzv-timeout",  "120"};
+  const auto job = JobFlagArgs(a_.node.job);
+  more.insert(more.end(), job.begin(), job.end());
+  if (standby) more.push_back("--standby");
+  if (replace_host >= 0) more.insert(more.end(), {"--replace-host", std::to_string(replace_host)});
   more.push_back("--");
-  more.insert(more.end(), a_.command.begin(), a_.command.end());
+  more.insert(more.end(), a_.node.command.begin(), a_.node.command.end());
   argv.insert(argv.end(), more.begin(), more.end());
   GEMINI_ASSIGN_OR_RETURN(
-      auto p,
-      Subprocess::Start(argv, {}, false, logs_ + "/agent-ns" + std::to_string(ns) + ".log"));
-  agents_.push_back(std::move(p));
+      auto p, Subprocess::Start(argv, trainer_env_, false, logs_ + "/node-" + name + ".log"));
+  nodes_.push_back(std::move(p));
   ns_of_addr_[addr] = ns;
-  if (!standby) ns_of_host_[host_id] = ns;
+  if (replace_host >= 0) ns_of_host_[replace_host] = ns;
+  return Status::Ok();
+}
+
+// Which namespace host got which host id in the rendezvous.
+Status Launcher::MapHosts() {
+  const double until = WallNow() + 150;
+  while (WallNow() < until) {
+    auto kv = kv_->Get("rdzv", DeadlineAfter(kCall));
+    auto r = kv.ok() ? DecodeRendezvous(kv->value) : Result<RendezvousRecord>(kv.status());
+    if (r.ok() && r->closed) {
+      for (size_t h = 0; h < r->nodes.size(); ++h) {
+        if (!ns_of_addr_.count(r->nodes[h])) return Internal("unknown node " + r->nodes[h]);
+        ns_of_host_[static_cast<int64_t>(h)] = ns_of_addr_[r->nodes[h]];
+      }
+      return Status::Ok();
+    }
+    for (auto& n : nodes_)
+      if (auto rc = n->Wait(milliseconds(0)); rc.ok())
+        return Internal("a node's launcher exited (status " + std::to_string(*rc) +
+                        ") before the rendezvous closed; see " + logs_ + "/node-ns*.log");
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return DeadlineExceeded("the nodes' rendezvous did not close; see " + logs_ + "/node-ns*.log");
+}
+
+// etcd on the bridge, over TLS, accepting only clients with a certificate
+// from the cluster's own CA (made by scripts/etcd-dev certs).
+Status Launcher::StartEtcd() {
+  const std::string tls = dir_ + "/tls";
+  GEMINI_ASSIGN_OR_RETURN(std::string script, SupportFile("etcd-dev"));
+  GEMINI_ASSIGN_OR_RETURN(
+      auto certs, Subprocess::Start({"bash", script, "certs", tls, cluster_->bridge()}, {}, true));
+  GEMINI_ASSIGN_OR_RETURN(int rc, certs->Wait(milliseconds(60000)));
+  if (rc != 0) return Internal("scripts/etcd-dev certs failed (exit " + std::to_string(rc) + ")");
+  TlsFiles& client = a_.node.job.etcd_tls;
+  client = {tls + "/ca.pem", tls + "/client.pem", tls + "/client.key"};
+  EtcdProcessOptions eo;
+  eo.host = cluster_->bridge();
+  eo.server_tls = {tls + "/ca.pem", tls + "/server.pem", tls + "/server.key"};
+  eo.probe_tls = client;
+  GEMINI_ASSIGN_OR_RETURN(etcd_, EtcdProcess::Start(eo));
+  endpoint_ = etcd_->endpoint();
   return Status::Ok();
 }
 
 Status Launcher::SetUp() {
-  GEMINI_ASSIGN_OR_RETURN(redundancy_, ToRedundancy(a_.redundancy));
-  GEMINI_RETURN_IF_ERROR(JobPlacement(static_cast<uint32_t>(a_.hosts), redundancy_).status());
+  GEMINI_RETURN_IF_ERROR(MakeJobConfig(a_.node.job, static_cast<uint32_t>(a_.hosts)).status());
+  GEMINI_ASSIGN_OR_RETURN(redundancy_, ToRedundancy(a_.node.job.redundancy));
   GEMINI_ASSIGN_OR_RETURN(pending_, ParseInjections(a_.inject));
-  GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby, a_.rate, a_.mtu));
+  GEMINI_ASSIGN_OR_RETURN(cluster_, LocalCluster::Up(a_.hosts + a_.standby_hosts, a_.rate, a_.mtu));
   dir_ = cluster_->dir();
-  logs_ = a_.log_dir.empty() ? dir_ : a_.log_dir;
+  logs_ = a_.node.log_dir.empty() ? dir_ : a_.node.log_dir;
   std::filesystem::create_directories(logs_);
   endpoint_ = a_.etcd;
-  if (endpoint_.empty()) {
-    EtcdProcessOptions eo;
-    eo.host = cluster_->bridge();
-    GEMINI_ASSIGN_OR_RETURN(etcd_, EtcdProcess::Start(eo));
-    endpoint_ = etcd_->endpoint();
-  }
+  if (endpoint_.empty()) GEMINI_RETURN_IF_ERROR(StartEtcd());
   EtcdOptions eo;
   eo.endpoints = {endpoint_};
-  eo.tls = a_.etcd_tls;
-  kv_ =
-      std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a_.job + "/");
+  eo.tls = a_.node.job.etcd_tls;
+  kv_ = std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo),
+                                        "/gemini/" + a_.node.job.job + "/");
   GEMINI_RETURN_IF_ERROR(kv_->DeletePrefix("", DeadlineAfter(kCall)).status());
-  JobConfig config;
-  config.num_hosts = a_.hosts;
-  config.nproc_per_host = a_.nproc;
-  config.redundancy = redundancy_;
-  config.max_restarts = a_.max_restarts;
-  config.prepare_timeout_s = a_.prepare_timeout;
-  // The trainers' command and environment go to each agent on its own
-  // command line (StartAgent), never through etcd.
+  // The trainers inherit their node launcher's environment, as under torchrun.
   trainer_env_ = {{"GLOO_SOCKET_IFNAME", "eth0"},
                   {"OMP_NUM_THREADS", "1"},
                   {"GEMINI_FINAL_STATE_FILE", logs_ + "/final.json"}};
-  for (const char* name : {"PYTHONPATH", "GEMINI_TIMING_DIR", "GEMINI_OVERHEAD_BUDGET"})
-    if (const char* v = std::getenv(name)) trainer_env_[name] = v;
-  config.persist_dir =
-      a_.persist_dir.empty() && a_.persist_every > 0 ? dir_ + "/persist" : a_.persist_dir;
-  config.persist_every = a_.persist_every;
-  GEMINI_ASSIGN_OR_RETURN(InterleaveOptions io, ToInterleaveOptions(a_.interleave));
-  config.interleave_mode = InterleaveModeName(io.mode);
-  config.buffer_bytes = io.buffer_bytes;
-  config.sub_buffers = io.sub_buffers;
-  config.mu = io.mu;
-  config.warmup_iterations = io.warmup_iterations;
-  config.replication_nice = io.replication_nice;
-  Plan first;
-  first.epoch = 1;
-  first.state = "preparing";
-  first.source = "fresh";
-  first.kind = "start";
-  first.master_port = 29501;
-  GEMINI_RETURN_IF_ERROR(
-      kv_->Put("config", EncodeJobConfig(config), DeadlineAfter(kCall)).status());
-  GEMINI_RETURN_IF_ERROR(kv_->Put("plan", EncodePlan(first), DeadlineAfter(kCall)).status());
-  for (int h = 0; h < a_.hosts; ++h) GEMINI_RETURN_IF_ERROR(StartAgent(h, h, false));
-  for (int s = 0; s < a_.standby; ++s) GEMINI_RETURN_IF_ERROR(StartAgent(a_.hosts + s, -1, true));
-  Log("launched " + std::to_string(a_.hosts) + " hosts x " + std::to_string(a_.nproc) +
-      " trainers, " + std::to_string(a_.standby) + " standby, etcd " + endpoint_ + ", logs in " +
-      dir_);
+  if (a_.node.job.persist_dir.empty() && a_.node.job.persist_every > 0)
+    a_.node.job.persist_dir = dir_ + "/persist";
+  for (int h = 0; h < a_.hosts; ++h) GEMINI_RETURN_IF_ERROR(StartNode(h, -1, false));
+  GEMINI_RETURN_IF_ERROR(MapHosts());
+  for (int s = 0; s < a_.standby_hosts; ++s)
+    GEMINI_RETURN_IF_ERROR(StartNode(a_.hosts + s, -1, true));
+  Log("launched " + std::to_string(a_.hosts) + " nodes x " + std::to_string(a_.node.job.nproc) +
+      " trainers (gemini launch on each), " + std::to_string(a_.standby_hosts) + " standby, etcd " +
+      endpoint_ + ", logs in " + logs_);
   return Status::Ok();
 }
 
@@ -252,7 +241,7 @@ void Launcher::ServeProvider() {
   for (const auto& r : reqs->kvs) {
     int64_t host = std::strtoll(r.key.substr(r.key.rfind('/') + 1).c_str(), nullptr, 10);
     auto ns = cluster_->Add();
-    Status st = ns.ok() ? StartAgent(*ns, host, false) : ns.status();
+    Status st = ns.ok() ? StartNode(*ns, host, false) : ns.status();
     Log(st.ok()
             ? "provider: new machine (namespace host " + std::to_string(*ns) + ") replaces host " +
                   std::to_string(host)
@@ -411,9 +400,9 @@ json Launcher::Report(const Plan& plan) {
 }
 
 void Launcher::TearDown(bool keep_logs) {
-  for (auto& p : agents_) p->Signal(SIGTERM);
-  for (auto& p : agents_) (void)p->Wait(milliseconds(10000));
-  agents_.clear();
+  for (auto& p : nodes_) p->Signal(SIGTERM);
+  for (auto& p : nodes_) (void)p->Wait(milliseconds(20000));
+  nodes_.clear();
   if (etcd_) kill(etcd_->pid(), SIGCONT);
   etcd_.reset();
   if (cluster_) cluster_->Down(keep_logs);
@@ -433,7 +422,7 @@ json Launcher::Memory() {
     if (!s.is_object() || !s.contains("jobs") || !s["jobs"].is_array()) continue;
     uint64_t own = 0, held = 0;
     for (const auto& j : s["jobs"]) {
-      if (j.value("job", "") != a_.job) continue;
+      if (j.value("job", "") != a_.node.job.job) continue;
       for (const auto& r : j["ranks"]) {
         int64_t newest = -1;
         uint64_t bytes = 0;
@@ -442,7 +431,7 @@ json Launcher::Memory() {
             newest = slot["iteration"].get<int64_t>();
             bytes = slot.value("data_bytes", uint64_t{0});
           }
-        const int64_t owner = r["rank"].get<int64_t>() / a_.nproc;
+        const int64_t owner = r["rank"].get<int64_t>() / a_.node.job.nproc;
         (owner == host ? own : held) += bytes;
       }
     }
@@ -501,49 +490,61 @@ int Launcher::Run() {
 
 void AddLaunch(CLI::App& app) {
   auto a = std::make_shared<LaunchArgs>();
-  auto* cmd = app.add_subcommand("launch",
-                                 "Run a training job on namespace hosts with failure "
-                                 "recovery (root; see docs/recovery.md)");
-  cmd->add_option("--hosts", a->hosts, "Machines (network-namespace hosts)")->capture_default_str();
-  cmd->add_option("--nproc-per-host", a->nproc, "Trainer processes per host")
+  NodeArgs& n = a->node;
+  auto* cmd = app.add_subcommand(
+      "launch",
+      "Run a training job with failure recovery: on every node with --rdzv-endpoint "
+      "(like torchrun; see docs/deploy.md), or on namespace hosts it makes (root; tests and "
+      "the demo)");
+  AddJobFlags(cmd, &n.job);
+  auto* node =
+      cmd->add_option_group("node", "Every machine of a job runs gemini launch with these");
+  node->add_option("--rdzv-endpoint", n.rdzv_endpoint,
+                   "etcd endpoint(s) of the rendezvous, comma-separated (https:// with the "
+                   "--etcd-* certificates)");
+  node->add_option("--nnodes", n.nnodes, "Machines: N, or MIN:MAX to start with what joined")
       ->capture_default_str();
-  AddRedundancyFlags(cmd, &a->redundancy, "Copies in CPU memory");
-  cmd->add_option("--max-restarts", a->max_restarts,
-                  "Recoveries before the job is declared failed (-1: no limit)")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{-1}, int64_t{INT32_MAX}));
-  cmd->add_option("--prepare-timeout", a->prepare_timeout,
-                  "Seconds a recovery may wait for replacement machines and shards before the "
-                  "job fails with the reason (0: wait forever)")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 1e7));
-  cmd->add_option("--standby", a->standby, "Idle standby hosts for replacements")
+  node->add_option("--rdzv-timeout", n.rdzv_timeout, "Seconds to wait for the nodes to join")
       ->capture_default_str();
-  cmd->add_option("--etcd", a->etcd, "etcd endpoint (default: start one)");
-  cmd->add_option("--etcd-cacert", a->etcd_tls.ca_file, "CA of an https --etcd (PEM)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--etcd-cert", a->etcd_tls.cert_file, "Client certificate for --etcd (PEM)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--etcd-key", a->etcd_tls.key_file, "Its key (PEM)")->check(CLI::ExistingFile);
-  cmd->add_option("--inject", a->inject,
+  node->add_option("--rdzv-last-call", n.last_call,
+                   "With MIN:MAX: seconds without a new node before starting with fewer than MAX")
+      ->capture_default_str();
+  node->add_flag("--standby", n.standby,
+                 "Join as a spare: idle until it replaces a failed machine");
+  node->add_option("--replace-host", n.replace_host,
+                   "For machine providers: take over this failed host id (no rendezvous)");
+  node->add_option("--advertise", n.advertise,
+                   "Address peers reach this node at (default: its address toward etcd)");
+  node->add_option("--secret-file", n.secret_file,
+                   "Job secret shared by the nodes (mode 0600); default $GEMINI_SECRET");
+  node->add_option("--socket", n.socket, "The agent's Unix socket for its trainers");
+  node->add_option("--shm-prefix", n.shm_prefix, "Name prefix of /dev/shm objects");
+  node->add_option("--metrics-port", n.metrics_port, "Serve the agent's Prometheus metrics here");
+  cmd->add_option("--log-dir", n.log_dir,
+                  "Agent and trainer logs (default ./gemini-logs/JOB on a node; the cluster's "
+                  "folder in the harness)");
+  auto* lab = cmd->add_option_group("harness", "Namespace hosts on this machine (needs root)");
+  lab->add_option("--hosts", a->hosts, "Machines (network-namespace hosts)")->capture_default_str();
+  lab->add_option("--standby-hosts", a->standby_hosts, "Idle standby hosts for replacements")
+      ->capture_default_str();
+  lab->add_option("--etcd", a->etcd, "etcd endpoint (default: start one over TLS)");
+  lab->add_option("--inject", a->inject,
                   "Faults: kill-trainer:R@I,kill-host:H@I,kill-root@I,"
-                  "stop-etcd:S@I,freeze-host:H:S@I");
-  cmd->add_option("--report", a->report, "Write the timeline and final state CRC here (JSON)");
-  cmd->add_option("--job", a->job, "Job name")->capture_default_str();
-  cmd->add_option("--budget", a->budget, "Memory budget per agent")->capture_default_str();
-  cmd->add_option("--persist-every", a->persist_every, "Persist every N iterations (0: never)")
-      ->capture_default_str();
-  cmd->add_option("--persist-dir", a->persist_dir, "Persistent tier directory (shared)");
-  cmd->add_option("--log-dir", a->log_dir, "Keep agent and trainer logs here");
-  cmd->add_flag("--show-placement", a->show_placement,
+                  "stop-etcd:S@I,freeze-host:H:S@I,forge-etcd@I");
+  lab->add_option("--report", a->report, "Write the timeline and final state CRC here (JSON)");
+  lab->add_flag("--show-placement", a->show_placement,
                 "Print where each shard lives before the first injected fault");
-  cmd->add_option("--lease-ttl", a->lease_ttl, "Heartbeat TTL, seconds")->capture_default_str();
-  cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds (default: no limit)");
-  cmd->add_option("--rate", a->rate, "Link rate of every host, e.g. 1gbit (tc tbf)");
-  cmd->add_option("--mtu", a->mtu, "Link MTU of every host (default 1500; 9000: jumbo frames)");
-  AddInterleaveFlags(cmd, &a->interleave);
-  cmd->add_option("command", a->command, "Trainer command (after --)")->required();
-  cmd->callback([a] { SetExitCode(Launcher(*a).Run()); });
+  lab->add_option("--timeout", a->timeout_s, "Give up after this many seconds (default: no limit)");
+  lab->add_option("--rate", a->rate, "Link rate of every host, e.g. 1gbit (tc tbf)");
+  lab->add_option("--mtu", a->mtu, "Link MTU of every host (default 1500; 9000: jumbo frames)");
+  // Everything from the script on is the script's (torchrun's rule): its own
+  // options are not gemini launch's. A "--" before it is optional.
+  cmd->prefix_command();
+  cmd->footer("\nThen: SCRIPT ARGS... (or -- COMMAND ARGS...), the training program.");
+  cmd->callback([a, cmd] {
+    a->node.command = cmd->remaining();
+    SetExitCode(a->node.rdzv_endpoint.empty() ? Launcher(*a).Run() : RunNode(a->node));
+  });
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // Entry point of the `gemini` command; see command.h for how subcommands join.
 #include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "cli/command.h"
 
@@ -33,8 +35,15 @@ int main(int argc, char** argv) {
                                        "baseline measured in the same run");
   bench->require_subcommand(1);
   for (auto& r : reg) r.add(r.bench ? *bench : app);
+  // `gemini launch` takes everything from the training script on as the
+  // script's (prefix_command); a "--" before the script is optional there,
+  // but CLI11 would hand what follows one to the top-level app. Drop it.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "launch")
+    if (auto dash = std::find(args.begin(), args.end(), "--"); dash != args.end()) args.erase(dash);
+  std::reverse(args.begin(), args.end());
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
