@@ -110,3 +110,24 @@ def test_f_freeze_a_host_past_its_lease(reference, tmp_path):
     assert ev["inject"] == "freeze-host:2:12@5"
     fenced = [p for p in logs.glob("agent-*.log") if "fenced" in p.read_text()]
     assert len(fenced) == 1, [p.name for p in logs.glob("agent-*.log")]
+    # Its node's `gemini launch` saw its agent stand down, and said so.
+    fenced_nodes = [p for p in logs.glob("node-*.log") if "fenced: this node" in p.read_text()]
+    assert len(fenced_nodes) == 1, [p.name for p in logs.glob("node-*.log")]
+
+
+def test_g_garbage_and_forged_values_in_etcd(reference, tmp_path):
+    # A hostile writer puts garbage into the keys every agent reads, a config
+    # asking to run a command, a plan that is not JSON, and provider requests
+    # for live hosts. No agent crashes, nothing runs, no host is duplicated,
+    # and training ends exactly as the uninterrupted run does.
+    report, logs = launch(tmp_path, "g", "forge-etcd@4")
+    ref_report, _ = reference
+    assert report["final_iteration"] == ITERATIONS
+    assert report["final_state_crc"] == ref_report["final_state_crc"]
+    assert not (logs / "forged-command-ran").exists()
+    nodes = {p.name: p.read_text() for p in logs.glob("node-*.log")}
+    assert len(nodes) == 4, nodes.keys()  # No replacement machine was started.
+    for name, text in nodes.items():
+        assert "the job finished" in text and "agent exited" not in text, (name, text[-2000:])
+    agents = "".join(p.read_text() for p in logs.glob("agent-*.log"))
+    assert "restored epoch" in agents  # The root put the plan back.

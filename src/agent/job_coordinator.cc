@@ -128,7 +128,8 @@ Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {
   for (const auto& kv : r.kvs) {
     auto h = DecodeHostInfo(kv.value);
     if (!h.ok()) {
-      GEMINI_LOG(WARN) << "[coord] ignoring " << kv.key << ": " << h.status().ToString();
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+          << "[coord] ignoring " << kv.key << ": " << h.status().ToString();
       continue;
     }
     hosts[h->host] = *h;

@@ -198,7 +198,15 @@ void RootAgent::Tick() {
   auto cur = kv.Get("plan", DeadlineAfter(kCall));
   if (!cur.ok() || !placement_.ok()) return;
   auto plan = DecodePlan(cur->value);
-  if (!plan.ok()) return;
+  if (!plan.ok() || (known_ && plan->epoch < known_->epoch)) {
+    if (known_ && WritePlan(*known_, cur->mod_revision))
+      GEMINI_LOG(WARN) << "[root] the plan key held "
+                       << (plan.ok() ? "epoch " + std::to_string(plan->epoch) + ", older than "
+                                     : "an invalid value (" + plan.status().message() + ") after ")
+                       << "epoch " << known_->epoch << ": restored epoch " << known_->epoch;
+    return;
+  }
+  known_ = *plan;
   auto obs = Observe(*plan);
   if (!obs.ok()) return;
   auto next = PlanRecovery(ctx_.config, *placement_, *plan, *obs);
@@ -213,14 +221,20 @@ void RootAgent::Tick() {
   GEMINI_LOG(WARN) << "[root] " << next->kind << " failure (" << next->reason << "): epoch "
                    << next->epoch << " resumes at iteration " << next->resume_iteration << " from "
                    << next->source;
-  RequestReplacements(*next);
+  RequestReplacements(*next, *plan);
 }
 
-void RootAgent::RequestReplacements(const Plan& plan) {
+void RootAgent::RequestReplacements(const Plan& plan, const Plan& superseded) {
   KvStore& kv = ctx_.coord->kv();
   auto standby = kv.GetPrefix("standby/", DeadlineAfter(kCall));
   size_t next_standby = 0;
   for (uint32_t h : plan.failed_hosts) {
+    // A host the superseded plan was still replacing has its replacement on
+    // the way (a standby assigned, or a machine requested): a second one
+    // would put two agents on one host id.
+    if (superseded.state == "preparing" &&
+        std::count(superseded.failed_hosts.begin(), superseded.failed_hosts.end(), h))
+      continue;
     bool assigned = false;
     while (standby.ok() && next_standby < standby->kvs.size() && !assigned) {
       std::string name = standby->kvs[next_standby++].key.substr(8);
@@ -251,7 +265,9 @@ void RootAgent::Advance(const Plan& plan, int64_t mod_revision) {
 bool RootAgent::WritePlan(const Plan& plan, int64_t mod_revision) {
   auto ok = ctx_.coord->kv().CompareAndSwapRevision("plan", mod_revision, EncodePlan(plan),
                                                     DeadlineAfter(kCall));
-  return ok.ok() && *ok;
+  if (!ok.ok() || !*ok) return false;
+  known_ = plan;
+  return true;
 }
 
 }  // namespace gemini

@@ -22,6 +22,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "agent/job_coordinator.h"
@@ -60,7 +61,9 @@ class RootAgent {
   Result<Observations> Observe(const Plan& plan);
   // The newest complete (iteration, epoch) in the persistent tier.
   Result<IterationKey> NewestPersisted();
-  void RequestReplacements(const Plan& plan);
+  // A standby, else a machine from the provider, for each host `plan`
+  // replaces that `superseded` was not already replacing.
+  void RequestReplacements(const Plan& plan, const Plan& superseded);
   void Advance(const Plan& plan, int64_t mod_revision);
   bool WritePlan(const Plan& plan, int64_t mod_revision);
 
@@ -71,6 +74,9 @@ class RootAgent {
   std::map<uint32_t, int> failed_probes_;  // Consecutive failed probes per host.
   std::chrono::steady_clock::time_point in_office_since_;
   int64_t last_root_ = -1;  // The host seen holding the office before this one, if any.
+  // The newest valid plan this root read or wrote: put back when the key
+  // is found holding garbage or an older epoch (a forged or corrupt write).
+  std::optional<Plan> known_;
   std::thread thread_;
 };
 

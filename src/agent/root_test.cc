@@ -41,11 +41,16 @@ struct RootTest : ::testing::Test {
                                  EXPECT_EQ(h.host, 2u);
                                  return answers(probes++);
                                }});
+    return Run(root, after_drop, [&] { hosts[2]->Stop(); });
+  }
+
+  // Runs the root; `fault` once it has seen every host registered.
+  Plan Run(RootAgent& root, std::chrono::milliseconds after, std::function<void()> fault) {
     root.Start();
     while (!root.is_root()) std::this_thread::sleep_for(10ms);
     std::this_thread::sleep_for(300ms);  // The root has seen every host registered.
-    hosts[2]->Stop();                    // Its record disappears with its lease.
-    std::this_thread::sleep_for(after_drop);
+    fault();
+    std::this_thread::sleep_for(after);
     root.Stop();
     return *DecodePlan(kv->Get("plan", DeadlineAfter(1s))->value);
   }
@@ -65,6 +70,33 @@ TEST_F(RootTest, AHostThatMissesProbesInARowIsLost) {
   EXPECT_EQ(p.kind, "hardware");
   EXPECT_EQ(p.failed_hosts, std::vector<uint32_t>{2});
   EXPECT_GE(probes.load(), 2);
+}
+
+TEST_F(RootTest, APlanOverwrittenWithGarbageIsPutBack) {
+  RootAgent root(
+      RootContext{"job", 0, config, 5, hosts[0].get(), [](const HostInfo&) { return true; }});
+  Plan p = Run(root, 800ms, [&] {
+    ASSERT_TRUE(kv->Put("plan", "{\"epoch\": not json", DeadlineAfter(1s)).ok());
+  });
+  EXPECT_EQ(p.epoch, 1);
+  EXPECT_EQ(p.state, "running");
+}
+
+TEST_F(RootTest, AHostAlreadyBeingReplacedGetsNoSecondStandby) {
+  for (const char* name : {"standby/a", "standby/b"})
+    ASSERT_TRUE(kv->Put(name, "idle", DeadlineAfter(1s)).ok());
+  RootAgent root(
+      RootContext{"job", 0, config, 5, hosts[0].get(), [](const HostInfo&) { return false; }});
+  // Host 2 is lost; while its replacement is on the way, host 3 is lost too.
+  Plan p = Run(root, 1500ms, [&] {
+    hosts[2]->Stop();
+    std::this_thread::sleep_for(1500ms);
+    hosts[3]->Stop();
+  });
+  EXPECT_EQ(p.failed_hosts, (std::vector<uint32_t>{2, 3}));
+  EXPECT_EQ(kv->Get("assign/a", DeadlineAfter(1s))->value, "2");
+  EXPECT_EQ(kv->Get("assign/b", DeadlineAfter(1s))->value, "3");
+  EXPECT_FALSE(kv->Get("provider/requests/2", DeadlineAfter(1s)).ok());
 }
 
 }  // namespace

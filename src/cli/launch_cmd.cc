@@ -30,6 +30,7 @@
 #include <optional>
 #include <thread>
 
+#include "agent/coord_records.h"
 #include "agent/job_coordinator.h"
 #include "agent/plan.h"
 #include "cli/command.h"
@@ -94,6 +95,7 @@ class Launcher {
   void Inject(int64_t complete, const Plan& plan);
   void ShowPlacement();
   void Fire(Fired& f);
+  void Forge();
   void PrintTimeline(const Plan& plan);
   json Report(const Plan& plan);
   json Memory();
@@ -238,8 +240,21 @@ int64_t Launcher::Complete() {
 void Launcher::ServeProvider() {
   auto reqs = kv_->GetPrefix("provider/requests/", DeadlineAfter(milliseconds(500)));
   if (!reqs.ok()) return;
+  auto cur = kv_->Get("plan", DeadlineAfter(milliseconds(500)));
+  auto plan = cur.ok() ? DecodePlan(cur->value) : Result<Plan>(cur.status());
   for (const auto& r : reqs->kvs) {
-    int64_t host = std::strtoll(r.key.substr(r.key.rfind('/') + 1).c_str(), nullptr, 10);
+    // Only for a host the current plan is replacing: a forged request for a
+    // live host would otherwise put a second agent on its host id.
+    auto id = KeyId(r.key);
+    if (!id.ok() || !plan.ok() ||
+        !std::count(plan->failed_hosts.begin(), plan->failed_hosts.end(), *id)) {
+      if (plan.ok()) {
+        Log("provider: ignoring request " + r.key + " (not a host the plan replaces)");
+        (void)kv_->Delete(r.key, DeadlineAfter(kCall));
+      }
+      continue;
+    }
+    const int64_t host = *id;
     auto ns = cluster_->Add();
     Status st = ns.ok() ? StartNode(*ns, host, false) : ns.status();
     Log(st.ok()
@@ -280,12 +295,55 @@ void Launcher::Fire(Fired& f) {
           std::to_string(f.inj.seconds) + " s: " + st.ToString());
       break;
     }
+    case Injection::Kind::kForgeEtcd:
+      Forge();
+      Log("inject " + f.inj.text + ": garbage and forged values written into the job's keys");
+      break;
     case Injection::Kind::kStopEtcd:
       if (etcd_) kill(etcd_->pid(), SIGSTOP);
       f.etcd_back = f.at + static_cast<double>(f.inj.target);
       Log("inject " + f.inj.text + ": etcd frozen for " + std::to_string(f.inj.target) + " s");
       break;
   }
+}
+
+// A hostile writer: garbage in the keys the agents read, a config that asks
+// to run a command, a plan that is not JSON, provider requests for live
+// hosts. None of it may crash an agent, run anything, or lose a checkpoint.
+void Launcher::Forge() {
+  const auto d = [] { return DeadlineAfter(kCall); };
+  int64_t epoch = 1;
+  if (auto p = kv_->Get("plan", d()); p.ok())
+    if (auto plan = DecodePlan(p->value); plan.ok()) epoch = plan->epoch;
+  const std::string e = std::to_string(epoch);
+  if (auto c = kv_->Get("config", d()); c.ok()) {
+    auto j = json::parse(c->value, nullptr, false);
+    if (j.is_object()) {
+      j["command"] = {"/bin/sh", "-c", "touch " + logs_ + "/forged-command-ran"};
+      j["env"] = {{"LD_PRELOAD", "/nonexistent/forged.so"}, {"GEMINI_FORGED", "1"}};
+      (void)kv_->Put("config", j.dump(), d());
+    }
+  }
+  const std::pair<std::string, std::string> writes[] = {
+      {"plan", "{\"epoch\": \"not json"},
+      {"complete", std::string("\xff\xfe{\"epoch\":1e999}", 20)},
+      {"rdzv", "[]"},
+      {"hosts/9999", "{\"host\":9999,\"addr\":\"10.0.0.1\",\"port\":-1}"},
+      {"hosts/abc", "{"},
+      {"ranks/abc", "x"},
+      {"ranks/4294967296", "0"},
+      {"exits/" + e + "/abc", "{\"code\":\"x\"}"},
+      {"exits/" + e + "/77777", "{\"code\":1e400}"},
+      {"ready/" + e + "/12345", "[]"},
+      {"done/" + e + "/abc", "1"},
+      {"resumed/" + e + "/abc", "nan"},
+      {"epochs/" + e + "/replicated/abc", "x"},
+      {"epochs/" + e + "/replicated/99999", "-7"},
+      {"assign/nobody", "-1"},
+      {"provider/requests/abc", "x"},
+      {"provider/requests/1", e},  // A live host: the provider must not duplicate it.
+  };
+  for (const auto& [key, value] : writes) (void)kv_->Put(key, value, d());
 }
 
 // Where each rank's shard lives right now, from host 0's agent.
@@ -329,6 +387,9 @@ void Launcher::Inject(int64_t complete, const Plan& plan) {
   Fired f{pending_.front(), 0, complete, 0, 0, -1, 0};
   pending_.erase(pending_.begin());
   Fire(f);
+  // The newest complete iteration once the fault took effect (iterations
+  // may complete while a host is being killed).
+  f.complete = std::max(f.complete, Complete());
   fired_.push_back(f);
 }
 
@@ -400,6 +461,11 @@ json Launcher::Report(const Plan& plan) {
 }
 
 void Launcher::TearDown(bool keep_logs) {
+  // A finished job's nodes exit by themselves once they see the plan done.
+  const double until = WallNow() + (keep_logs ? 0 : 5);
+  for (auto& p : nodes_)
+    while (WallNow() < until && !p->Wait(milliseconds(0)).ok())
+      std::this_thread::sleep_for(milliseconds(50));
   for (auto& p : nodes_) p->Signal(SIGTERM);
   for (auto& p : nodes_) (void)p->Wait(milliseconds(20000));
   nodes_.clear();

@@ -124,6 +124,9 @@ Status Node::Join() {
   o.last_call_s = a_.last_call;
   o.timeout_s = a_.rdzv_timeout;
   o.standby = a_.standby;
+  GEMINI_ASSIGN_OR_RETURN(Redundancy redundancy, ToRedundancy(a_.job.redundancy));
+  o.settings =
+      "--nproc-per-node " + std::to_string(a_.job.nproc) + " --redundancy " + redundancy.ToString();
   o.dead_after_s = std::max<double>(30, 4.0 * static_cast<double>(a_.job.lease_ttl));
   o.progress = [this](const std::string& line) { Say(line); };
   JobStart start = [this](uint32_t n) -> Result<std::map<std::string, std::string>> {
@@ -302,13 +305,13 @@ int Node::Run() {
   eo.tls = a_.job.etcd_tls;
   kv_ = std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo),
                                         "/gemini/" + a_.job.job + "/");
-  // Stop signals are taken in Follow (forwarded to the agent), not by default.
+  Status st = Join();  // A stop signal here ends the process: nothing runs yet.
+  // From here on stop signals are taken in Follow and forwarded to the agent.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-  Status st = Join();
   if (st.ok()) st = StartAgent();
   if (!st.ok()) {
     Say(st.ToString());

@@ -17,8 +17,8 @@ Result<Injection> ParseOne(const std::string& item) {
   auto bad = [&](const std::string& why) {
     return InvalidArgument("--inject '" + item + "': " + why +
                            " (expected kill-trainer:RANK@ITER, kill-host:HOST@ITER, "
-                           "kill-root@ITER, stop-etcd:SECONDS@ITER or "
-                           "freeze-host:HOST:SECONDS@ITER)");
+                           "kill-root@ITER, stop-etcd:SECONDS@ITER, "
+                           "freeze-host:HOST:SECONDS@ITER or forge-etcd@ITER)");
   };
   size_t at = item.rfind('@');
   if (at == std::string::npos) return bad("no @ITER");
@@ -31,9 +31,9 @@ Result<Injection> ParseOne(const std::string& item) {
     name = head.substr(0, colon);
     arg = head.substr(colon + 1);
   }
-  if (name == "kill-root") {
-    if (!arg.empty()) return bad("kill-root takes no argument");
-    inj.kind = Injection::Kind::kKillRoot;
+  if (name == "kill-root" || name == "forge-etcd") {
+    if (!arg.empty()) return bad(name + " takes no argument");
+    inj.kind = name == "kill-root" ? Injection::Kind::kKillRoot : Injection::Kind::kForgeEtcd;
     return inj;
   }
   if (name == "kill-trainer")
@@ -81,6 +81,8 @@ const char* InjectionEventKind(const Injection& i) {
       return "root";
     case Injection::Kind::kStopEtcd:
       return "etcd";
+    case Injection::Kind::kForgeEtcd:
+      return "forged";
   }
   return "?";
 }

@@ -6,6 +6,9 @@
 //   freeze-host:HOST:SECONDS@ITER  stop every process of host HOST (SIGSTOP)
 //                            for SECONDS, then resume them: a machine that
 //                            stalls past its lease and comes back
+//   forge-etcd@ITER          write garbage and forged values into the job's
+//                            etcd keys (a hostile writer): nothing may crash,
+//                            run, or be lost
 // Comma-separated; hosts numbered from 0. Pure parsing; thread-compatible.
 #pragma once
 
@@ -17,7 +20,7 @@
 namespace gemini {
 
 struct Injection {
-  enum class Kind { kKillTrainer, kKillHost, kKillRoot, kStopEtcd, kFreezeHost };
+  enum class Kind { kKillTrainer, kKillHost, kKillRoot, kStopEtcd, kFreezeHost, kForgeEtcd };
   Kind kind;
   int64_t target = 0;   // Rank, host, or seconds.
   int64_t seconds = 0;  // freeze-host: how long.
@@ -26,7 +29,7 @@ struct Injection {
 };
 
 Result<std::vector<Injection>> ParseInjections(const std::string& spec);
-// "software", "hardware", "root", "etcd": the event kind the report uses.
+// "software", "hardware", "root", "etcd", "forged": the event kind the report uses.
 const char* InjectionEventKind(const Injection& i);
 
 }  // namespace gemini

@@ -23,12 +23,16 @@ TEST(Inject, ParsesEveryKind) {
   EXPECT_EQ((*f)[0].target, 2);
   EXPECT_EQ((*f)[0].seconds, 8);
   EXPECT_STREQ(InjectionEventKind((*f)[0]), "hardware");
+  auto g = ParseInjections("forge-etcd@4");
+  ASSERT_TRUE(g.ok()) << g.status().ToString();
+  EXPECT_EQ((*g)[0].kind, Injection::Kind::kForgeEtcd);
+  EXPECT_EQ((*g)[0].iteration, 4);
 }
 
 TEST(Inject, RejectsBadSpecsClearly) {
   for (const char* bad : {"kill-trainer@5", "kill-trainer:x@5", "kill-host:1", "explode:1@2",
                           "kill-root:1@2", "kill-host:1@0", "stop-etcd:-1@3", "freeze-host:2@5",
-                          "freeze-host:2:0@5", "freeze-host::3@5"}) {
+                          "freeze-host:2:0@5", "freeze-host::3@5", "forge-etcd:1@3"}) {
     auto v = ParseInjections(bad);
     EXPECT_FALSE(v.ok()) << bad;
     EXPECT_NE(v.status().message().find("--inject"), std::string::npos);

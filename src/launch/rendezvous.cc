@@ -145,7 +145,7 @@ Result<RendezvousResult> Joiner::Run() {
       // run left behind, then open the round.
       (void)kv_.Txn({Compare::Absent(kKey)},
                     {TxnOp{TxnOp::Type::kDelete, "", "", kNoLease, /*prefix=*/true}}, {}, Call());
-      r = RendezvousRecord{next_round_, {}, false, o_.min_nodes, o_.max_nodes, 0};
+      r = RendezvousRecord{next_round_, {}, false, o_.min_nodes, o_.max_nodes, 0, o_.settings};
       if (o_.standby) continue;  // A spare waits for a round to be opened and closed.
     }
     if (r.closed) {
@@ -166,6 +166,9 @@ Result<RendezvousResult> Joiner::Run() {
                              std::to_string(o_.min_nodes) + ":" + std::to_string(o_.max_nodes) +
                              ", the round was opened with " + std::to_string(r.min_nodes) + ":" +
                              std::to_string(r.max_nodes));
+    if (r.settings != o_.settings)
+      return InvalidArgument("nodes disagree: this node has " + o_.settings +
+                             ", the round was opened with " + r.settings);
     if (o_.standby) continue;
     RendezvousRecord next = r;
     if (!member) {
@@ -200,8 +203,9 @@ Result<RendezvousResult> Joiner::Run() {
 }  // namespace
 
 std::string EncodeRendezvous(const RendezvousRecord& r) {
-  return json{{"round", r.round},   {"nodes", r.nodes},   {"closed", r.closed},
-              {"min", r.min_nodes}, {"max", r.max_nodes}, {"closed_at", r.closed_at}}
+  return json{{"round", r.round},      {"nodes", r.nodes},   {"closed", r.closed},
+              {"min", r.min_nodes},    {"max", r.max_nodes}, {"closed_at", r.closed_at},
+              {"settings", r.settings}}
       .dump();
 }
 
@@ -215,6 +219,7 @@ Result<RendezvousRecord> DecodeRendezvous(std::string_view text) {
   r.min_nodes = static_cast<uint32_t>(f.Int("min", 1, kMaxHosts));
   r.max_nodes = static_cast<uint32_t>(f.Int("max", 1, kMaxHosts));
   r.closed_at = f.Number("closed_at", 0, 1e12, 0.0);
+  r.settings = f.String("settings", "", 4096);
   GEMINI_RETURN_IF_ERROR(f.status());
   if (r.min_nodes > r.max_nodes || r.nodes.size() > r.max_nodes)
     return InvalidArgument("rendezvous record: " + std::to_string(r.nodes.size()) +

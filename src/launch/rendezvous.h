@@ -2,7 +2,7 @@
 // agree on who is in the job and which host id each has, through etcd (the
 // job's key prefix), in the manner of torchrun's etcd rendezvous:
 //
-//   rdzv  {"round":R,"nodes":["addr",...],"closed":B,"min":m,"max":M}
+//   rdzv  {"round":R,"nodes":["addr",...],"closed":B,"min":m,"max":M,"settings":S}
 //
 // A node joins by compare-and-swap on `rdzv`: its address is appended, and
 // its position is its host id. The round closes when `max` nodes joined, or
@@ -35,6 +35,7 @@ struct RendezvousRecord {
   bool closed = false;
   uint32_t min_nodes = 1, max_nodes = 1;
   double closed_at = 0;  // Wall clock, when closed.
+  std::string settings;  // What every node must agree on (the opener's).
 };
 std::string EncodeRendezvous(const RendezvousRecord& r);
 Result<RendezvousRecord> DecodeRendezvous(std::string_view text);
@@ -42,6 +43,10 @@ Result<RendezvousRecord> DecodeRendezvous(std::string_view text);
 struct RendezvousOptions {
   std::string node;  // This node's address: unique among the job's nodes.
   uint32_t min_nodes = 1, max_nodes = 1;
+  // What the nodes must agree on besides --nnodes (e.g. trainers per node,
+  // redundancy), as text: a node whose settings differ from the round's is
+  // refused before it joins.
+  std::string settings;
   double last_call_s = 3;  // With min < max: quiet time before closing short.
   double timeout_s = 600;  // Give up when the round has not closed by then.
   bool standby = false;    // Join a closed round as a spare.

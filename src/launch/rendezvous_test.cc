@@ -27,6 +27,7 @@ RendezvousOptions Node(std::string name, uint32_t min, uint32_t max) {
   o.max_nodes = max;
   o.last_call_s = 0.3;
   o.timeout_s = 20;
+  o.settings = "same";
   return o;
 }
 
@@ -59,6 +60,10 @@ TEST(Rendezvous, NodesGetDistinctHostIdsAndOneWritesTheJob) {
   auto config = kv.Get("config", DeadlineAfter(std::chrono::seconds(1)));
   ASSERT_TRUE(config.ok());
   EXPECT_EQ(config->value, "3");
+  auto rec = DecodeRendezvous(kv.Get("rdzv", DeadlineAfter(std::chrono::seconds(1)))->value);
+  ASSERT_TRUE(rec.ok());
+  EXPECT_TRUE(rec->closed);
+  EXPECT_EQ(rec->settings, "same");
   EXPECT_FALSE(kv.Get("complete", DeadlineAfter(std::chrono::seconds(1))).ok());
 }
 
@@ -104,6 +109,11 @@ TEST(Rendezvous, RejectsDisagreementGarbageAndTimesOut) {
   auto disagree = JoinRendezvous(kv, Node("a", 3, 3), StartFor());
   ASSERT_FALSE(disagree.ok());
   EXPECT_NE(disagree.status().message().find("disagree"), std::string::npos);
+  RendezvousOptions other = Node("a", 2, 2);
+  other.settings = "--nproc-per-node 8";
+  auto differs = JoinRendezvous(kv, other, StartFor());
+  ASSERT_FALSE(differs.ok());
+  EXPECT_NE(differs.status().message().find("--nproc-per-node 8"), std::string::npos);
 
   for (const char* bad :
        {"not json", R"({"round":1,"nodes":["x","x"],"closed":false,"min":2,"max":2})",
