@@ -119,6 +119,7 @@ def test_nodes_that_disagree_or_come_late_are_told_why(tls_etcd, tmp_path):
     a = subprocess.Popen(node(url, certs, tmp_path, "a", "127.0.0.1", command=sleeper),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
+        assert "joined round 1 as node 0" in a.stdout.readline()  # a opened the round.
         # Another --nproc-per-node than the round's first node: refused, before
         # joining, with both values.
         out = subprocess.run(node(url, certs, tmp_path, "b", "127.0.0.2", command=sleeper,
