@@ -1,11 +1,12 @@
 """What the examples share: command-line flags, the process group (NCCL on
 GPUs, gloo on CPUs), a small model and a deterministic batch per step."""
 import argparse
-import gc
 import os
 
 import torch
 import torch.distributed as dist
+
+import gemini.teardown
 
 
 def flags(description):
@@ -60,10 +61,6 @@ def report(step, loss):
 
 
 def run(main):
-    """Runs main(), then destroys the process group once main's objects are gone.
-    A DDP model still alive at destroy_process_group() frees the group later
-    while holding the GIL, which can deadlock against gloo's worker threads
-    (pytorch/pytorch#56297): a rank hangs at exit."""
-    main()
-    gc.collect()
-    dist.destroy_process_group()
+    """Runs main(), then destroys the process group once main's objects are gone
+    (gemini.teardown: a group freed at interpreter exit can hang or abort gloo)."""
+    gemini.teardown.run(main)

@@ -131,3 +131,16 @@ def test_g_garbage_and_forged_values_in_etcd(reference, tmp_path):
         assert "the job finished" in text and "agent exited" not in text, (name, text[-2000:])
     agents = "".join(p.read_text() for p in logs.glob("agent-*.log"))
     assert "restored epoch" in agents  # The root put the plan back.
+
+
+def test_h_an_etcd_member_dies_then_a_host(reference, tmp_path):
+    # A 3-member etcd loses the member every client talks to first; later a
+    # host dies. Training, completion records and recovery go on through the
+    # other two members, and nothing is lost.
+    report, logs = launch(tmp_path, "h", "kill-etcd-member:0@4,kill-host:2@8",
+                          ["--etcd-members", "3", "--standby-hosts", "1"])
+    member = report["events"][0]
+    assert member["kind"] == "etcd_member" and member["detect_s"] is None, member
+    report["events"] = report["events"][1:]
+    ev = check(reference, report, logs, "hardware", "peer")
+    assert ev["injected_at_iteration"] >= 8

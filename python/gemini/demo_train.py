@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import gemini.torch as gt
+import gemini.teardown
 
 
 class Block(nn.Module):
@@ -174,9 +175,7 @@ def main():
             with open(final + ".tmp", "w") as f:
                 json.dump({"final_iteration": args.iterations, "final_state_crc": crc}, f)
             os.replace(final + ".tmp", final)
-    if world > 1:
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gemini.teardown.run(main))

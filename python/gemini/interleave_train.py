@@ -26,6 +26,7 @@ import torch.nn as nn
 
 import gemini.torch as gt
 from gemini import _gemini
+import gemini.teardown
 
 
 def cpu_busy_s():
@@ -125,8 +126,7 @@ def main():
         os.replace(final + ".tmp", final)
     if world > 1:
         dist.barrier()
-        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gemini.teardown.run(main))

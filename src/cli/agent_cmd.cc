@@ -53,20 +53,11 @@ struct AgentArgs {
   std::vector<std::string> command;  // The trainer command (--launch), after --.
 };
 
-std::vector<std::string> SplitCommas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string part; std::getline(ss, part, ',');)
-    if (!part.empty())
-      out.push_back(part.find("://") == std::string::npos ? "http://" + part : part);
-  return out;
-}
-
 // A standby machine: registered idle under a lease until the root assigns it
 // the host id of a failed machine; returns that id.
 Result<uint32_t> WaitForAssignment(const AgentArgs& a) {
   EtcdOptions eo;
-  eo.endpoints = SplitCommas(a.etcd);
+  eo.endpoints = ParseEndpoints(a.etcd);
   eo.tls = a.etcd_tls;
   auto kv =
       std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a.job + "/");
@@ -122,7 +113,7 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
   c.host = a.host;
   c.num_hosts = a.hosts;
   GEMINI_ASSIGN_OR_RETURN(c.redundancy, ToRedundancy(a.redundancy));
-  c.etcd = SplitCommas(a.etcd);
+  c.etcd = ParseEndpoints(a.etcd);
   c.etcd_tls = a.etcd_tls;
   c.advertise_addr = a.advertise;
   c.listen_addr = a.listen;

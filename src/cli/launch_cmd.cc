@@ -39,8 +39,8 @@
 #include "cli/node_launch.h"
 #include "common/paths.h"
 #include "common/subprocess.h"
+#include "coord/etcd_cluster.h"
 #include "coord/etcd_kv_store.h"
-#include "coord/etcd_process.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/inject.h"
 #include "launch/rendezvous.h"
@@ -59,6 +59,7 @@ struct LaunchArgs {
   int hosts = 4;
   int standby_hosts = 0;
   std::string etcd;
+  int etcd_members = 1;
   std::string inject;
   std::string report;
   double timeout_s = 0;  // 0: none.
@@ -96,6 +97,11 @@ class Launcher {
   void ShowPlacement();
   void Fire(Fired& f);
   void Forge();
+  // Every live member of the launcher's etcd (stop-etcd freezes them all).
+  void SignalEtcd(int sig) {
+    for (int i = 0; etcd_ && i < etcd_->size(); ++i)
+      if (etcd_->pid(i) > 0) kill(etcd_->pid(i), sig);
+  }
   void PrintTimeline(const Plan& plan);
   json Report(const Plan& plan);
   json Memory();
@@ -108,7 +114,7 @@ class Launcher {
   std::vector<Injection> pending_;
   std::vector<Fired> fired_;
   std::unique_ptr<LocalCluster> cluster_;
-  std::unique_ptr<EtcdProcess> etcd_;
+  std::unique_ptr<EtcdCluster> etcd_;
   std::shared_ptr<KvStore> kv_;
   std::string endpoint_, dir_, logs_;
   std::vector<std::unique_ptr<Subprocess>> nodes_;  // Per-node launchers.
@@ -189,12 +195,13 @@ Status Launcher::StartEtcd() {
   if (rc != 0) return Internal("scripts/etcd-dev certs failed (exit " + std::to_string(rc) + ")");
   TlsFiles& client = a_.node.job.etcd_tls;
   client = {tls + "/ca.pem", tls + "/client.pem", tls + "/client.key"};
-  EtcdProcessOptions eo;
-  eo.host = cluster_->bridge();
-  eo.server_tls = {tls + "/ca.pem", tls + "/server.pem", tls + "/server.key"};
-  eo.probe_tls = client;
-  GEMINI_ASSIGN_OR_RETURN(etcd_, EtcdProcess::Start(eo));
-  endpoint_ = etcd_->endpoint();
+  EtcdClusterOptions eo;
+  eo.members = a_.etcd_members;
+  eo.member.host = cluster_->bridge();
+  eo.member.server_tls = {tls + "/ca.pem", tls + "/server.pem", tls + "/server.key"};
+  eo.member.probe_tls = client;
+  GEMINI_ASSIGN_OR_RETURN(etcd_, EtcdCluster::Start(eo));
+  endpoint_ = etcd_->endpoints();
   return Status::Ok();
 }
 
@@ -209,7 +216,7 @@ Status Launcher::SetUp() {
   endpoint_ = a_.etcd;
   if (endpoint_.empty()) GEMINI_RETURN_IF_ERROR(StartEtcd());
   EtcdOptions eo;
-  eo.endpoints = {endpoint_};
+  eo.endpoints = ParseEndpoints(endpoint_);
   eo.tls = a_.node.job.etcd_tls;
   kv_ = std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo),
                                         "/gemini/" + a_.node.job.job + "/");
@@ -295,12 +302,19 @@ void Launcher::Fire(Fired& f) {
           std::to_string(f.inj.seconds) + " s: " + st.ToString());
       break;
     }
+    case Injection::Kind::kKillEtcdMember: {
+      Status st = etcd_ ? etcd_->Kill(static_cast<int>(f.inj.target))
+                        : FailedPrecondition("etcd is not this launcher's (--etcd)");
+      Log("inject " + f.inj.text + ": etcd member " + std::to_string(f.inj.target) +
+          " killed: " + st.ToString());
+      break;
+    }
     case Injection::Kind::kForgeEtcd:
       Forge();
       Log("inject " + f.inj.text + ": garbage and forged values written into the job's keys");
       break;
     case Injection::Kind::kStopEtcd:
-      if (etcd_) kill(etcd_->pid(), SIGSTOP);
+      SignalEtcd(SIGSTOP);
       f.etcd_back = f.at + static_cast<double>(f.inj.target);
       Log("inject " + f.inj.text + ": etcd frozen for " + std::to_string(f.inj.target) + " s");
       break;
@@ -372,7 +386,7 @@ void Launcher::Inject(int64_t complete, const Plan& plan) {
       f.thaw_at = -f.thaw_at;
     }
     if (f.etcd_back > 0 && WallNow() >= f.etcd_back && etcd_) {
-      kill(etcd_->pid(), SIGCONT);
+      SignalEtcd(SIGCONT);
       Log("etcd resumed");
       f.etcd_back = -f.etcd_back;  // Remember when, mark done.
       f.complete_at_resume = Complete();
@@ -429,7 +443,10 @@ json Launcher::Report(const Plan& plan) {
     // plan from then on whose trainers resumed (a plan can be superseded while
     // it prepares, e.g. when a second symptom of the same failure arrives).
     bool detected = false;
-    for (int64_t e = 2; e <= plan.epoch; ++e) {
+    // Faults of etcd itself, or in its values, cause no recovery of their own.
+    const bool plans = fd.inj.kind != Injection::Kind::kKillEtcdMember &&
+                       fd.inj.kind != Injection::Kind::kForgeEtcd;
+    for (int64_t e = 2; plans && e <= plan.epoch; ++e) {
       auto pk = kv_->Get("plans/" + std::to_string(e), DeadlineAfter(kCall));
       auto p = pk.ok() ? DecodePlan(pk->value) : Result<Plan>(pk.status());
       if (!p.ok() || p->detected_at < fd.at) continue;
@@ -469,7 +486,7 @@ void Launcher::TearDown(bool keep_logs) {
   for (auto& p : nodes_) p->Signal(SIGTERM);
   for (auto& p : nodes_) (void)p->Wait(milliseconds(20000));
   nodes_.clear();
-  if (etcd_) kill(etcd_->pid(), SIGCONT);
+  SignalEtcd(SIGCONT);
   etcd_.reset();
   if (cluster_) cluster_->Down(keep_logs);
   if (keep_logs) std::printf("logs kept in %s\n", dir_.c_str());
@@ -594,9 +611,13 @@ void AddLaunch(CLI::App& app) {
   lab->add_option("--standby-hosts", a->standby_hosts, "Idle standby hosts for replacements")
       ->capture_default_str();
   lab->add_option("--etcd", a->etcd, "etcd endpoint (default: start one over TLS)");
+  lab->add_option("--etcd-members", a->etcd_members,
+                  "Members of the etcd it starts (3: survives one member's death)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 7));
   lab->add_option("--inject", a->inject,
                   "Faults: kill-trainer:R@I,kill-host:H@I,kill-root@I,"
-                  "stop-etcd:S@I,freeze-host:H:S@I,forge-etcd@I");
+                  "stop-etcd:S@I,kill-etcd-member:M@I,freeze-host:H:S@I,forge-etcd@I");
   lab->add_option("--report", a->report, "Write the timeline and final state CRC here (JSON)");
   lab->add_flag("--show-placement", a->show_placement,
                 "Print where each shard lives before the first injected fault");

@@ -27,18 +27,6 @@ namespace {
 using std::chrono::milliseconds;
 Deadline Call() { return DeadlineAfter(milliseconds(3000)); }
 
-std::vector<std::string> Endpoints(const std::string& list) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= list.size()) {
-    size_t end = std::min(list.find(',', start), list.size());
-    std::string e = list.substr(start, end - start);
-    if (!e.empty()) out.push_back(e.find("://") == std::string::npos ? "http://" + e : e);
-    start = end + 1;
-  }
-  return out;
-}
-
 // The local address this machine uses toward `endpoint` (what peers reach).
 Result<std::string> AddressToward(const std::string& endpoint) {
   std::string host = endpoint.substr(endpoint.find("://") + 3);
@@ -270,7 +258,7 @@ int Node::Run() {
     std::cerr << "gemini launch: give the training script, e.g. gemini launch ... train.py\n";
     return 2;
   }
-  auto endpoints = Endpoints(a_.rdzv_endpoint);
+  auto endpoints = ParseEndpoints(a_.rdzv_endpoint);
   if (endpoints.empty()) {
     std::cerr << "gemini launch: --rdzv-endpoint HOST:PORT (etcd) is required\n";
     return 2;

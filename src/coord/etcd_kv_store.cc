@@ -11,6 +11,18 @@
 #include "coord/etcd_codec.h"
 
 namespace gemini {
+
+std::vector<std::string> ParseEndpoints(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    size_t end = std::min(list.find(',', start), list.size());
+    std::string e = list.substr(start, end - start);
+    if (!e.empty()) out.push_back(e.find("://") == std::string::npos ? "http://" + e : e);
+    start = end + 1;
+  }
+  return out;
+}
 namespace {
 
 using nlohmann::json;

@@ -42,6 +42,10 @@ struct EtcdOptions {
   TlsFiles tls;
 };
 
+// "host:port,https://host:port,..." (what --etcd and --rdzv-endpoint take)
+// as endpoints; a member without a scheme is http://.
+std::vector<std::string> ParseEndpoints(const std::string& list);
+
 class EtcdKvStore : public KvStore {
  public:
   explicit EtcdKvStore(EtcdOptions options = EtcdOptions());

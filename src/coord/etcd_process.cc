@@ -22,7 +22,6 @@
 namespace gemini {
 namespace {
 
-// A port that was free a moment ago on `host` (0 on failure).
 int FreePort(const std::string& host) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
@@ -54,6 +53,14 @@ std::string Url(const std::string& host, int port, bool tls = false) {
 
 }  // namespace
 
+int EtcdProcess::PickPort(const std::string& host) { return FreePort(host); }
+
+Status EtcdProcess::AwaitReady() {
+  Status st = WaitReady(start_timeout_, probe_tls_);
+  if (st.ok()) return st;
+  return Status(st.code(), st.message() + "; etcd log: " + LogTail(log_path_));
+}
+
 Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(EtcdProcessOptions options) {
   if (::access(options.binary.c_str(), X_OK) != 0) {
     return NotFound("etcd binary not found or not executable: " + options.binary);
@@ -63,6 +70,8 @@ Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(EtcdProcessOptions optio
   if (::mkdtemp(tmpl) == nullptr) return ErrnoStatus("mkdtemp", errno);
   p->temp_dir_ = tmpl;
   p->log_path_ = p->temp_dir_ + "/etcd.log";
+  p->start_timeout_ = options.start_timeout;
+  p->probe_tls_ = options.probe_tls;
   const bool own_data = options.data_dir.empty();
   if (own_data) options.data_dir = p->temp_dir_ + "/data";
   const bool pick = options.client_port == 0 || options.peer_port == 0;
@@ -75,7 +84,7 @@ Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(EtcdProcessOptions optio
       continue;
     }
     st = p->Launch(options, client, peer);
-    if (st.ok()) st = p->WaitReady(options.start_timeout, options.probe_tls);
+    if (st.ok() && options.wait_ready) st = p->WaitReady(options.start_timeout, options.probe_tls);
     if (st.ok()) return p;
     p->Kill();
     std::error_code ec;
@@ -91,13 +100,13 @@ Status EtcdProcess::Launch(const EtcdProcessOptions& o, int client_port, int pee
   const std::string peer = Url(o.host, peer_port);
   std::vector<std::string> args = {
       o.binary,
-      "--name=gemini",
+      "--name=" + o.name,
       "--data-dir=" + o.data_dir,
       "--listen-client-urls=" + endpoint_,
       "--advertise-client-urls=" + endpoint_,
       "--listen-peer-urls=" + peer,
       "--initial-advertise-peer-urls=" + peer,
-      "--initial-cluster=gemini=" + peer,
+      "--initial-cluster=" + (o.initial_cluster.empty() ? o.name + "=" + peer : o.initial_cluster),
       "--log-level=warn",
       "--auto-compaction-mode=periodic",
       "--auto-compaction-retention=" + o.compaction_retention,
@@ -111,8 +120,8 @@ Status EtcdProcess::Launch(const EtcdProcessOptions& o, int client_port, int pee
     }
   }
   if (o.fast_timers) {
-    args.push_back("--heartbeat-interval=10");
-    args.push_back("--election-timeout=50");
+    args.push_back("--heartbeat-interval=" + std::to_string(o.heartbeat_ms));
+    args.push_back("--election-timeout=" + std::to_string(o.election_ms));
   }
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());

@@ -36,9 +36,18 @@ struct EtcdProcessOptions {
   // Where etcd keeps its data. Empty (default) = a fresh temporary directory,
   // removed by Stop(); a given directory is left in place.
   std::string data_dir;
-  // Short raft timers (heartbeat 10 ms, election 50 ms), so that leases honor
-  // TTLs down to 1 s (etcd's default floor is 2 s). Default on.
+  // Short raft timers (heartbeat 10 ms, election 50 ms by default), so that
+  // leases honor TTLs down to 1 s (etcd's default floor is 2 s). Default on.
   bool fast_timers = true;
+  int heartbeat_ms = 10;
+  int election_ms = 50;
+  // Membership: this member's name, and the whole cluster as etcd's
+  // --initial-cluster ("name=peer-url,..."; empty: this member alone). See
+  // EtcdCluster for several members.
+  std::string name = "gemini";
+  std::string initial_cluster;
+  // Start() returns once etcd answers (default), or right after starting it
+  // (a member whose cluster has no quorum yet): then call AwaitReady().
   // History and size limits, so a long job never fills etcd: every write
   // adds a revision, and without compaction the database grows until etcd
   // refuses writes. Periodic compaction keeps this much history (etcd's
@@ -55,6 +64,7 @@ struct EtcdProcessOptions {
   TlsFiles probe_tls;
   // SIGKILL etcd when the starting thread exits (see above). Default on.
   bool die_with_parent = true;
+  bool wait_ready = true;
   // How long Start() waits for etcd to answer. Default 15 s.
   std::chrono::milliseconds start_timeout{15000};
 };
@@ -72,6 +82,10 @@ class EtcdProcess {
   const std::string& endpoint() const { return endpoint_; }
   pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
+  // Returns once this member answers (start_timeout, probe_tls of Start).
+  Status AwaitReady();
+  // A port that was free a moment ago on `host` (0 on failure).
+  static int PickPort(const std::string& host);
 
   // Kills (SIGKILL) and reaps the server, removes the temporary directory.
   // Idempotent.
@@ -88,6 +102,8 @@ class EtcdProcess {
   void Kill();  // the child only
 
   pid_t pid_ = -1;
+  std::chrono::milliseconds start_timeout_{15000};
+  TlsFiles probe_tls_;
   std::string endpoint_;
   std::string temp_dir_;  // removed by Stop() when non-empty
   std::string log_path_;

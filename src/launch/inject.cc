@@ -17,7 +17,7 @@ Result<Injection> ParseOne(const std::string& item) {
   auto bad = [&](const std::string& why) {
     return InvalidArgument("--inject '" + item + "': " + why +
                            " (expected kill-trainer:RANK@ITER, kill-host:HOST@ITER, "
-                           "kill-root@ITER, stop-etcd:SECONDS@ITER, "
+                           "kill-root@ITER, stop-etcd:SECONDS@ITER, kill-etcd-member:M@ITER, "
                            "freeze-host:HOST:SECONDS@ITER or forge-etcd@ITER)");
   };
   size_t at = item.rfind('@');
@@ -42,6 +42,8 @@ Result<Injection> ParseOne(const std::string& item) {
     inj.kind = Injection::Kind::kKillHost;
   else if (name == "stop-etcd")
     inj.kind = Injection::Kind::kStopEtcd;
+  else if (name == "kill-etcd-member")
+    inj.kind = Injection::Kind::kKillEtcdMember;
   else if (name == "freeze-host")
     inj.kind = Injection::Kind::kFreezeHost;
   else
@@ -83,6 +85,8 @@ const char* InjectionEventKind(const Injection& i) {
       return "etcd";
     case Injection::Kind::kForgeEtcd:
       return "forged";
+    case Injection::Kind::kKillEtcdMember:
+      return "etcd_member";
   }
   return "?";
 }

@@ -3,6 +3,7 @@
 //   kill-host:HOST@ITER      kill every process of host HOST and delete it
 //   kill-root@ITER           the same, for the host running the root agent
 //   stop-etcd:SECONDS@ITER   freeze etcd (SIGSTOP) for SECONDS, then resume it
+//   kill-etcd-member:M@ITER  kill member M of the launcher's etcd (SIGKILL)
 //   freeze-host:HOST:SECONDS@ITER  stop every process of host HOST (SIGSTOP)
 //                            for SECONDS, then resume them: a machine that
 //                            stalls past its lease and comes back
@@ -20,7 +21,15 @@
 namespace gemini {
 
 struct Injection {
-  enum class Kind { kKillTrainer, kKillHost, kKillRoot, kStopEtcd, kFreezeHost, kForgeEtcd };
+  enum class Kind {
+    kKillTrainer,
+    kKillHost,
+    kKillRoot,
+    kStopEtcd,
+    kFreezeHost,
+    kForgeEtcd,
+    kKillEtcdMember
+  };
   Kind kind;
   int64_t target = 0;   // Rank, host, or seconds.
   int64_t seconds = 0;  // freeze-host: how long.
@@ -29,7 +38,7 @@ struct Injection {
 };
 
 Result<std::vector<Injection>> ParseInjections(const std::string& spec);
-// "software", "hardware", "root", "etcd", "forged": the event kind the report uses.
+// "software", "hardware", "root", "etcd", "etcd_member", "forged": the event kind the report uses.
 const char* InjectionEventKind(const Injection& i);
 
 }  // namespace gemini

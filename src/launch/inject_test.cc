@@ -27,6 +27,11 @@ TEST(Inject, ParsesEveryKind) {
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   EXPECT_EQ((*g)[0].kind, Injection::Kind::kForgeEtcd);
   EXPECT_EQ((*g)[0].iteration, 4);
+  auto m = ParseInjections("kill-etcd-member:1@3");
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  EXPECT_EQ((*m)[0].kind, Injection::Kind::kKillEtcdMember);
+  EXPECT_EQ((*m)[0].target, 1);
+  EXPECT_STREQ(InjectionEventKind((*m)[0]), "etcd_member");
 }
 
 TEST(Inject, RejectsBadSpecsClearly) {

@@ -9,6 +9,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard
+import gemini.teardown
 
 
 def full_state():
@@ -69,8 +70,7 @@ def main():
     if dist.get_rank() == 0:
         print(f"step {step} extra {extra['step']} {extra['note']} " +
               " ".join(f"{k}:{crcs[k]:08x}" for k in sorted(crcs)))
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    gemini.teardown.run(main)

@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 
 import gemini.torch as gt
+import gemini.teardown
 
 
 def digest(model, opt):
@@ -43,8 +44,7 @@ def main():
     if rank == 0:
         print(digest(model, opt), flush=True)
     dist.barrier()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    gemini.teardown.run(main)

@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 import gemini.torch as gt
 from fsdp_cpu import optimizer_and_scheduler, shard_on_cpu
+import gemini.teardown
 
 
 def main():
@@ -42,8 +43,7 @@ def main():
     if dist.get_rank() == 0:
         print(" ".join(float(x).hex() for x in losses), flush=True)
     ckpt.close()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    gemini.teardown.run(main)

@@ -17,6 +17,7 @@ from torch.distributed.tensor import DTensor
 
 import gemini.torch as gt
 from fsdp_cpu import optimizer_and_scheduler, shard_on_cpu
+import gemini.teardown
 
 
 def whole(t):
@@ -73,8 +74,7 @@ def main():
     ckpt.close()
     del ckpt, model, opt, sched
     dist.barrier()
-    dist.destroy_process_group()
 
 
 if __name__ == "__main__":
-    main()
+    gemini.teardown.run(main)
