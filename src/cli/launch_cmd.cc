@@ -401,8 +401,12 @@ void Launcher::Inject(int64_t complete, const Plan& plan) {
   Fired f{pending_.front(), 0, complete, 0, 0, -1, 0};
   pending_.erase(pending_.begin());
   Fire(f);
-  // The newest complete iteration once the fault took effect (iterations
-  // may complete while a host is being killed).
+  // The newest complete iteration once the fault took effect: an iteration
+  // whose commits and replicas were already on their way when a host died
+  // or froze still completes (the others' records land a moment later).
+  if (f.inj.kind == Injection::Kind::kKillHost || f.inj.kind == Injection::Kind::kKillRoot ||
+      f.inj.kind == Injection::Kind::kFreezeHost)
+    std::this_thread::sleep_for(milliseconds(500));
   f.complete = std::max(f.complete, Complete());
   fired_.push_back(f);
 }
