@@ -246,7 +246,7 @@ int64_t Launcher::Complete() {
 
 void Launcher::ServeProvider() {
   auto reqs = kv_->GetPrefix("provider/requests/", DeadlineAfter(milliseconds(500)));
-  if (!reqs.ok()) return;
+  if (!reqs.ok() || reqs->kvs.empty()) return;
   auto cur = kv_->Get("plan", DeadlineAfter(milliseconds(500)));
   auto plan = cur.ok() ? DecodePlan(cur->value) : Result<Plan>(cur.status());
   for (const auto& r : reqs->kvs) {

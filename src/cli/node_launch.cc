@@ -85,6 +85,7 @@ class Node {
 
   NodeArgs a_;
   std::shared_ptr<KvStore> kv_;
+  std::pair<uint32_t, uint32_t> nnodes_{1, 1};  // --nnodes MIN:MAX.
   RendezvousResult joined_;
   std::unique_ptr<Subprocess> agent_;
   std::string agent_log_;
@@ -93,7 +94,6 @@ class Node {
 };
 
 Status Node::Join() {
-  GEMINI_ASSIGN_OR_RETURN(auto nn, ParseNnodes(a_.nnodes));
   if (a_.replace_host >= 0) {  // A machine provider's replacement: no rendezvous.
     auto config = kv_->Get("config", Call());
     if (!config.ok()) return NotFound("no running job " + a_.job.job + " to replace a host of");
@@ -107,8 +107,8 @@ Status Node::Join() {
   }
   RendezvousOptions o;
   o.node = a_.advertise;
-  o.min_nodes = nn.first;
-  o.max_nodes = nn.second;
+  o.min_nodes = nnodes_.first;
+  o.max_nodes = nnodes_.second;
   o.last_call_s = a_.last_call;
   o.timeout_s = a_.rdzv_timeout;
   o.standby = a_.standby;
@@ -134,21 +134,12 @@ Status Node::Join() {
         ") as a standby: idle until a failed host's id is assigned to it");
     return Status::Ok();
   }
-  // Every node's flags must describe the same job as the config the closer wrote.
-  auto config = kv_->Get("config", Call());
-  if (!config.ok()) return config.status();
-  GEMINI_ASSIGN_OR_RETURN(JobConfig c, DecodeJobConfig(config->value));
-  GEMINI_ASSIGN_OR_RETURN(JobConfig mine, MakeJobConfig(a_.job, joined_.num_hosts));
-  if (c.nproc_per_host != mine.nproc_per_host ||
-      c.redundancy.ToString() != mine.redundancy.ToString())
-    return InvalidArgument(
-        "this node's flags disagree with the job's (written by the node that "
-        "closed the rendezvous): --nproc-per-node " +
-        std::to_string(mine.nproc_per_host) + " vs " + std::to_string(c.nproc_per_host) +
-        ", redundancy " + mine.redundancy.ToString() + " vs " + c.redundancy.ToString());
+  // The round's settings (trainers per node, redundancy) are this node's:
+  // the rendezvous refuses a node whose settings differ.
   Say("node " + std::to_string(joined_.host) + " of " + std::to_string(joined_.num_hosts) +
       " in job " + a_.job.job + " (round " + std::to_string(joined_.round) + ", " +
-      std::to_string(c.world_size()) + " trainers, " + c.redundancy.ToString() + ")");
+      std::to_string(joined_.num_hosts * static_cast<uint32_t>(a_.job.nproc)) + " trainers, " +
+      redundancy.ToString() + ")");
   return Status::Ok();
 }
 
@@ -280,6 +271,7 @@ int Node::Run() {
     std::cerr << "gemini launch: " << nn.status().message() << "\n";
     return 2;
   }
+  nnodes_ = *nn;
   // One machine holds one copy (its own memory), unless told otherwise.
   if (nn->second == 1 && a_.job.redundancy.replicas == 0 && a_.job.redundancy.redundancy.empty())
     a_.job.redundancy.replicas = 1;

@@ -21,6 +21,17 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// What a member of the closed round `r` learns: its position is its host id.
+RendezvousResult MemberOf(const RendezvousRecord& r, const std::string& node, bool closer) {
+  RendezvousResult out;
+  out.round = r.round;
+  out.host =
+      static_cast<uint32_t>(std::find(r.nodes.begin(), r.nodes.end(), node) - r.nodes.begin());
+  out.num_hosts = static_cast<uint32_t>(r.nodes.size());
+  out.closer = closer;
+  return out;
+}
+
 std::string List(const std::vector<std::string>& nodes) {
   std::string out;
   for (const auto& n : nodes) out += (out.empty() ? "" : ", ") + n;
@@ -122,13 +133,7 @@ Result<RendezvousResult> Joiner::Run() {
       Clear(got->mod_revision, plan_revision);
       continue;
     }
-    if (!absent && r.closed && member) {
-      RendezvousResult out;
-      out.round = r.round;
-      out.host = static_cast<uint32_t>(me - r.nodes.begin());
-      out.num_hosts = static_cast<uint32_t>(r.nodes.size());
-      return out;
-    }
+    if (!absent && r.closed && member) return MemberOf(r, o_.node, /*closer=*/false);
     if (Since(start) > o_.timeout_s) {
       if (member) {  // Leave, so that the others do not count this node.
         RendezvousRecord left = r;
@@ -185,15 +190,7 @@ Result<RendezvousResult> Joiner::Run() {
     next.closed = next.nodes.size() >= o_.max_nodes || member;
     if (next.closed) next.closed_at = WallNow();
     GEMINI_ASSIGN_OR_RETURN(bool won, Commit(next, absent ? 0 : got->mod_revision));
-    if (won && next.closed) {
-      RendezvousResult out;
-      out.round = next.round;
-      out.host = static_cast<uint32_t>(std::find(next.nodes.begin(), next.nodes.end(), o_.node) -
-                                       next.nodes.begin());
-      out.num_hosts = static_cast<uint32_t>(next.nodes.size());
-      out.closer = true;
-      return out;
-    }
+    if (won && next.closed) return MemberOf(next, o_.node, /*closer=*/true);
     if (won)
       Say("joined round " + std::to_string(next.round) + " as node " +
           std::to_string(next.nodes.size() - 1));
