@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "agent/plan.h"
 #include "common/paths.h"
@@ -68,6 +69,10 @@ Status CheckShm(const std::string& budget_text) {
                            "(see docs/deploy.md)");
 }
 
+constexpr char kFencedLine[] =
+    "fenced: this node was declared lost while it ran (stalled or cut off past its lease) and a "
+    "replacement serves its host id; restart it with --standby to rejoin";
+
 class Node {
  public:
   explicit Node(const NodeArgs& a) : a_(a) {}
@@ -87,6 +92,7 @@ class Node {
   std::shared_ptr<KvStore> kv_;
   std::pair<uint32_t, uint32_t> nnodes_{1, 1};  // --nnodes MIN:MAX.
   RendezvousResult joined_;
+  std::optional<Plan> followed_;  // The last plan this node saw.
   std::unique_ptr<Subprocess> agent_;
   std::string agent_log_;
   int64_t last_epoch_ = 0;
@@ -215,8 +221,7 @@ int Node::Follow() {
     auto exited = agent_->Wait(milliseconds(0));
     if (exited.ok()) {
       if (*exited == kFencedExit) {
-        Say("fenced: this node was declared lost while it ran (stalled or cut off past its "
-            "lease) and a replacement serves its host id; restart it with --standby to rejoin");
+        Say(kFencedLine);
         return kFencedExit;
       }
       Say("the agent exited with status " + std::to_string(*exited) + "; the end of " + agent_log_ +
@@ -233,6 +238,19 @@ int Node::Follow() {
     seen = kv->mod_revision;
     auto plan = DecodePlan(kv->value);
     if (!plan.ok()) continue;  // Not ours to judge; the agent ignores it too.
+    // The agent's fencing rule, seen from here: a plan that newly names this
+    // host as failed (e.g. it stalled past its lease, and the job may even
+    // have finished meanwhile) means a replacement serves its host id.
+    const auto names = [this](const Plan& p) {
+      return std::count(p.failed_hosts.begin(), p.failed_hosts.end(), joined_.host) > 0;
+    };
+    if (!joined_.standby && followed_ && names(*plan) && !names(*followed_)) {
+      Say(kFencedLine);
+      agent_->Signal(SIGTERM);
+      (void)agent_->Wait(milliseconds(15000));
+      return kFencedExit;
+    }
+    followed_ = *plan;
     Timeline(*plan);
     if (plan->state == "done" || plan->state == "failed") {
       Say(plan->state == "done" ? "the job finished: every trainer exited 0"
