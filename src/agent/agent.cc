@@ -7,6 +7,7 @@
 
 #include "agent/peer_protocol.h"
 #include "common/log.h"
+#include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/prefix_kv_store.h"
 #include "gemini/placement.h"
@@ -170,7 +171,7 @@ Status Agent::StartCluster() {
   EtcdOptions eo;
   eo.endpoints = c.etcd;
   eo.tls = c.etcd_tls;
-  std::shared_ptr<KvStore> base = c.kv ? c.kv : std::make_shared<EtcdKvStore>(eo);
+  std::shared_ptr<KvStore> base = c.kv ? c.kv : NewEtcdKvStore(eo);
   kv_ = std::make_shared<PrefixKvStore>(base, "/gemini/" + c.job + "/");
   InterleaveOptions io = c.interleave;
   if (c.launch) {

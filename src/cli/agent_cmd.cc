@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/units.h"
+#include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/lease_keeper.h"
 #include "coord/prefix_kv_store.h"
@@ -59,8 +60,7 @@ Result<uint32_t> WaitForAssignment(const AgentArgs& a) {
   EtcdOptions eo;
   eo.endpoints = ParseEndpoints(a.etcd);
   eo.tls = a.etcd_tls;
-  auto kv =
-      std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo), "/gemini/" + a.job + "/");
+  auto kv = std::make_shared<PrefixKvStore>(NewEtcdKvStore(eo), "/gemini/" + a.job + "/");
   const auto call = [] { return DeadlineAfter(std::chrono::seconds(3)); };
   std::unique_ptr<LeaseKeeper> keeper;
   std::cerr << "gemini agent: standby at " << a.advertise << ", waiting for an assignment"

@@ -40,6 +40,7 @@
 #include "common/paths.h"
 #include "common/subprocess.h"
 #include "coord/etcd_cluster.h"
+#include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/inject.h"
@@ -218,8 +219,7 @@ Status Launcher::SetUp() {
   EtcdOptions eo;
   eo.endpoints = ParseEndpoints(endpoint_);
   eo.tls = a_.node.job.etcd_tls;
-  kv_ = std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo),
-                                        "/gemini/" + a_.node.job.job + "/");
+  kv_ = std::make_shared<PrefixKvStore>(NewEtcdKvStore(eo), "/gemini/" + a_.node.job.job + "/");
   GEMINI_RETURN_IF_ERROR(kv_->DeletePrefix("", DeadlineAfter(kCall)).status());
   // The trainers inherit their node launcher's environment, as under torchrun.
   trainer_env_ = {{"GLOO_SOCKET_IFNAME", "eth0"},

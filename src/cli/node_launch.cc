@@ -18,6 +18,7 @@
 #include "common/paths.h"
 #include "common/subprocess.h"
 #include "common/units.h"
+#include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/rendezvous.h"
@@ -301,8 +302,7 @@ int Node::Run() {
   EtcdOptions eo;
   eo.endpoints = endpoints;
   eo.tls = a_.job.etcd_tls;
-  kv_ = std::make_shared<PrefixKvStore>(std::make_shared<EtcdKvStore>(eo),
-                                        "/gemini/" + a_.job.job + "/");
+  kv_ = std::make_shared<PrefixKvStore>(NewEtcdKvStore(eo), "/gemini/" + a_.job.job + "/");
   Status st = Join();  // A stop signal here ends the process: nothing runs yet.
   // From here on stop signals are taken in Follow and forwarded to the agent.
   sigset_t stop;

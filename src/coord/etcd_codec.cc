@@ -48,6 +48,8 @@ const char* OpName(Compare::Op op) {
   return "EQUAL";
 }
 
+}  // namespace
+
 Code CodeFromGrpc(int64_t grpc) {
   switch (grpc) {
     case 3:  // INVALID_ARGUMENT
@@ -75,8 +77,6 @@ Code CodeFromGrpc(int64_t grpc) {
       return Code::kInternal;
   }
 }
-
-}  // namespace
 
 std::string Base64Encode(std::string_view in) {
   std::string out;
@@ -207,17 +207,19 @@ Result<std::vector<WatchEvent>> DecodeEvents(const json& result) {
   return out;
 }
 
-void SetRange(json& req, const std::string& key, bool prefix) {
-  if (prefix && key.empty()) {  // etcd: key "\0", range_end "\0" = every key
-    req["key"] = Base64Encode(std::string(1, '\0'));
-    req["range_end"] = Base64Encode(std::string(1, '\0'));
-    return;
-  }
-  req["key"] = Base64Encode(key);
-  if (!prefix) return;
+std::pair<std::string, std::string> RangeBounds(const std::string& key, bool prefix) {
+  const std::string zero(1, '\0');
+  if (prefix && key.empty()) return {zero, zero};  // etcd: "\0".."\0" = every key
+  if (!prefix) return {key, ""};
   std::string end = PrefixEnd(key);
   // No end (key is all 0xff): "\0" means every key >= key.
-  req["range_end"] = Base64Encode(end.empty() ? std::string(1, '\0') : end);
+  return {key, end.empty() ? zero : end};
+}
+
+void SetRange(json& req, const std::string& key, bool prefix) {
+  auto [first, end] = RangeBounds(key, prefix);
+  req["key"] = Base64Encode(first);
+  if (!end.empty()) req["range_end"] = Base64Encode(end);
 }
 
 json EncodeCompare(const Compare& c) {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/status.h"
@@ -37,6 +38,9 @@ Result<RangeResult> DecodeRange(const nlohmann::json& resp);
 // One watch message's events.
 Result<std::vector<WatchEvent>> DecodeEvents(const nlohmann::json& result);
 
+// etcd's [key, range_end) for a single key (range_end "") or a prefix
+// ("" = every key). Shared with the gRPC backend.
+std::pair<std::string, std::string> RangeBounds(const std::string& key, bool prefix);
 // {"key", "range_end"} for a single key or a prefix ("" = every key).
 void SetRange(nlohmann::json& req, const std::string& key, bool prefix);
 nlohmann::json EncodeCompare(const Compare& c);
@@ -45,5 +49,7 @@ nlohmann::json EncodeOp(const TxnOp& op);
 // A gateway error ({"error": ..., "code": grpc code, "message": ...}) as a
 // Status; code chosen from the gRPC code.
 Status DecodeError(const nlohmann::json& err, long http_status);
+// A gRPC status code (etcd's server errors, the transport's) as a Code.
+Code CodeFromGrpc(int64_t grpc);
 
 }  // namespace gemini::etcd

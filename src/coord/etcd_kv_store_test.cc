@@ -1,6 +1,7 @@
-// etcd-only behaviour: a dead or hung server yields a typed error by the
-// deadline, endpoint failover, and the JSON codec. Each test that needs a
-// server starts its own (EtcdProcess) and kills it by pid when done.
+// etcd-only behaviour, over both etcd clients (native gRPC and the JSON
+// gateway): a dead or hung server yields a typed error by the deadline,
+// endpoint failover, TLS; and the JSON codec. Each test that needs a server
+// starts its own (EtcdProcess) and kills it by pid when done.
 #include "coord/etcd_kv_store.h"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "coord/etcd_codec.h"
+#include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_process.h"
 #include "coord/http_client.h"
 
@@ -30,34 +32,43 @@ std::unique_ptr<EtcdProcess> StartEtcd() {
   return p.ok() ? std::move(p).value() : nullptr;
 }
 
-EtcdKvStore StoreFor(const std::vector<std::string>& endpoints) {
-  EtcdOptions o;
-  o.endpoints = endpoints;
-  return EtcdKvStore(o);
-}
+enum class Client { kGrpc, kGateway };
 
-TEST(EtcdKvStoreTest, NothingListeningIsUnavailable) {
+class EtcdClientTest : public ::testing::TestWithParam<Client> {
+ protected:
+  std::unique_ptr<KvStore> Store(EtcdOptions o) {
+    if (GetParam() == Client::kGateway) return std::make_unique<EtcdKvStore>(o);
+    return std::make_unique<EtcdGrpcKvStore>(o);
+  }
+  std::unique_ptr<KvStore> StoreFor(const std::vector<std::string>& endpoints) {
+    EtcdOptions o;
+    o.endpoints = endpoints;
+    return Store(o);
+  }
+};
+
+TEST_P(EtcdClientTest, NothingListeningIsUnavailable) {
   // Port 9 (discard) on loopback: nothing listens there in a test box.
-  EtcdKvStore kv = StoreFor({"http://127.0.0.1:9"});
-  Result<int64_t> r = kv.Put("k", "v", DeadlineAfter(3s));
+  auto store = StoreFor({"http://127.0.0.1:9"});
+  Result<int64_t> r = store->Put("k", "v", DeadlineAfter(3s));
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kUnavailable) << r.status().ToString();
-  Result<std::unique_ptr<Watch>> w = kv.WatchPrefix("k", 0, DeadlineAfter(3s));
+  Result<std::unique_ptr<Watch>> w = store->WatchPrefix("k", 0, DeadlineAfter(3s));
   ASSERT_FALSE(w.ok());
   EXPECT_TRUE(IsOutage(w.status().code())) << w.status().ToString();
 }
 
-TEST(EtcdKvStoreTest, HungServerTimesOutThenRecovers) {
+TEST_P(EtcdClientTest, HungServerTimesOutThenRecovers) {
   if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
   std::unique_ptr<EtcdProcess> etcd = StartEtcd();
   ASSERT_NE(etcd, nullptr);
-  EtcdKvStore kv = StoreFor({etcd->endpoint()});
-  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
+  auto store = StoreFor({etcd->endpoint()});
+  ASSERT_TRUE(store->Put("k", "v", DeadlineAfter(5s)).ok());
 
   ASSERT_TRUE(etcd->Pause().ok());
   const auto start = Clock::now();
-  Result<KeyValue> got = kv.Get("k", DeadlineAfter(300ms));
-  Result<std::unique_ptr<Watch>> w = kv.WatchPrefix("k", 0, DeadlineAfter(300ms));
+  Result<KeyValue> got = store->Get("k", DeadlineAfter(300ms));
+  Result<std::unique_ptr<Watch>> w = store->WatchPrefix("k", 0, DeadlineAfter(300ms));
   const auto elapsed = Clock::now() - start;
   ASSERT_TRUE(etcd->Resume().ok());
   ASSERT_FALSE(got.ok());
@@ -66,19 +77,19 @@ TEST(EtcdKvStoreTest, HungServerTimesOutThenRecovers) {
   EXPECT_EQ(w.status().code(), Code::kDeadlineExceeded) << w.status().ToString();
   EXPECT_LT(elapsed, 10s) << "calls must return near their deadline, not hang";
 
-  Result<KeyValue> again = kv.Get("k", DeadlineAfter(10s));
+  Result<KeyValue> again = store->Get("k", DeadlineAfter(10s));
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->value, "v");
 }
 
-TEST(EtcdKvStoreTest, KilledServerFailsCallsAndBreaksWatches) {
+TEST_P(EtcdClientTest, KilledServerFailsCallsAndBreaksWatches) {
   if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
   std::unique_ptr<EtcdProcess> etcd = StartEtcd();
   ASSERT_NE(etcd, nullptr);
-  EtcdKvStore kv = StoreFor({etcd->endpoint()});
-  Result<std::unique_ptr<Watch>> w = kv.WatchPrefix("", 0, DeadlineAfter(5s));
+  auto store = StoreFor({etcd->endpoint()});
+  Result<std::unique_ptr<Watch>> w = store->WatchPrefix("", 0, DeadlineAfter(5s));
   ASSERT_TRUE(w.ok()) << w.status().ToString();
-  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
+  ASSERT_TRUE(store->Put("k", "v", DeadlineAfter(5s)).ok());
   // Let the event reach the watch before the server dies (delivery is asynchronous).
   size_t events = 0;
   const Deadline seen = DeadlineAfter(5s);
@@ -90,8 +101,8 @@ TEST(EtcdKvStoreTest, KilledServerFailsCallsAndBreaksWatches) {
 
   etcd->Stop();  // SIGKILL, reaped
   const auto start = Clock::now();
-  Result<int64_t> put = kv.Put("k", "v2", DeadlineAfter(2s));
-  Result<LeaseInfo> lease = kv.LeaseGrant(5, DeadlineAfter(2s));
+  Result<int64_t> put = store->Put("k", "v2", DeadlineAfter(2s));
+  Result<LeaseInfo> lease = store->LeaseGrant(5, DeadlineAfter(2s));
   EXPECT_LT(Clock::now() - start, 10s);
   ASSERT_FALSE(put.ok());
   EXPECT_TRUE(IsOutage(put.status().code())) << put.status().ToString();
@@ -113,13 +124,13 @@ TEST(EtcdKvStoreTest, KilledServerFailsCallsAndBreaksWatches) {
   EXPECT_EQ(broken.code(), Code::kUnavailable) << broken.ToString();
 }
 
-TEST(EtcdKvStoreTest, FailsOverToNextEndpoint) {
+TEST_P(EtcdClientTest, FailsOverToNextEndpoint) {
   if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
   std::unique_ptr<EtcdProcess> etcd = StartEtcd();
   ASSERT_NE(etcd, nullptr);
-  EtcdKvStore kv = StoreFor({"http://127.0.0.1:9", etcd->endpoint()});
-  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
-  Result<KeyValue> got = kv.Get("k", DeadlineAfter(5s));
+  auto store = StoreFor({"http://127.0.0.1:9", etcd->endpoint()});
+  ASSERT_TRUE(store->Put("k", "v", DeadlineAfter(5s)).ok());
+  Result<KeyValue> got = store->Get("k", DeadlineAfter(5s));
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->value, "v");
 }
@@ -133,7 +144,9 @@ TEST(EtcdKvStoreTest, GeminisEtcdCompactsItsHistory) {
   o.compaction_retention = "1s";
   auto etcd = EtcdProcess::Start(o);
   ASSERT_TRUE(etcd.ok()) << etcd.status().ToString();
-  EtcdKvStore kv = StoreFor({(*etcd)->endpoint()});
+  EtcdOptions eo;
+  eo.endpoints = {(*etcd)->endpoint()};
+  EtcdKvStore kv(eo);
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(kv.Put("k", std::to_string(i), DeadlineAfter(5s)).ok());
   HttpClient http;
   const std::string old_read = R"({"key":"aw==","revision":"2"})";  // "k" at revision 2
@@ -156,7 +169,7 @@ std::string MakeCertificates(const char* name) {
   return std::system(cmd.c_str()) == 0 ? dir : "";
 }
 
-TEST(EtcdKvStoreTest, TlsWithClientCertificatesAndNothingElse) {
+TEST_P(EtcdClientTest, TlsWithClientCertificatesAndNothingElse) {
   if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
   const std::string certs = MakeCertificates("a"), other = MakeCertificates("b");
   ASSERT_FALSE(certs.empty() || other.empty()) << "scripts/etcd-dev certs failed (openssl?)";
@@ -172,14 +185,14 @@ TEST(EtcdKvStoreTest, TlsWithClientCertificatesAndNothingElse) {
   EtcdOptions good;
   good.endpoints = {url};
   good.tls = client;
-  EtcdKvStore kv(good);
-  ASSERT_TRUE(kv.Put("k", "v", DeadlineAfter(5s)).ok());
-  auto got = kv.Get("k", DeadlineAfter(5s));
+  auto store = Store(good);
+  ASSERT_TRUE(store->Put("k", "v", DeadlineAfter(5s)).ok());
+  auto got = store->Get("k", DeadlineAfter(5s));
   ASSERT_TRUE(got.ok()) << got.status().ToString();
   EXPECT_EQ(got->value, "v");
-  auto watch = kv.WatchKey("k", false, 0, DeadlineAfter(5s));  // Watches go over TLS too.
+  auto watch = store->WatchKey("k", false, 0, DeadlineAfter(5s));  // Watches go over TLS too.
   ASSERT_TRUE(watch.ok()) << watch.status().ToString();
-  ASSERT_TRUE(kv.Put("k", "w", DeadlineAfter(5s)).ok());
+  ASSERT_TRUE(store->Put("k", "w", DeadlineAfter(5s)).ok());
   auto events = (*watch)->Poll(DeadlineAfter(5s));
   ASSERT_TRUE(events.ok() && !events->empty()) << events.status().ToString();
 
@@ -187,8 +200,8 @@ TEST(EtcdKvStoreTest, TlsWithClientCertificatesAndNothingElse) {
     EtcdOptions eo;
     eo.endpoints = {url};
     eo.tls = std::move(tls);
-    EtcdKvStore bad(eo);
-    auto put = bad.Put("k", "forged", DeadlineAfter(5s));
+    auto bad = Store(eo);
+    auto put = bad->Put("k", "forged", DeadlineAfter(5s));
     EXPECT_FALSE(put.ok()) << why;
     return put.status();
   };
@@ -202,10 +215,16 @@ TEST(EtcdKvStoreTest, TlsWithClientCertificatesAndNothingElse) {
   EXPECT_EQ(foreign.code(), Code::kFailedPrecondition) << foreign.ToString();
   EXPECT_NE(foreign.message().find("--etcd-cacert"), std::string::npos) << foreign.ToString();
   // Plain http to the TLS port: refused.
-  EtcdKvStore plain(EtcdOptions{.endpoints = {"http://" + url.substr(8)}});
-  EXPECT_FALSE(plain.Put("k", "forged", DeadlineAfter(5s)).ok());
-  EXPECT_EQ(kv.Get("k", DeadlineAfter(5s))->value, "w");  // Nothing forged got in.
+  auto plain = Store(EtcdOptions{.endpoints = {"http://" + url.substr(8)}});
+  EXPECT_FALSE(plain->Put("k", "forged", DeadlineAfter(5s)).ok());
+  EXPECT_EQ(store->Get("k", DeadlineAfter(5s))->value, "w");  // Nothing forged got in.
 }
+
+INSTANTIATE_TEST_SUITE_P(Clients, EtcdClientTest,
+                         ::testing::Values(Client::kGrpc, Client::kGateway),
+                         [](const ::testing::TestParamInfo<Client>& info) {
+                           return info.param == Client::kGrpc ? "Grpc" : "Gateway";
+                         });
 
 TEST(EtcdKvStoreTest, MissingBinaryIsNotFound) {
   EtcdProcessOptions o;

@@ -1,9 +1,9 @@
 // Conformance suite: every KvStore backend must pass the same tests.
-// Instantiated over FakeKvStore and EtcdKvStore; the etcd instantiation starts
-// one etcd (EtcdProcess: loopback, free port, temp data dir) for the suite and
-// kills it in TearDownTestSuite, and is skipped when /usr/bin/etcd is absent.
-// Each test works under its own key prefix, so tests never see each other's
-// keys on the shared server; only relative revisions are asserted.
+// Instantiated over FakeKvStore, EtcdKvStore (JSON gateway) and EtcdGrpcKvStore
+// (native gRPC); the etcd instantiations start one etcd each (EtcdProcess: loopback, free port,
+// temp data dir) for the suite and kills it in TearDownTestSuite, and is skipped when /usr/bin/etcd
+// is absent. Each test works under its own key prefix, so tests never see each other's keys on the
+// shared server; only relative revisions are asserted.
 #include "coord/kv_store.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
 #include "coord/etcd_process.h"
 #include "coord/fake_kv_store.h"
@@ -56,7 +57,7 @@ std::vector<WatchEvent> PollN(Watch& w, size_t n, std::chrono::milliseconds limi
   return all;
 }
 
-enum class BackendKind { kFake, kEtcd };
+enum class BackendKind { kFake, kEtcd, kEtcdGrpc };
 
 class KvStoreConformance : public ::testing::TestWithParam<BackendKind> {
  public:
@@ -77,7 +78,10 @@ class KvStoreConformance : public ::testing::TestWithParam<BackendKind> {
       }
       EtcdOptions options;
       options.endpoints = {etcd_->endpoint()};
-      base_ = std::make_shared<EtcdKvStore>(options);
+      if (GetParam() == BackendKind::kEtcd)
+        base_ = std::make_shared<EtcdKvStore>(options);
+      else
+        base_ = std::make_shared<EtcdGrpcKvStore>(options);
     }
     ASSERT_TRUE(base_->DeletePrefix(prefix_, Soon()).ok());
     kv_ = std::make_shared<PrefixKvStore>(base_, prefix_);
@@ -410,9 +414,12 @@ TEST_P(KvStoreConformance, LeaseKeeperKeepsLeaseAliveUntilLost) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, KvStoreConformance,
-                         ::testing::Values(BackendKind::kFake, BackendKind::kEtcd),
+                         ::testing::Values(BackendKind::kFake, BackendKind::kEtcd,
+                                           BackendKind::kEtcdGrpc),
                          [](const ::testing::TestParamInfo<BackendKind>& info) {
-                           return info.param == BackendKind::kFake ? "Fake" : "Etcd";
+                           return info.param == BackendKind::kFake   ? "Fake"
+                                  : info.param == BackendKind::kEtcd ? "EtcdGateway"
+                                                                     : "EtcdGrpc";
                          });
 
 }  // namespace
