@@ -103,11 +103,11 @@ def test_f_freeze_a_host_past_its_lease(reference, tmp_path):
     # replaces it. When it comes back it sees itself declared lost and stands
     # down (fenced): one agent per host id, and training ends as the
     # uninterrupted run does.
-    report, logs = launch(tmp_path, "f", "freeze-host:2:12@5", ["--standby-hosts", "1"])
+    report, logs = launch(tmp_path, "f", "freeze-host:2:8@5", ["--standby-hosts", "1"])
     # A stopped agent still accepts TCP connections (the kernel does) but never
     # answers: each of the two probes that declare it lost waits 700 ms.
     ev = check(reference, report, logs, "hardware", "peer", detect_within=TTL + 3)
-    assert ev["inject"] == "freeze-host:2:12@5"
+    assert ev["inject"] == "freeze-host:2:8@5"
     fenced = [p for p in logs.glob("agent-*.log") if "fenced" in p.read_text()]
     assert len(fenced) == 1, [p.name for p in logs.glob("agent-*.log")]
     # Its node's `gemini launch` saw its agent stand down, and said so.

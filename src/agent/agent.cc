@@ -185,11 +185,12 @@ Status Agent::StartCluster() {
     redundancy_ = config_.redundancy;  // The launcher's word over this agent's flags.
   }
   peer_service_ = std::make_unique<PeerService>(
-      store_.get(), c.job, [this](uint32_t r) { return Owns(r); }, io.replication_nice);
+      store_.get(), c.job, [this](uint32_t r) { return Owns(r); }, io.replication_nice,
+      [this](const ReplicatedReport& r) { return OnReport(r); });
   GEMINI_ASSIGN_OR_RETURN(auto listener, transport::TcpListener::Listen(c.listen_addr, c.port));
   uint16_t port = listener->port();
   peer_server_ = std::make_unique<transport::PeerServer>(
-      std::move(listener), secret, transport::PeerServerOptions{c.job},
+      std::move(listener), secret, PeerServerOptionsFor(c.job, c.num_hosts),
       [this](transport::Connection& conn) { return peer_service_->Serve(conn); });
   GEMINI_RETURN_IF_ERROR(peer_server_->Start());
   coord_ = std::make_unique<JobCoordinator>(kv_, HostInfo{c.host, c.advertise_addr, port, {}},
@@ -202,9 +203,22 @@ Status Agent::StartCluster() {
     protection_.OnComplete(it);
   });
   GEMINI_ASSIGN_OR_RETURN(interleaver_, Interleaver::Create(io));
+  ReplicatorOptions ro{c.job, c.host, c.num_hosts, redundancy_};
+  if (c.launch) {  // Completion through the root (completion.h).
+    std::vector<uint32_t> ranks;
+    for (uint32_t i = 0; i < config_.nproc_per_host; ++i)
+      ranks.push_back(c.host * config_.nproc_per_host + i);
+    tracker_ = std::make_unique<CompletionTracker>(coord_.get(), config_.num_hosts);
+    reporter_ = std::make_unique<CompletionReporter>(
+        coord_.get(), ranks,
+        [this](uint32_t root, const ReplicatedReport& r) { return SendReport(root, r); });
+    ro.on_replicated = [this](uint32_t rank, int64_t epoch, int64_t iteration) {
+      reporter_->Replicated(rank, epoch, iteration);
+    };
+  }
   replicator_ = std::make_unique<Replicator>(
       store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); }, interleaver_.get(),
-      ReplicatorOptions{c.job, c.host, c.num_hosts, redundancy_});
+      ro);
   if (c.launch) GEMINI_RETURN_IF_ERROR(StartLaunchMode());
   GEMINI_LOG(INFO) << "[agent] host " << c.host << " of job " << c.job << " serving peers on "
                    << c.advertise_addr << ":" << port;
@@ -248,6 +262,9 @@ Status Agent::StartLaunchMode() {
                   [this](const HostInfo& h) { return Dial(h, milliseconds(700)).ok(); }});
   worker_->Start();
   root_->Start();
+  tracker_->Start();
+  reporter_->Start();
+  reports_open_ = true;
   return Status::Ok();
 }
 
@@ -266,6 +283,9 @@ bool Agent::fenced() const { return worker_ && worker_->fenced(); }
 
 void Agent::Stop() {
   if (metrics_server_) metrics_server_->Stop();
+  reports_open_ = false;
+  if (reporter_) reporter_->Stop();
+  if (tracker_) tracker_->Stop();
   if (root_) root_->Stop();
   if (worker_) worker_->Stop();
   if (interleaver_) interleaver_->Stop();
@@ -308,6 +328,32 @@ void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t itera
 Result<std::unique_ptr<transport::Connection>> Agent::Dial(const HostInfo& host,
                                                            milliseconds timeout) {
   return transport::DialPeer(host.addr, host.port, *secret_, options_.cluster->job, In(timeout));
+}
+
+Status Agent::OnReport(const ReplicatedReport& report) {
+  if (!reports_open_) return FailedPrecondition("this agent takes no completion reports now");
+  if (!root_->is_root())
+    return FailedPrecondition("host " + std::to_string(options_.cluster->host) +
+                              " is not the root");
+  return tracker_->Record(report);
+}
+
+Status Agent::SendReport(uint32_t root, const ReplicatedReport& report) {
+  if (root == options_.cluster->host) return OnReport(report);
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, coord_->Hosts());
+  auto it = hosts.find(root);
+  if (it == hosts.end())
+    return Unavailable("root host " + std::to_string(root) + " not registered");
+  const HostInfo& to = it->second;
+  if (!root_conn_ || root_conn_to_.host != to.host || root_conn_to_.addr != to.addr ||
+      root_conn_to_.port != to.port) {
+    root_conn_.reset();
+    GEMINI_ASSIGN_OR_RETURN(root_conn_, Dial(to, milliseconds(1000)));
+    root_conn_to_ = to;
+  }
+  Status st = SendReplicatedReport(*root_conn_, report, In(milliseconds(2000)));
+  if (!st.ok() && st.code() != Code::kFailedPrecondition) root_conn_.reset();  // Dial again.
+  return st;
 }
 
 Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iteration,

@@ -11,6 +11,7 @@
 // Stop() tears down in reverse order. Thread-safe after Start().
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "agent/agent_server.h"
+#include "agent/completion.h"
 #include "agent/job_coordinator.h"
 #include "agent/metrics.h"
 #include "agent/peer_service.h"
@@ -107,6 +109,10 @@ class Agent {
   Result<std::unique_ptr<transport::Connection>> Dial(
       const HostInfo& host, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
   bool Owns(uint32_t rank);
+  // Launch mode: a host's completion report, taken when this agent is the root.
+  Status OnReport(const ReplicatedReport& report);
+  // The reporter's delivery to host `root` (over a kept connection).
+  Status SendReport(uint32_t root, const ReplicatedReport& report);
 
   AgentOptions options_;
   std::unique_ptr<Store> store_;
@@ -125,6 +131,11 @@ class Agent {
   int metrics_port_ = -1;
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<RootAgent> root_;
+  std::unique_ptr<CompletionTracker> tracker_;
+  std::unique_ptr<CompletionReporter> reporter_;
+  std::atomic<bool> reports_open_{false};  // tracker_ and root_ exist: OnReport may use them
+  std::unique_ptr<transport::Connection> root_conn_;  // reporter thread only
+  HostInfo root_conn_to_;                             // whom root_conn_ reaches
   JobConfig config_;
   Redundancy redundancy_;  // The cluster option's, or in launch mode the job config's.
   std::optional<transport::JobSecret> secret_;

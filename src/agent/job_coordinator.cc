@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "agent/coord_records.h"
 #include "common/json_fields.h"
@@ -122,10 +123,29 @@ Result<uint32_t> JobCoordinator::HostOfRank(uint32_t rank) {
   return *host;
 }
 
-Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {
-  GEMINI_ASSIGN_OR_RETURN(RangeResult r, kv_->GetPrefix("hosts/", DeadlineAfter(kCallTimeout)));
+Mirror* JobCoordinator::MirrorOf(const std::string& key, bool prefix) {
+  Mirror* m = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return nullptr;
+    auto& slot = mirrors_[key];
+    if (slot) return slot.get();
+    slot = std::make_unique<Mirror>(kv_, key, prefix);
+    m = slot.get();
+  }
+  m->Start();  // Waits (bounded) for the first read.
+  return m;
+}
+
+Result<KeyValue> JobCoordinator::Watched(const std::string& key) {
+  Mirror* m = MirrorOf(key, false);
+  if (m == nullptr) return Aborted("coordinator stopped");
+  return m->Get();
+}
+
+std::map<uint32_t, HostInfo> JobCoordinator::DecodeHosts(const std::vector<KeyValue>& kvs) {
   std::map<uint32_t, HostInfo> hosts;
-  for (const auto& kv : r.kvs) {
+  for (const auto& kv : kvs) {
     auto h = DecodeHostInfo(kv.value);
     if (!h.ok()) {
       GEMINI_LOG_EVERY_N_SEC(WARN, 10)
@@ -137,6 +157,43 @@ Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {
   return hosts;
 }
 
+uint64_t JobCoordinator::WaitWatched(const std::string& key, uint64_t seen, Deadline deadline) {
+  Mirror* m = MirrorOf(key, false);
+  if (m == nullptr) {
+    std::this_thread::sleep_until(std::min(deadline, DeadlineAfter(milliseconds(100))));
+    return seen;
+  }
+  return m->WaitChange(seen, deadline);
+}
+
+Result<RangeResult> JobCoordinator::WatchedPrefix(const std::string& dir,
+                                                  const std::string& prefix) {
+  Mirror* m = MirrorOf(dir, true);
+  if (m == nullptr) return Aborted("coordinator stopped");
+  auto all = m->All();
+  if (!all.ok()) return kv_->GetPrefix(prefix, DeadlineAfter(kCallTimeout));
+  RangeResult r;
+  for (auto it = all->lower_bound(prefix); it != all->end() && it->first.rfind(prefix, 0) == 0;
+       ++it)
+    r.kvs.push_back(std::move(it->second));
+  return r;
+}
+
+Result<std::map<uint32_t, HostInfo>> JobCoordinator::Hosts() {
+  GEMINI_ASSIGN_OR_RETURN(RangeResult r, kv_->GetPrefix("hosts/", DeadlineAfter(kCallTimeout)));
+  return DecodeHosts(r.kvs);
+}
+
+Result<std::map<uint32_t, HostInfo>> JobCoordinator::WatchedHosts() {
+  Mirror* m = MirrorOf("hosts/", true);
+  if (m == nullptr) return Aborted("coordinator stopped");
+  auto all = m->All();
+  if (!all.ok()) return Hosts();  // Not read yet: ask etcd itself.
+  std::vector<KeyValue> kvs;
+  for (auto& [key, kv] : *all) kvs.push_back(std::move(kv));
+  return DecodeHosts(kvs);
+}
+
 Status JobCoordinator::ReportReplicated(uint32_t rank, int64_t iteration, int64_t epoch) {
   return kv_
       ->Put(ReplicatedPrefix(epoch) + std::to_string(rank), std::to_string(iteration),
@@ -145,7 +202,8 @@ Status JobCoordinator::ReportReplicated(uint32_t rank, int64_t iteration, int64_
 }
 
 Result<int64_t> JobCoordinator::Complete() {
-  auto kv = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
+  auto kv = complete_ && complete_->synced() ? complete_->Get()
+                                             : kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
   if (!kv.ok()) return kv.status().code() == Code::kNotFound ? Result<int64_t>(-1) : kv.status();
   return ParseComplete(kv->value).iteration;
 }
@@ -169,8 +227,17 @@ Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
   int64_t candidate = INT64_MAX;
   for (uint32_t rank = 0; rank < world_size; ++rank)
     candidate = std::min(candidate, done.count(rank) ? done[rank] : -1);
+  return AdvanceComplete(me, candidate);
+}
+
+Result<int64_t> JobCoordinator::AdvanceComplete(int64_t epoch, int64_t candidate) {
+  const int64_t me = epoch;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    auto cur = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
+    // First from the mirror when it is current (one request per advance: the
+    // compare-and-swap); a stale copy only makes the swap fail, then etcd is read.
+    auto cur = attempt == 0 && complete_ && complete_->synced()
+                   ? complete_->Get()
+                   : kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
     if (!cur.ok() && cur.status().code() != Code::kNotFound) return cur.status();
     auto [epoch, iteration] = cur.ok() ? ParseComplete(cur->value) : CompleteRecord{};
     // A newer epoch's record wins; within an epoch the iteration only grows.
@@ -187,36 +254,31 @@ Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
 
 void JobCoordinator::WatchComplete(std::function<void(int64_t)> on_change) {
   on_complete_ = std::move(on_change);
-  watch_thread_ = std::thread([this] { WatchLoop(); });
+  complete_ = std::make_unique<Mirror>(kv_, kComplete, false, [this] { OnCompleteChanged(); });
+  complete_->Start();
 }
 
-// Polls rather than watches: through etcd's JSON gateway all watch streams
-// share one gRPC connection, and a stream to a host that died (its TCP peer
-// gone) can stall that connection, and every agent's etcd calls with it, until
-// TCP gives up. A read every 25 ms costs little and cannot stall.
-void JobCoordinator::WatchLoop() {
-  int64_t last_epoch = -1, last_iteration = -2;
-  while (!stopping_) {
-    auto cur = kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
-    if (cur.ok()) {
-      auto [epoch, iteration] = ParseComplete(cur->value);
-      if (epoch == epoch_ && (epoch != last_epoch || iteration != last_iteration))
-        on_complete_(iteration);
-      last_epoch = epoch;
-      last_iteration = iteration;
-    }
-    std::this_thread::sleep_for(milliseconds(25));
-  }
+void JobCoordinator::OnCompleteChanged() {
+  auto cur = complete_->Get();
+  if (!cur.ok()) return;
+  auto [epoch, iteration] = ParseComplete(cur->value);
+  if (epoch == epoch_ && (epoch != last_epoch_ || iteration != last_iteration_))
+    on_complete_(iteration);
+  last_epoch_ = epoch;
+  last_iteration_ = iteration;
 }
 
 void JobCoordinator::Stop() {
-  if (stopping_.exchange(true)) return;
-  if (watch_thread_.joinable()) watch_thread_.join();
+  std::map<std::string, std::unique_ptr<Mirror>> mirrors;
   std::unique_ptr<LeaseKeeper> keeper;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_.exchange(true)) return;
     keeper = std::move(keeper_);
+    mirrors.swap(mirrors_);
   }
+  if (complete_) complete_->Stop();
+  for (auto& [key, m] : mirrors) m->Stop();
   if (keeper) {
     keeper->Stop();
     (void)kv_->LeaseRevoke(keeper->id(), DeadlineAfter(kCallTimeout));

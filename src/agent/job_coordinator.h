@@ -13,8 +13,12 @@
 // iteration starts a new epoch, so stale "replicated" records of the
 // abandoned timeline never count toward completion.
 //
-// Thread-safe. Owns a LeaseKeeper (heartbeat thread) and, once started, a
-// thread delivering changes of `complete`; Stop() joins both.
+// Keys an agent reads over and over (plan, root, complete, hosts/) are
+// mirrored (coord/mirror.h): one read and one watch each, then only the
+// changes; reading them sends nothing to etcd.
+//
+// Thread-safe. Owns a LeaseKeeper (heartbeat thread) and the mirrors' threads
+// (started on first use); Stop() joins them.
 #pragma once
 
 #include <atomic>
@@ -29,6 +33,7 @@
 #include "common/status.h"
 #include "coord/kv_store.h"
 #include "coord/lease_keeper.h"
+#include "coord/mirror.h"
 
 namespace gemini {
 
@@ -56,8 +61,22 @@ class JobCoordinator {
   Status SetRanks(std::vector<uint32_t> ranks);
   // The host that owns `rank` (kNotFound if none ever registered it).
   Result<uint32_t> HostOfRank(uint32_t rank);
-  // Every registered host of the job, by host id.
+  // Every registered host of the job, by host id (read from etcd).
   Result<std::map<uint32_t, HostInfo>> Hosts();
+  // The same from a mirror of hosts/ (no request; for the root, which looks
+  // every tick). Every registration then reaches this agent as an event.
+  Result<std::map<uint32_t, HostInfo>> WatchedHosts();
+  // The current value of `key` (relative to the job prefix) from its mirror,
+  // started on first use: kNotFound when absent, kUnavailable before etcd
+  // was first read.
+  Result<KeyValue> Watched(const std::string& key);
+  // Waits until `key`'s mirror changes after version `seen` (0 at first) or
+  // the deadline passes; returns the version now. Wakes a thread on a change
+  // instead of it polling.
+  uint64_t WaitWatched(const std::string& key, uint64_t seen, Deadline deadline);
+  // Every key under `prefix` from a mirror of `dir` (a prefix of it, e.g.
+  // "ready/" for "ready/3/"), sorted by key, as GetPrefix would return them.
+  Result<RangeResult> WatchedPrefix(const std::string& dir, const std::string& prefix);
   // Records that `rank`'s shard of `iteration`, committed in `epoch`, is on
   // every holder. Only records of the current epoch count (TryAdvanceComplete).
   Status ReportReplicated(uint32_t rank, int64_t iteration, int64_t epoch);
@@ -65,9 +84,14 @@ class JobCoordinator {
   // 0..world_size-1 of this epoch when that is newer. Returns the complete
   // iteration afterwards (-1 if none).
   Result<int64_t> TryAdvanceComplete(uint32_t world_size);
+  // Advances `complete` to (epoch, iteration) unless it already holds a newer
+  // epoch or, in this epoch, an iteration at least as new (compare-and-swap).
+  // Returns the complete iteration of `epoch` afterwards (-1 if none).
+  Result<int64_t> AdvanceComplete(int64_t epoch, int64_t iteration);
+  // The complete iteration of any epoch (its mirror when WatchComplete runs).
   Result<int64_t> Complete();
   // Calls on_change(iteration) from a thread the coordinator owns, once now
-  // and after every change of `complete` in this epoch (polled every 25 ms).
+  // and after every change of `complete` in this epoch (a watch).
   void WatchComplete(std::function<void(int64_t)> on_change);
   void Stop();
   // Re-registers under a fresh lease if the heartbeat lease was lost (etcd
@@ -84,7 +108,9 @@ class JobCoordinator {
 
  private:
   Status PutSelf();
-  void WatchLoop();
+  static std::map<uint32_t, HostInfo> DecodeHosts(const std::vector<KeyValue>& kvs);
+  void OnCompleteChanged();
+  Mirror* MirrorOf(const std::string& key, bool prefix);
 
   const std::shared_ptr<KvStore> kv_;
   const int64_t ttl_s_;
@@ -94,8 +120,10 @@ class JobCoordinator {
   std::unique_ptr<LeaseKeeper> keeper_;
   bool registered_ = false;  // Register() succeeded once: Maintain() keeps it so.
   std::function<void(int64_t)> on_complete_;
+  std::unique_ptr<Mirror> complete_;                        // set once by WatchComplete
+  int64_t last_epoch_ = -1, last_iteration_ = -2;           // complete_'s thread only
+  std::map<std::string, std::unique_ptr<Mirror>> mirrors_;  // guarded by mu_
   std::atomic<bool> stopping_{false};
-  std::thread watch_thread_;
 };
 
 }  // namespace gemini

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "common/eventually.h"
 #include "coord/fake_kv_store.h"
 #include "coord/prefix_kv_store.h"
 
@@ -29,6 +30,8 @@ TEST(JobCoordinator, RegistersHostsUnderALease) {
   EXPECT_EQ((*hosts)[0].addr, "10.0.0.1");
   b.Stop();  // Leaves: its lease is revoked and its record disappears.
   EXPECT_EQ(a.Hosts()->size(), 1u);
+  // WatchedHosts() reads a mirror kept by a watch: the delete arrives shortly.
+  EXPECT_TRUE(Eventually([&] { return a.WatchedHosts()->size() == 1u; }));
 }
 
 TEST(JobCoordinator, CompleteIsTheSlowestRankAndOnlyGrows) {

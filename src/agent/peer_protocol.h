@@ -8,6 +8,8 @@
 //                -> kPeerFetchReply [u32 code][string message][string manifest][crcs]
 //                   then, if OK, kPeerData (data_bytes raw bytes)
 //   kPeerStatus  (empty) -> kPeerStatusReply [string json]
+//   kPeerReplicated [u32 host][i64 epoch][i64 iteration]   (to the root; completion.h)
+//                -> kPeerReplicatedAck [u32 code][string message]
 //
 // Control frames are bounded by kMaxControlFrame; a kPeerData frame must be
 // exactly the announced manifest's data_bytes and is received straight into
@@ -35,6 +37,8 @@ enum PeerMsg : uint32_t {
   kPeerReplicateChunked = 8,  // chunked_replica.h
   kPeerChunk = 9,
   kPeerChunkAck = 10,
+  kPeerReplicated = 11,  // completion.h
+  kPeerReplicatedAck = 12,
 };
 
 constexpr uint64_t kMaxControlFrame = 64ull << 20;
@@ -45,6 +49,16 @@ transport::FrameLimits PeerRequestLimits();
 std::string EncodeShardHeader(const Manifest& m, const std::vector<uint32_t>& crcs);
 // Decodes and validates (Manifest::Decode) a shard header; CRC count must match.
 Status DecodeShardHeader(const std::string& payload, Manifest* m, std::vector<uint32_t>* crcs);
+
+// A host's completion report: every shard of its ranks up to `iteration`
+// (committed in `epoch`) is on every holder.
+struct ReplicatedReport {
+  uint32_t host = 0;
+  int64_t epoch = 0;
+  int64_t iteration = -1;
+};
+std::string EncodeReplicatedReport(const ReplicatedReport& r);
+Result<ReplicatedReport> DecodeReplicatedReport(const std::string& payload);
 
 std::string EncodeStatusReply(const Status& st, const std::string& body = "");
 Status DecodeStatusReply(const std::string& payload, std::string* body);

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "agent/chunked_replica.h"
 #include "agent/peer_protocol.h"
 #include "common/log.h"
@@ -47,8 +49,28 @@ Status ReceiveShard(transport::Connection& conn, Store* store, uint64_t writer, 
 }  // namespace
 
 PeerService::PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned,
-                         int nice)
-    : store_(store), job_(std::move(job)), is_owned_(std::move(is_owned)), nice_(nice) {}
+                         int nice, ReportHandler on_report)
+    : store_(store),
+      job_(std::move(job)),
+      is_owned_(std::move(is_owned)),
+      nice_(nice),
+      on_report_(std::move(on_report)) {}
+
+transport::PeerServerOptions PeerServerOptionsFor(const std::string& job, uint32_t num_hosts) {
+  transport::PeerServerOptions o{job};
+  o.max_connections = std::max<size_t>(o.max_connections, 2 * size_t{num_hosts} + 16);
+  return o;
+}
+
+Status SendReplicatedReport(transport::Connection& conn, const ReplicatedReport& report,
+                            Deadline deadline) {
+  GEMINI_RETURN_IF_ERROR(
+      transport::SendFrame(conn, kPeerReplicated, EncodeReplicatedReport(report), deadline));
+  GEMINI_ASSIGN_OR_RETURN(
+      auto reply, transport::RecvFrame(conn, FrameLimits{{kPeerReplicatedAck, 4096}}, deadline));
+  std::string body;
+  return DecodeStatusReply(reply.payload, &body);
+}
 
 Status PeerService::Serve(transport::Connection& conn) {
   SetThreadNice(nice_);
@@ -76,6 +98,18 @@ Status PeerService::Serve(transport::Connection& conn) {
                                   EncodeStatusReply(Status::Ok(), store_->StatusJson(job_)),
                                   In(kTransfer));
         break;
+      case kPeerReplicated: {
+        auto report = DecodeReplicatedReport(payload);
+        if (!report.ok()) {
+          st = report.status();
+          break;
+        }
+        Status answer = on_report_ ? on_report_(*report)
+                                   : FailedPrecondition("this agent takes no completion reports");
+        st = transport::SendFrame(conn, kPeerReplicatedAck, EncodeStatusReply(answer),
+                                  In(kTransfer));
+        break;
+      }
       default:
         st = InvalidArgument("unexpected request type");
     }

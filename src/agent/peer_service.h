@@ -7,7 +7,9 @@
 // that breaks any rule gets an error reply (where the stream still allows)
 // and the connection is dropped; the slot it was writing is released and
 // nothing committed changes. kFetch: the shard is pinned and streamed from
-// the slot. kPeerStatus: the store's status JSON.
+// the slot. kPeerStatus: the store's status JSON. kPeerReplicated: a host's
+// completion report, handed to `on_report` (the root's tracker, completion.h);
+// its status is the answer.
 //
 // Also the client half of a fetch: FetchInto().
 // Thread-safe: one PeerService serves many connections concurrently (each on
@@ -20,8 +22,10 @@
 #include <string>
 
 #include "agent/fragments.h"
+#include "agent/peer_protocol.h"
 #include "store/store.h"
 #include "transport/connection.h"
+#include "transport/peer_server.h"
 
 namespace gemini {
 
@@ -30,7 +34,9 @@ class PeerService {
   // is_owned(rank): whether a trainer on this machine owns `rank` (then no
   // peer may write it).
   // Connection threads run at CPU nice `nice` (common/thread_priority.h).
-  PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned, int nice = 0);
+  using ReportHandler = std::function<Status(const ReplicatedReport&)>;
+  PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned, int nice = 0,
+              ReportHandler on_report = nullptr);
   // Serves requests until the peer closes (OK) or breaks a rule (error).
   Status Serve(transport::Connection& conn);
 
@@ -41,8 +47,19 @@ class PeerService {
   const std::string job_;
   const std::function<bool(uint32_t)> is_owned_;
   const int nice_;
+  const ReportHandler on_report_;
   std::atomic<uint64_t> next_writer_{uint64_t{1} << 62};
 };
+
+// The peer server's limits for a job of `num_hosts` hosts: the root keeps a
+// connection from every host (completion reports, completion.h) besides the
+// replica and fetch streams of its group, so the authenticated-connection
+// bound grows with the job (at least transport's default of 64).
+transport::PeerServerOptions PeerServerOptionsFor(const std::string& job, uint32_t num_hosts);
+
+// Sends a completion report to the root and waits for its answer.
+Status SendReplicatedReport(transport::Connection& conn, const ReplicatedReport& report,
+                            Deadline deadline);
 
 // Fetches (job, rank, iteration) from a peer into `store` as a committed
 // shard (CRC-verified before commit). Returns the fetched iteration. A peer

@@ -157,6 +157,10 @@ Status Replicator::Replicate(const Task& t) {
                        << coord_->epoch() << " now: not counted";
       return Status::Ok();
     }
+    if (options_.on_replicated) {  // Launch mode: the root learns it over the peer protocol.
+      options_.on_replicated(t.rank, t.epoch, t.iteration);
+      return Status::Ok();
+    }
     Status st = coord_->ReportReplicated(t.rank, t.iteration, t.epoch);
     Result<int64_t> complete = st.ok() ? coord_->TryAdvanceComplete(world_size) : st;
     if (complete.ok()) {

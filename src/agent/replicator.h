@@ -48,6 +48,9 @@ struct ReplicatorOptions {
   uint32_t num_hosts = 1;
   Redundancy redundancy = Redundancy::Copies(2);  // copies:M (the owner's included) or rs:K+F.
   std::chrono::milliseconds task_timeout{std::chrono::minutes(2)};
+  // Launch mode: a replicated shard is told to the host's CompletionReporter
+  // (completion.h) instead of being recorded per rank in etcd.
+  std::function<void(uint32_t rank, int64_t epoch, int64_t iteration)> on_replicated;
 };
 
 struct ReplicatorStats {

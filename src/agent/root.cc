@@ -14,6 +14,8 @@ namespace {
 
 using std::chrono::milliseconds;
 constexpr milliseconds kTick{100};
+constexpr milliseconds kIdleCampaign{1000};
+constexpr milliseconds kStopSlice{250};
 constexpr milliseconds kCall{2000};
 // A host missing from etcd (or with a trainer exit) is lost after this many
 // failed probes on successive ticks: one slow or refused dial of a loaded
@@ -42,15 +44,35 @@ void RootAgent::Stop() {
 }
 
 void RootAgent::Run() {
+  uint64_t office = 0;  // The `root` mirror's version last looked at.
   while (!stop_) {
-    if (Campaign()) Tick();
-    std::this_thread::sleep_for(kTick);
+    if (Campaign()) {
+      Tick();
+      std::this_thread::sleep_for(kTick);
+      continue;
+    }
+    // Not the root: campaign again when the office changes hands (a watch),
+    // at the latest after kIdleCampaign.
+    const Deadline until = DeadlineAfter(kIdleCampaign);
+    while (!stop_ && std::chrono::steady_clock::now() < until) {
+      // In slices, so that Stop() is seen within kStopSlice.
+      uint64_t now =
+          ctx_.coord->WaitWatched("root", office, std::min(until, DeadlineAfter(kStopSlice)));
+      if (now != office) {
+        office = now;
+        break;
+      }
+    }
   }
 }
 
 bool RootAgent::Campaign() {
   KvStore& kv = ctx_.coord->kv();
-  auto cur = kv.Get("root", DeadlineAfter(kCall));
+  // From the mirror (no request); only an office that looks empty is read
+  // from etcd itself before campaigning (the mirror may lag a fresh winner).
+  auto cur = ctx_.coord->Watched("root");
+  if (!cur.ok() && cur.status().code() == Code::kNotFound)
+    cur = kv.Get("root", DeadlineAfter(kCall));
   if (cur.ok()) {
     bool mine = cur->value == std::to_string(ctx_.host) && cur->lease == ctx_.coord->lease_id();
     if (mine != is_root_)
@@ -67,7 +89,6 @@ bool RootAgent::Campaign() {
   if (cur.status().code() != Code::kNotFound) return false;
   LeaseId lease = ctx_.coord->lease_id();
   if (lease == kNoLease) return false;  // Not registered (or fenced): no office without a lease.
-  if (lease == kNoLease) return false;
   auto won = kv.CreateIfAbsent("root", std::to_string(ctx_.host), DeadlineAfter(kCall), lease);
   is_root_ = won.ok() && *won;
   if (is_root_) {
@@ -90,11 +111,10 @@ Result<IterationKey> RootAgent::NewestPersisted() {
 }
 
 Result<Observations> RootAgent::Observe(const Plan& plan) {
-  KvStore& kv = ctx_.coord->kv();
   Observations obs;
   obs.now = WallNow();
   obs.lease_ttl_s = ctx_.lease_ttl_s;
-  GEMINI_ASSIGN_OR_RETURN(auto hosts, ctx_.coord->Hosts());
+  GEMINI_ASSIGN_OR_RETURN(auto hosts, ctx_.coord->WatchedHosts());
   for (const auto& [id, h] : hosts) {
     obs.live_hosts.insert(id);
     last_seen_[id] = h;
@@ -116,7 +136,7 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   for (const auto& [h, live] : Confirm(missing))
     if (live) obs.live_hosts.insert(h);
   GEMINI_ASSIGN_OR_RETURN(auto exits,
-                          kv.GetPrefix(EpochDir("exits", plan.epoch), DeadlineAfter(kCall)));
+                          ctx_.coord->WatchedPrefix("exits/", EpochDir("exits", plan.epoch)));
   for (const auto& e : exits.kvs) {
     // A trainer's exit: a forged or corrupt record still says "something
     // exited" only when its key names a rank; it is timed now.
@@ -141,7 +161,7 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
     for (const auto& [id, h] : hosts) failed_probes_.erase(id);  // Registered and quiet.
   }
   GEMINI_ASSIGN_OR_RETURN(auto ready,
-                          kv.GetPrefix(EpochDir("ready", plan.epoch), DeadlineAfter(kCall)));
+                          ctx_.coord->WatchedPrefix("ready/", EpochDir("ready", plan.epoch)));
   for (const auto& r : ready.kvs) {
     auto host = KeyId(r.key);
     auto rec = DecodeReady(r.value);
@@ -194,8 +214,7 @@ std::map<uint32_t, bool> RootAgent::Confirm(const std::map<uint32_t, HostInfo>& 
 }
 
 void RootAgent::Tick() {
-  KvStore& kv = ctx_.coord->kv();
-  auto cur = kv.Get("plan", DeadlineAfter(kCall));
+  auto cur = ctx_.coord->Watched("plan");  // A stale copy only makes a plan write fail.
   if (!cur.ok() || !placement_.ok()) return;
   auto plan = DecodePlan(cur->value);
   if (!plan.ok() || (known_ && plan->epoch < known_->epoch)) {
@@ -249,12 +268,11 @@ void RootAgent::RequestReplacements(const Plan& plan, const Plan& superseded) {
 }
 
 void RootAgent::Advance(const Plan& plan, int64_t mod_revision) {
-  KvStore& kv = ctx_.coord->kv();
   const char* dir = plan.state == "preparing" ? "ready"
                     : plan.state == "running" ? "done"
                                               : nullptr;
   if (dir == nullptr) return;
-  auto got = kv.GetPrefix(EpochDir(dir, plan.epoch), DeadlineAfter(kCall));
+  auto got = ctx_.coord->WatchedPrefix(std::string(dir) + "/", EpochDir(dir, plan.epoch));
   if (!got.ok() || got->kvs.size() < ctx_.config.num_hosts) return;
   Plan next = plan;
   next.state = plan.state == "preparing" ? "running" : "done";

@@ -6,16 +6,15 @@
 // on where the old one stopped (a plan still preparing is finished; a host
 // lost meanwhile is planned for).
 //
-// Each tick (100 ms) the root reads hosts/, exits/ and ready/ of the current
-// epoch, confirms a missing host by dialing it (a host that answers is only
-// re-registering, e.g. after an etcd outage; one that fails kProbesToLose
-// probes in a row, on successive ticks, is lost; the probes of one tick run
-// in parallel; a host this root never saw registered, other than the
-// previous root's, gets a lease TTL + 1 s from the root taking office to
-// register), decides, asks for
-// replacements (a standby if one is idle, else the machine provider), and
-// moves plans from preparing to running to done.
-// One thread, owned; Stop() joins it.
+// Each tick (100 ms) the root looks at hosts/, exits/ and ready/ of the current
+// epoch (mirrors kept by watches: no etcd request per tick), confirms a missing host by dialing it
+// (a host that answers is only re-registering, e.g. after an etcd outage; one that fails
+// kProbesToLose probes in a row, on successive ticks, is lost; the probes of one tick run in
+// parallel; a host this root never saw registered, other than the previous root's, gets a lease TTL
+// + 1 s from the root taking office to register), decides, asks for replacements (a standby if one
+// is idle, else the machine provider), and moves plans from preparing to running to done. An agent
+// that is not the root looks at the office when its mirror of `root` changes (at the latest every
+// second), not every tick. One thread, owned; Stop() joins it (within 250 ms).
 #pragma once
 
 #include <atomic>

@@ -54,7 +54,7 @@ void Worker::Run() {
 
 void Worker::Step() {
   if (fenced_) return;
-  auto kv = ctx_.coord->kv().Get("plan", DeadlineAfter(kCall));
+  auto kv = ctx_.coord->Watched("plan");  // A mirror: no request per step.
   Result<Plan> plan = kv.ok() ? DecodePlan(kv->value) : Result<Plan>(kv.status());
   // Declared lost while still running (frozen, or cut off past its lease): a
   // replacement serves this host id from that epoch on. Stand down before

@@ -179,6 +179,9 @@ class GrpcWatch : public Watch {
   }
 
   void Run(const pb::WatchCreateRequest& create) {
+    // A member cut off from the cluster's leader ends the watch instead of
+    // going silent (etcd's "require leader" for watches).
+    ctx_.AddMetadata("hasleader", "true");
     auto stream = stub_->Watch(&ctx_);
     pb::WatchRequest req;
     *req.mutable_create_request() = create;

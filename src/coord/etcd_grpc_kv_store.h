@@ -13,7 +13,8 @@
 // member. LeaseKeepAlive is one short-lived stream per call (one request, one
 // answer). A watch is one stream read by a thread the Watch owns; the stream
 // has no deadline, so gRPC keepalive pings (every 10 s, 3 s to answer) find a
-// dead connection, and then the watch breaks with kUnavailable.
+// dead connection, and then the watch breaks with kUnavailable; so does a
+// watch on a member that lost the cluster's leader (etcd's require-leader).
 //
 // Each store has its own connection per member (no sharing between stores:
 // the scale bench runs many agents in one process). Reconnects back off 100 ms
