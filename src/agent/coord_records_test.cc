@@ -10,6 +10,7 @@
 
 #include "agent/job_coordinator.h"
 #include "agent/plan.h"
+#include "common/eventually.h"
 #include "coord/fake_kv_store.h"
 
 namespace gemini {
@@ -115,13 +116,14 @@ TEST(CoordRecords, ForgedCompleteIsIgnoredAndRepaired) {
   ASSERT_TRUE(kv->Put("complete", R"({"epoch":"x","iteration":[]})", DeadlineAfter(1s)).ok());
   std::atomic<int> calls{0};
   coord.WatchComplete([&](int64_t) { ++calls; });
-  std::this_thread::sleep_for(100ms);  // Several polls of the forged value.
+  std::this_thread::sleep_for(100ms);  // The forged value reached the watch.
   EXPECT_EQ(*coord.Complete(), -1);
   ASSERT_TRUE(kv->Put("epochs/0/replicated/0", "not a number", DeadlineAfter(1s)).ok());
   EXPECT_EQ(*coord.TryAdvanceComplete(1), -1);  // The forged rank record does not count.
   ASSERT_TRUE(coord.ReportReplicated(0, 4, 0).ok());
   EXPECT_EQ(*coord.TryAdvanceComplete(1), 4);  // And the forged complete is replaced.
-  EXPECT_EQ(*coord.Complete(), 4);
+  // Complete() reads the watched copy once WatchComplete runs: it follows.
+  EXPECT_TRUE(Eventually([&] { return *coord.Complete() == 4; }));
   ASSERT_TRUE(kv->Put("ranks/0", "-3", DeadlineAfter(1s)).ok());
   EXPECT_EQ(coord.HostOfRank(0).status().code(), Code::kInvalidArgument);
   coord.Stop();

@@ -19,6 +19,7 @@
 #include "cli/redundancy_flags.h"
 #include "common/log.h"
 #include "common/paths.h"
+#include "common/stop_signals.h"
 #include "common/units.h"
 #include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
@@ -141,11 +142,15 @@ Result<AgentOptions> MakeOptions(const AgentArgs& a) {
 }
 
 int RunAgent(AgentArgs args) {
+  // Before any thread exists (gRPC starts its own): the main thread waits for
+  // the stop signals below, and none may land in another thread.
+  const sigset_t stop = BlockStopSignals();
   if (args.standby) {
     if (args.etcd.empty() || args.advertise.empty()) {
       std::cerr << "gemini agent: --standby needs --etcd and --advertise\n";
       return 2;
     }
+    ExitOnStopSignal exit_on_stop("gemini agent: standby");  // Nothing to stop yet.
     auto host = WaitForAssignment(args);
     if (!host.ok()) {
       std::cerr << "gemini agent: standby: " << host.status().ToString() << "\n";
@@ -159,12 +164,6 @@ int RunAgent(AgentArgs args) {
     std::cerr << "gemini agent: " << options.status().message() << "\n";
     return 2;
   }
-  // Block the stop signals in every thread; the main thread waits for them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   std::string dir = args.socket.substr(0, args.socket.rfind('/'));
   if (!dir.empty()) mkdir(dir.c_str(), 0700);
   Agent agent(*options);

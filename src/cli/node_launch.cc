@@ -16,10 +16,12 @@
 
 #include "agent/plan.h"
 #include "common/paths.h"
+#include "common/stop_signals.h"
 #include "common/subprocess.h"
 #include "common/units.h"
 #include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
+#include "coord/mirror.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/rendezvous.h"
 
@@ -211,6 +213,9 @@ int Node::Follow() {
   sigaddset(&stop, SIGINT);
   const timespec tick{0, 200'000'000};
   int64_t seen = 0;
+  // The plan, from a watch: looking every 200 ms costs etcd nothing.
+  Mirror plan_key(kv_, "plan", false);
+  plan_key.Start();
   for (;;) {
     int sig = sigtimedwait(&stop, nullptr, &tick);
     if (sig > 0) {
@@ -234,7 +239,7 @@ int Node::Follow() {
         Say("  " + lines[i]);
       return 1;
     }
-    auto kv = kv_->Get("plan", Call());
+    auto kv = plan_key.Get();
     if (!kv.ok() || kv->mod_revision == seen) continue;
     seen = kv->mod_revision;
     auto plan = DecodePlan(kv->value);
@@ -302,14 +307,16 @@ int Node::Run() {
   EtcdOptions eo;
   eo.endpoints = endpoints;
   eo.tls = a_.job.etcd_tls;
+  // Before the etcd client starts threads of its own: stop signals are then
+  // taken here, never in one of those (which would end the node uncleanly).
+  BlockStopSignals();
   kv_ = std::make_shared<PrefixKvStore>(NewEtcdKvStore(eo), "/gemini/" + a_.job.job + "/");
-  Status st = Join();  // A stop signal here ends the process: nothing runs yet.
+  Status st;
+  {
+    ExitOnStopSignal exit_on_stop("gemini launch");  // Nothing runs yet.
+    st = Join();
+  }
   // From here on stop signals are taken in Follow and forwarded to the agent.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   if (st.ok()) st = StartAgent();
   if (!st.ok()) {
     Say(st.ToString());
