@@ -253,8 +253,10 @@ EtcdGrpcKvStore::EtcdGrpcKvStore(EtcdOptions options) {
   args.SetMaxReceiveMessageSize(static_cast<int>(
       std::min<size_t>(options.max_response_bytes, std::numeric_limits<int>::max())));
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per store
+  // Reconnect soon after a failure. (GRPC_ARG_MIN_RECONNECT_BACKOFF_MS is
+  // left alone: it is also how long one connection attempt may take, TLS
+  // handshake included, and a loaded machine needs more than 100 ms.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   // etcd refuses pings more often than every 5 s, and without a call open.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
