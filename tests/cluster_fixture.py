@@ -24,17 +24,21 @@ class Cluster:
         self.name = "t" + uuid.uuid4().hex[:6]
         self.tmp = tmp_path
         self.n, self.replicas, self.job = hosts, replicas, job
-        self.procs, self.agents = [], {}
+        self.procs, self.agents, self.etcd = [], {}, None
         args = [CLUSTER, "up", str(hosts), "--name", self.name] + (["--rate", rate] if rate else [])
         subprocess.run(args, check=True, capture_output=True)
-        self.bridge = self._out("addr", "bridge")
-        self.addrs = [self._out("addr", str(i)) for i in range(hosts)]
-        self.secret = tmp_path / "secret"
-        self.secret.write_text(uuid.uuid4().hex * 2)
-        os.chmod(self.secret, 0o600)
-        self._start_etcd()
-        for i in range(hosts):
-            self.start_agent(i)
+        try:  # A failed start leaves no namespace, etcd or agent behind.
+            self.bridge = self._out("addr", "bridge")
+            self.addrs = [self._out("addr", str(i)) for i in range(hosts)]
+            self.secret = tmp_path / "secret"
+            self.secret.write_text(uuid.uuid4().hex * 2)
+            os.chmod(self.secret, 0o600)
+            self._start_etcd()
+            for i in range(hosts):
+                self.start_agent(i)
+        except BaseException:
+            self.down()
+            raise
 
     def _out(self, *args):
         return subprocess.run([CLUSTER, *args, "--name", self.name], check=True,
@@ -127,8 +131,9 @@ class Cluster:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-        self.etcd.kill()
-        self.etcd.wait()
+        if self.etcd is not None:
+            self.etcd.kill()
+            self.etcd.wait()
         subprocess.run([CLUSTER, "down", "--name", self.name], capture_output=True)
         for f in os.listdir("/dev/shm"):
             if f.startswith(f"gemini-{self.name}-"):

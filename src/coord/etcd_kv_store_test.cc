@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <thread>
 
@@ -172,6 +173,13 @@ std::string MakeCertificates(const char* name) {
 TEST_P(EtcdClientTest, TlsWithClientCertificatesAndNothingElse) {
   if (!HaveEtcd()) GTEST_SKIP() << "/usr/bin/etcd not installed";
   const std::string certs = MakeCertificates("a"), other = MakeCertificates("b");
+  struct RemoveAtEnd {
+    std::vector<std::string> dirs;
+    ~RemoveAtEnd() {
+      for (const auto& d : dirs)
+        if (!d.empty()) std::filesystem::remove_all(d);
+    }
+  } cleanup{{certs, other}};
   ASSERT_FALSE(certs.empty() || other.empty()) << "scripts/etcd-dev certs failed (openssl?)";
   const TlsFiles client{certs + "/ca.pem", certs + "/client.pem", certs + "/client.key"};
   EtcdProcessOptions o;
