@@ -196,6 +196,10 @@ class SimAgent {
     GEMINI_RETURN_IF_ERROR(server_->Start());
     GEMINI_RETURN_IF_ERROR(coord_->Register());
     coord_->WatchComplete([](int64_t) {});  // As an agent does (its store learns it).
+    link_ = std::make_unique<RootLink>(kv_.get(), [this](const HostInfo& to) {
+      return transport::DialPeer(to.addr, to.port, secret_, kJob,
+                                 DeadlineAfter(milliseconds(2000)));
+    });
     reporter_ = std::make_unique<CompletionReporter>(
         coord_.get(), std::vector<uint32_t>{host_},
         [this](uint32_t root, const ReplicatedReport& r) { return Send(root, r); });
@@ -233,7 +237,7 @@ class SimAgent {
     if (reporter_) reporter_->Stop();
     if (tracker_) tracker_->Stop();
     if (server_) server_->Stop();
-    conn_.reset();
+    link_.reset();
     if (coord_) coord_->Stop();
   }
 
@@ -253,18 +257,7 @@ class SimAgent {
 
   Status Send(uint32_t root, const ReplicatedReport& r) {
     if (root == host_) return OnReport(r);
-    if (!conn_ || conn_root_ != root) {
-      conn_.reset();
-      auto to = kv_->Get("hosts/" + std::to_string(root), DeadlineAfter(milliseconds(2000)));
-      if (!to.ok()) return to.status();
-      GEMINI_ASSIGN_OR_RETURN(HostInfo info, DecodeHostInfo(to->value));
-      GEMINI_ASSIGN_OR_RETURN(conn_, transport::DialPeer(info.addr, info.port, secret_, kJob,
-                                                         DeadlineAfter(milliseconds(2000))));
-      conn_root_ = root;
-    }
-    Status st = SendReplicatedReport(*conn_, r, DeadlineAfter(milliseconds(2000)));
-    if (!st.ok() && st.code() != Code::kFailedPrecondition) conn_.reset();
-    return st;
+    return link_->Send(root, r);
   }
 
   // What a worker does with etcd when a plan moves the job to a new epoch.
@@ -299,8 +292,7 @@ class SimAgent {
   std::unique_ptr<PeerService> service_;
   std::unique_ptr<transport::PeerServer> server_;
   std::unique_ptr<RootAgent> root_;
-  std::unique_ptr<transport::Connection> conn_;  // reporter thread only
-  uint32_t conn_root_ = 0;
+  std::unique_ptr<RootLink> link_;  // reporter thread only
   std::thread follower_;
   std::atomic<bool> stop_{false}, stopped_{false}, open_{false};
 };

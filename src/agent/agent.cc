@@ -209,6 +209,8 @@ Status Agent::StartCluster() {
     for (uint32_t i = 0; i < config_.nproc_per_host; ++i)
       ranks.push_back(c.host * config_.nproc_per_host + i);
     tracker_ = std::make_unique<CompletionTracker>(coord_.get(), config_.num_hosts);
+    root_link_ = std::make_unique<RootLink>(
+        &coord_->kv(), [this](const HostInfo& h) { return Dial(h, milliseconds(1000)); });
     reporter_ = std::make_unique<CompletionReporter>(
         coord_.get(), ranks,
         [this](uint32_t root, const ReplicatedReport& r) { return SendReport(root, r); });
@@ -340,20 +342,7 @@ Status Agent::OnReport(const ReplicatedReport& report) {
 
 Status Agent::SendReport(uint32_t root, const ReplicatedReport& report) {
   if (root == options_.cluster->host) return OnReport(report);
-  GEMINI_ASSIGN_OR_RETURN(auto hosts, coord_->Hosts());
-  auto it = hosts.find(root);
-  if (it == hosts.end())
-    return Unavailable("root host " + std::to_string(root) + " not registered");
-  const HostInfo& to = it->second;
-  if (!root_conn_ || root_conn_to_.host != to.host || root_conn_to_.addr != to.addr ||
-      root_conn_to_.port != to.port) {
-    root_conn_.reset();
-    GEMINI_ASSIGN_OR_RETURN(root_conn_, Dial(to, milliseconds(1000)));
-    root_conn_to_ = to;
-  }
-  Status st = SendReplicatedReport(*root_conn_, report, In(milliseconds(2000)));
-  if (!st.ok() && st.code() != Code::kFailedPrecondition) root_conn_.reset();  // Dial again.
-  return st;
+  return root_link_->Send(root, report);
 }
 
 Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iteration,

@@ -134,8 +134,7 @@ class Agent {
   std::unique_ptr<CompletionTracker> tracker_;
   std::unique_ptr<CompletionReporter> reporter_;
   std::atomic<bool> reports_open_{false};  // tracker_ and root_ exist: OnReport may use them
-  std::unique_ptr<transport::Connection> root_conn_;  // reporter thread only
-  HostInfo root_conn_to_;                             // whom root_conn_ reaches
+  std::unique_ptr<RootLink> root_link_;    // reporter thread only
   JobConfig config_;
   Redundancy redundancy_;  // The cluster option's, or in launch mode the job config's.
   std::optional<transport::JobSecret> secret_;

@@ -3,12 +3,14 @@
 #include <algorithm>
 
 #include "agent/coord_records.h"
+#include "agent/peer_service.h"
 #include "common/log.h"
 
 namespace gemini {
 namespace {
 
 using std::chrono::milliseconds;
+constexpr milliseconds kCall{2000};
 constexpr size_t kEpochsKept = 4;  // reports of newer epochs than the root has entered yet
 
 }  // namespace
@@ -93,6 +95,20 @@ void CompletionTracker::Run() {
       retry = true;  // etcd away.
     }
   }
+}
+
+Status RootLink::Send(uint32_t root, const ReplicatedReport& report) {
+  if (!conn_ || conn_root_ != root) {
+    conn_.reset();
+    GEMINI_ASSIGN_OR_RETURN(KeyValue kv,
+                            kv_->Get("hosts/" + std::to_string(root), DeadlineAfter(kCall)));
+    GEMINI_ASSIGN_OR_RETURN(HostInfo to, DecodeHostInfo(kv.value));
+    GEMINI_ASSIGN_OR_RETURN(conn_, dial_(to));
+    conn_root_ = root;
+  }
+  Status st = SendReplicatedReport(*conn_, report, DeadlineAfter(kCall));
+  if (!st.ok() && st.code() != Code::kFailedPrecondition) conn_.reset();  // Dial again.
+  return st;
 }
 
 CompletionReporter::CompletionReporter(JobCoordinator* coord, std::vector<uint32_t> ranks,

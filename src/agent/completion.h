@@ -30,12 +30,14 @@
 #include <condition_variable>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
 #include "agent/job_coordinator.h"
 #include "agent/peer_protocol.h"
+#include "transport/connection.h"
 
 namespace gemini {
 
@@ -68,6 +70,22 @@ class CompletionTracker {
   bool dirty_ = false;
   bool stop_ = false;
   std::thread thread_;
+};
+
+// A host's connection to the root for its reports: reads the root's
+// registration (hosts/<root>) and dials it when the office changes hands or
+// the connection broke, and keeps it otherwise. Reporter thread only.
+class RootLink {
+ public:
+  using Dialer = std::function<Result<std::unique_ptr<transport::Connection>>(const HostInfo& to)>;
+  RootLink(KvStore* kv, Dialer dial) : kv_(kv), dial_(std::move(dial)) {}
+  Status Send(uint32_t root, const ReplicatedReport& report);
+
+ private:
+  KvStore* const kv_;
+  const Dialer dial_;
+  std::unique_ptr<transport::Connection> conn_;
+  uint32_t conn_root_ = 0;
 };
 
 // A host's side: turns per-rank "replicated" events into host reports and

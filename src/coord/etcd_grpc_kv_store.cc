@@ -2,9 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <condition_variable>
 #include <cstdlib>
-#include <deque>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -13,6 +11,7 @@
 #include "common/log.h"
 #include "coord/etcd_api/rpc.grpc.pb.h"
 #include "coord/etcd_codec.h"
+#include "coord/watch_queue.h"
 
 namespace gemini {
 namespace pb = etcdserverpb;
@@ -141,43 +140,19 @@ class GrpcWatch : public Watch {
   // Starts the stream and waits, until `deadline`, for etcd to confirm the watch.
   Status Start(pb::WatchCreateRequest create, Deadline deadline) {
     thread_ = std::thread([this, create = std::move(create)] { Run(create); });
-    std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_until(lock, deadline, [&] { return created_ || !error_.ok(); })) {
-      lock.unlock();
-      ctx_.TryCancel();
-      return DeadlineExceeded("etcd " + target_ + ": watch not confirmed in time");
-    }
-    return created_ ? Status::Ok() : error_;
+    Status st = q_.WaitCreated(deadline, "etcd " + target_ + ": watch not confirmed in time");
+    if (st.code() == Code::kDeadlineExceeded) ctx_.TryCancel();
+    return st;
   }
 
-  Result<std::vector<WatchEvent>> Poll(Deadline deadline) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return !queue_.empty() || !error_.ok(); });
-    if (queue_.empty() && !error_.ok()) return error_;
-    std::vector<WatchEvent> out(std::make_move_iterator(queue_.begin()),
-                                std::make_move_iterator(queue_.end()));
-    queue_.clear();
-    return out;
-  }
+  Result<std::vector<WatchEvent>> Poll(Deadline deadline) override { return q_.Poll(deadline); }
 
   void Cancel() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (error_.ok()) error_ = Aborted("watch cancelled");
-    }
-    cv_.notify_all();
+    q_.Fail(Aborted("watch cancelled"));
     ctx_.TryCancel();
   }
 
  private:
-  void Fail(Status st) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (error_.ok()) error_ = std::move(st);
-    }
-    cv_.notify_all();
-  }
-
   void Run(const pb::WatchCreateRequest& create) {
     // A member cut off from the cluster's leader ends the watch instead of
     // going silent (etcd's "require leader" for watches).
@@ -197,18 +172,13 @@ class GrpcWatch : public Watch {
           ev.kv = FromPb(e.kv());
           events.push_back(std::move(ev));
         }
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          created_ = created_ || resp.created();
-          for (auto& ev : events) queue_.push_back(std::move(ev));
-        }
-        cv_.notify_all();
+        q_.Push(std::move(events), resp.created());
         if (resp.canceled()) {
-          Fail(Aborted("etcd " + target_ + ": watch cancelled by etcd" +
-                       (resp.compact_revision() > 0
-                            ? " (history compacted at revision " +
-                                  std::to_string(resp.compact_revision()) + ")"
-                            : ": " + resp.cancel_reason())));
+          q_.Fail(Aborted("etcd " + target_ + ": watch cancelled by etcd" +
+                          (resp.compact_revision() > 0
+                               ? " (history compacted at revision " +
+                                     std::to_string(resp.compact_revision()) + ")"
+                               : ": " + resp.cancel_reason())));
           broke = true;
           break;
         }
@@ -216,10 +186,10 @@ class GrpcWatch : public Watch {
     }
     if (broke) ctx_.TryCancel();
     grpc::Status st = stream->Finish();
-    Fail(st.ok() ? Unavailable("etcd " + target_ + ": watch stream ended")
-                 : Status(st.error_code() == grpc::StatusCode::CANCELLED ? Code::kAborted
-                                                                         : Code::kUnavailable,
-                          "etcd " + target_ + ": watch stream broke: " + st.error_message()));
+    q_.Fail(st.ok() ? Unavailable("etcd " + target_ + ": watch stream ended")
+                    : Status(st.error_code() == grpc::StatusCode::CANCELLED ? Code::kAborted
+                                                                            : Code::kUnavailable,
+                             "etcd " + target_ + ": watch stream broke: " + st.error_message()));
   }
 
   std::unique_ptr<pb::Watch::Stub> stub_;
@@ -227,11 +197,7 @@ class GrpcWatch : public Watch {
   const std::string target_;
   grpc::ClientContext ctx_;
   std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool created_ = false;          // guarded by mu_
-  std::deque<WatchEvent> queue_;  // guarded by mu_
-  Status error_;                  // guarded by mu_; sticky
+  WatchQueue q_;
 };
 
 }  // namespace

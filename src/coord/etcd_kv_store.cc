@@ -1,7 +1,5 @@
 #include "coord/etcd_kv_store.h"
 
-#include <condition_variable>
-#include <deque>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -9,6 +7,7 @@
 
 #include "common/log.h"
 #include "coord/etcd_codec.h"
+#include "coord/watch_queue.h"
 
 namespace gemini {
 
@@ -44,25 +43,10 @@ class EtcdWatch : public Watch {
   // Starts the stream and waits until etcd confirms the watch exists.
   Status Start(Deadline deadline) {
     thread_ = std::thread([this, deadline] { RunStream(deadline); });
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return created_ || !error_.ok(); });
-    if (created_) return Status::Ok();
-    if (!error_.ok()) return error_;
-    return DeadlineExceeded("etcd watch: not created before the deadline");
+    return q_.WaitCreated(deadline, "etcd watch: not created before the deadline");
   }
 
-  Result<std::vector<WatchEvent>> Poll(Deadline deadline) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_until(lock, deadline, [&] { return !queue_.empty() || !error_.ok(); });
-    if (!queue_.empty()) {
-      std::vector<WatchEvent> out(std::make_move_iterator(queue_.begin()),
-                                  std::make_move_iterator(queue_.end()));
-      queue_.clear();
-      return out;
-    }
-    if (!error_.ok()) return error_;
-    return std::vector<WatchEvent>{};
-  }
+  Result<std::vector<WatchEvent>> Poll(Deadline deadline) override { return q_.Poll(deadline); }
 
   void Cancel() override {
     Fail(Aborted("watch canceled"));
@@ -77,12 +61,7 @@ class EtcdWatch : public Watch {
     Fail(st);
   }
 
-  // Records the first error (sticky) and wakes pollers.
-  void Fail(Status st) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (error_.ok()) error_ = std::move(st);
-    cv_.notify_all();
-  }
+  void Fail(Status st) { q_.Fail(std::move(st)); }
 
   bool OnData(std::string_view data) {
     buffer_.append(data);
@@ -126,10 +105,7 @@ class EtcdWatch : public Watch {
       Fail(events.status());
       return false;
     }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (etcd::Bool(*result, "created")) created_ = true;
-    for (auto& ev : *events) queue_.push_back(std::move(ev));
-    cv_.notify_all();
+    q_.Push(std::move(*events), etcd::Bool(*result, "created"));
     return true;
   }
 
@@ -138,11 +114,7 @@ class EtcdWatch : public Watch {
   HttpStream stream_;
   std::thread thread_;
   std::string buffer_;  // stream thread only
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool created_ = false;          // guarded by mu_
-  std::deque<WatchEvent> queue_;  // guarded by mu_
-  Status error_;                  // guarded by mu_; sticky
+  WatchQueue q_;
 };
 
 }  // namespace
