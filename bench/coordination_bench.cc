@@ -183,7 +183,7 @@ class SimAgent {
         std::make_unique<JobCoordinator>(kv_, HostInfo{host_, "127.0.0.1", port, {host_}}, ttl_);
     tracker_ = std::make_unique<CompletionTracker>(coord_.get(), config_.num_hosts, on_advanced_);
     service_ = std::make_unique<PeerService>(
-        nullptr, kJob, [](uint32_t) { return false; }, 0,
+        nullptr, kJob, [](const std::string&, uint32_t) { return false; }, 0,
         [this](const ReplicatedReport& r) { return OnReport(r); });
     // Every simulated host dials from 127.0.0.1: the per-source handshake
     // pool, sized for one machine's connections, must hold all of them.
@@ -195,7 +195,7 @@ class SimAgent {
         [this](transport::Connection& c) { return service_->Serve(c); });
     GEMINI_RETURN_IF_ERROR(server_->Start());
     GEMINI_RETURN_IF_ERROR(coord_->Register());
-    coord_->WatchComplete([](int64_t) {});  // As an agent does (its store learns it).
+    coord_->WatchComplete([](int64_t, int64_t) {});  // As an agent does (its store learns it).
     link_ = std::make_unique<RootLink>(kv_.get(), [this](const HostInfo& to) {
       return transport::DialPeer(to.addr, to.port, secret_, kJob,
                                  DeadlineAfter(milliseconds(2000)));

@@ -144,3 +144,32 @@ def test_h_an_etcd_member_dies_then_a_host(reference, tmp_path):
     report["events"] = report["events"][1:]
     ev = check(reference, report, logs, "hardware", "peer")
     assert ev["injected_at_iteration"] >= 8
+
+
+def test_i_a_lost_host_with_no_replacement_leaves_the_job(reference, tmp_path):
+    # `--nnodes 3:4` and no standby: the job goes on with the 3 hosts left.
+    # Every trainer restarts with world size 3 and reshards the newest
+    # complete iteration of the 4-rank world from the agents' memory (the
+    # lost host's shard from its replica): the restored state is bit for bit
+    # the uninterrupted run's at that iteration. Replication and completion
+    # go on over the 3 members (each holds its own shard and one replica).
+    report, logs = launch(tmp_path, "i", "kill-host:2@5", ["--min-hosts", "3"])
+    _, ref_crcs = reference
+    assert report["final_iteration"] == ITERATIONS
+    (ev,) = report["events"]
+    assert ev["plan_kind"] == "shrink", ev
+    assert ev["detect_s"] <= TTL + 1, ev
+    # Nothing older than the newest complete iteration when the host died.
+    assert ev["injected_at_iteration"] - 1 <= ev["resumed_iteration"] <= ev["injected_at_iteration"]
+    starts = [e for e in trainer_events(logs) if e["event"] == "start" and e["resumed_from"]]
+    assert starts and starts[-1]["world"] == 3, starts
+    for s in starts:
+        assert s["state_crc"] == ref_crcs[s["resumed_from"]], s
+    assert starts[-1]["resumed_from"] == ev["resumed_iteration"]
+    nodes = {p.name: p.read_text() for p in logs.glob("node-*.log")}
+    assert len(nodes) == 4, nodes.keys()  # No machine was asked for or started.
+    memory = report["memory"]["hosts"]
+    assert sorted(h["host"] for h in memory) == [0, 1, 3], memory
+    # Shards differ by a few bytes between ranks: about 2x, not exactly.
+    assert all(h["own_bytes"] > 0 and h["factor"] > 1.9 for h in memory), memory
+    print("EVENT", json.dumps(ev), "MEMORY", json.dumps(memory))

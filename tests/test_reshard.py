@@ -148,6 +148,17 @@ def test_generation_plan():
         plan("j", 2, [{"j": [2, 1]}, {"j": [4, 1]}])
     with pytest.raises(GeminiError, match="not the 4 its name says"):
         plan("j", 2, [{"j.world4": [2, 1]}])
+    # `gemini launch` names the store job (the agents replicate that one):
+    # after a shrink from 4 to 3 ranks, restore from "j", save into "j.world3",
+    # even where "j" was already dropped and the bare name is free.
+    p = plan("j", 3, [{"j": [4, 5]}], target="j.world3")
+    assert (p.source, p.source_world, p.iteration, p.target) == ("j", 4, 5, "j.world3")
+    p = plan("j", 2, [{"j.world3": [3, 9]}], target="j.world2")
+    assert (p.source, p.target, p.superseded) == ("j.world3", "j.world2", {"j.world3": 9})
+    with pytest.raises(GeminiError, match="not job 'j'"):
+        plan("j", 2, [{}], target="k.world2")
+    with pytest.raises(GeminiError, match="world size 3, not this world's 2"):
+        plan("j", 2, [{"j.world3": [3, 9]}], target="j.world3")
 
 
 def test_an_agent_holding_no_shard_of_a_job_gives_no_view_of_it():

@@ -73,13 +73,15 @@ class Plan:
                 f"superseded={self.superseded})")
 
 
-def plan(job, world, views):
+def plan(job, world, views, target=None):
     """The Plan every rank derives alike from all ranks' local views.
 
     A generation's complete iteration is the smallest any rank's agent reports
     for it (what every rank can load; ranks whose agent lacks it fetch shards
     from peers). The newest wins; on a tie, the one of this world size, then
-    the bare job name."""
+    the bare job name. `target`: the store job to save into when the caller is
+    told (`gemini launch` sets $GEMINI_STORE_JOB: the agents replicate and
+    complete that one); it must be `job` or one of its generations."""
     merged = {}
     for v in views:
         for n, (w, it) in sorted(v.items()):
@@ -101,7 +103,14 @@ def plan(job, world, views):
     source = max(complete)[3] if complete else None
     iteration = merged[source][1] if source else -1
     source_world = merged[source][0] if source else None
-    if source is not None and source_world == world:
+    if target is not None:
+        if not belongs(job, target):
+            raise GeminiError(f"store job {target!r} (GEMINI_STORE_JOB) is not job {job!r} "
+                              f"nor one of its {SEP}N generations")
+        if target in merged and merged[target][0] != world:
+            raise GeminiError(f"store job {target!r} (GEMINI_STORE_JOB) holds checkpoints of "
+                              f"world size {merged[target][0]}, not this world's {world}")
+    elif source is not None and source_world == world:
         target = source
     elif job not in merged or merged[job][0] == world:
         target = job

@@ -759,7 +759,12 @@ class Checkpointer:
         agent's view, all-gathered (JSON), one plan derived alike on every rank."""
         view = json.dumps(generations.local_view(self.client, self.job)).encode()
         views = [json.loads(v) for v in self._all_gather_bytes(view)]
-        self._plan = generations.plan(self.job, self.world, views)
+        # Under `gemini launch` the agents replicate and complete one store job
+        # per epoch, named here ($GEMINI_STORE_JOB, its world's generation).
+        target = os.environ.get("GEMINI_STORE_JOB") or None
+        if target is not None and not generations.belongs(self.job, target):
+            target = None  # Another job's launcher variable: this Checkpointer's job decides.
+        self._plan = generations.plan(self.job, self.world, views, target)
         self.store_job = self._plan.target
         return self._plan
 

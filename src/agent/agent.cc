@@ -96,17 +96,17 @@ Status Agent::Start() {
     };
     hooks.on_event = [this](const std::string& job, uint32_t rank, int64_t it, uint32_t kind,
                             int op, double t) {
-      if (job != options_.cluster->job) return Status::Ok();
+      if (!IsGenerationOf(options_.cluster->job, job)) return Status::Ok();
       return interleaver_->OnEvent(rank, it, static_cast<TimelineEvent>(kind), op, t);
     };
     hooks.wait_due = [this](const std::string& job, uint32_t rank, int64_t it, bool before_step,
                             milliseconds timeout) {
-      if (job != options_.cluster->job) return Status::Ok();
+      if (!IsGenerationOf(options_.cluster->job, job)) return Status::Ok();
       return interleaver_->WaitDue(rank, it, before_step,
                                    std::chrono::steady_clock::now() + timeout);
     };
     hooks.schedule_json = [this](const std::string& job) -> Result<std::string> {
-      if (job != options_.cluster->job)
+      if (!IsGenerationOf(options_.cluster->job, job))
         return NotFound("this agent serves job '" + options_.cluster->job + "'");
       return ScheduleToJson(interleaver_->GetSchedule()).dump();
     };
@@ -134,7 +134,7 @@ std::vector<ScrapeReading> Agent::Gauges() {
       {"gemini_memory_budget_bytes", "Shared memory the store may use (--budget)",
        s["budget_bytes"].get<double>()}};
   if (options_.cluster) {
-    const std::string& job = options_.cluster->job;
+    const std::string job = Layout()->store_job();
     ReplicatorStats r = replicator_->stats();
     ProtectionReport protection = CheckProtection();
     const auto kCounter = ScrapeReading::kCounter;
@@ -165,7 +165,8 @@ Status Agent::StartCluster() {
     return InvalidArgument("--host-id " + std::to_string(c.host) + " must be below --hosts " +
                            std::to_string(c.num_hosts));
   redundancy_ = c.redundancy;
-  GEMINI_RETURN_IF_ERROR(JobPlacement(c.num_hosts, redundancy_).status());
+  config_.num_hosts = c.num_hosts;
+  config_.redundancy = redundancy_;
   GEMINI_ASSIGN_OR_RETURN(transport::JobSecret secret, transport::JobSecret::Load(c.secret_file));
   secret_ = secret;
   EtcdOptions eo;
@@ -184,9 +185,13 @@ Status Agent::StartCluster() {
     io.replication_nice = config_.replication_nice;
     redundancy_ = config_.redundancy;  // The launcher's word over this agent's flags.
   }
+  // Every host of the job until a plan says otherwise (launch mode: the worker
+  // sets each epoch's, SetLayout).
+  GEMINI_ASSIGN_OR_RETURN(layout_, JobLayout::Make(c.job, config_, {}));
+  layouts_[c.job] = layout_;
   peer_service_ = std::make_unique<PeerService>(
-      store_.get(), c.job, [this](uint32_t r) { return Owns(r); }, io.replication_nice,
-      [this](const ReplicatedReport& r) { return OnReport(r); });
+      store_.get(), c.job, [this](const std::string& job, uint32_t r) { return Owns(job, r); },
+      io.replication_nice, [this](const ReplicatedReport& r) { return OnReport(r); });
   GEMINI_ASSIGN_OR_RETURN(auto listener, transport::TcpListener::Listen(c.listen_addr, c.port));
   uint16_t port = listener->port();
   peer_server_ = std::make_unique<transport::PeerServer>(
@@ -198,7 +203,15 @@ Status Agent::StartCluster() {
   GEMINI_RETURN_IF_ERROR(coord_->Register([](const Status& st) {
     GEMINI_LOG(ERROR) << "[agent] heartbeat lease lost: " << st.ToString();
   }));
-  coord_->WatchComplete([this, job = c.job](int64_t it) {
+  coord_->WatchComplete([this](int64_t epoch, int64_t it) {
+    // An iteration of this epoch: its store job is the epoch's (a completion
+    // seen just as the worker moves on belongs to no store job it keeps).
+    std::string job;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!options_.cluster->launch || layout_epoch_ == epoch) job = layout_->store_job();
+    }
+    if (job.empty()) return;
     store_->SetExternalComplete(job, it);
     protection_.OnComplete(it);
   });
@@ -255,10 +268,15 @@ Status Agent::StartLaunchMode() {
     po.every_seconds = 0;  // Only P: every machine must pick the same iterations.
     GEMINI_ASSIGN_OR_RETURN(persist_, PersistentTier::Open(PersistEnv::Posix(), po));
   }
-  worker_ = std::make_unique<Worker>(WorkerContext{
-      c.job, c.host, options_.socket, c.log_dir, config_, store_.get(), coord_.get(),
-      [this, job = c.job](uint32_t rank, int64_t it) { return Fetch(job, rank, it, -1); },
-      &metrics_});
+  worker_ = std::make_unique<Worker>(
+      WorkerContext{c.job, c.host, options_.socket, c.log_dir, config_, store_.get(), coord_.get(),
+                    [this](const std::string& job, uint32_t rank, int64_t it) {
+                      return Fetch(job, rank, it, -1);
+                    },
+                    &metrics_,
+                    [this](int64_t epoch, LayoutPtr current, LayoutPtr resume) {
+                      SetLayout(epoch, std::move(current), std::move(resume));
+                    }});
   root_ = std::make_unique<RootAgent>(
       RootContext{c.job, c.host, config_, static_cast<double>(c.lease_ttl_s), coord_.get(),
                   [this](const HostInfo& h) { return Dial(h, milliseconds(700)).ok(); }});
@@ -270,14 +288,14 @@ Status Agent::StartLaunchMode() {
   return Status::Ok();
 }
 
-void Agent::Persist(uint32_t rank, int64_t iteration) {
+void Agent::Persist(const std::string& job, uint32_t rank, int64_t iteration) {
   if (!persist_ || iteration % config_.persist_every != 0) return;
-  auto pin = store_->Pin(options_.cluster->job, rank, iteration);
+  auto pin = store_->Pin(job, rank, iteration);
   if (!pin.ok()) return;
   // Written straight from the pinned slot (no copy outside the store's
-  // budget); the slot is not reused until the tier is done with it.
-  auto offered = persist_->OfferPinned(options_.cluster->job, rank, iteration, coord_->epoch(),
-                                       std::move(*pin));
+  // budget); the slot is not reused until the tier is done with it. Under
+  // the store job: each world size's files apart.
+  auto offered = persist_->OfferPinned(job, rank, iteration, coord_->epoch(), std::move(*pin));
   if (!offered.ok()) GEMINI_LOG(WARN) << "[agent] persist: " << offered.status().ToString();
 }
 
@@ -302,13 +320,42 @@ std::string Agent::peer_address() const {
   return coord_ ? coord_->self().addr + ":" + std::to_string(coord_->self().port) : "";
 }
 
-bool Agent::Owns(uint32_t rank) {
+LayoutPtr Agent::Layout() {
   std::lock_guard<std::mutex> lock(mu_);
-  return owned_ranks_.count(rank) > 0;
+  return layout_;
+}
+
+void Agent::SetLayout(int64_t epoch, LayoutPtr current, LayoutPtr resume) {
+  const uint32_t self = options_.cluster->host;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    layout_ = current;
+    layout_epoch_ = epoch;
+    // Fetches serve this world and the one it resumes from (resharding).
+    layouts_ = {{current->store_job(), current}, {resume->store_job(), resume}};
+    std::vector<uint32_t> ranks = current->Ranks(self);
+    owned_ranks_ = std::set<uint32_t>(ranks.begin(), ranks.end());
+  }
+  replicator_->SetLayout(current);
+  tracker_->SetMembers(epoch, current->members());
+  reporter_->SetRanks(current->Ranks(self));
+  Status st = coord_->SetRanks(current->Ranks(self));
+  if (!st.ok()) GEMINI_LOG(WARN) << "[agent] publishing ranks: " << st.ToString();
+}
+
+bool Agent::Owns(const std::string& job, uint32_t rank) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (options_.cluster->launch) {  // Ranks follow from the members.
+    auto it = layouts_.find(job);
+    if (it == layouts_.end()) return false;
+    auto host = it->second->HostOfRank(rank);
+    return host.ok() && *host == options_.cluster->host;
+  }
+  return job == options_.cluster->job && owned_ranks_.count(rank) > 0;
 }
 
 void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration) {
-  if (job != options_.cluster->job) return;  // Other jobs stay local.
+  if (job != Layout()->store_job()) return;  // Other jobs stay local.
   bool fresh = false;
   std::vector<uint32_t> ranks;
   {
@@ -324,7 +371,7 @@ void Agent::OnTrainerCommit(const std::string& job, uint32_t rank, int64_t itera
   (void)CheckProtection();  // Warns once when protection is lost.
   replicator_->OnCommit(rank, iteration);
   if (worker_) worker_->OnCommit(rank, iteration);
-  Persist(rank, iteration);
+  Persist(job, rank, iteration);
 }
 
 Result<std::unique_ptr<transport::Connection>> Agent::Dial(const HostInfo& host,
@@ -345,20 +392,34 @@ Status Agent::SendReport(uint32_t root, const ReplicatedReport& report) {
   return root_link_->Send(root, report);
 }
 
+Result<LayoutPtr> Agent::LayoutOf(const std::string& job) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = layouts_.find(job);
+  if (it == layouts_.end())
+    return NotFound("this agent serves job '" + options_.cluster->job + "' (store job '" +
+                    layout_->store_job() + "' now), not '" + job + "'");
+  return it->second;
+}
+
+Result<uint32_t> Agent::OwnerOf(const JobLayout& layout, uint32_t rank) {
+  if (options_.cluster->launch) return layout.HostOfRank(rank);  // Ranks follow from members.
+  GEMINI_ASSIGN_OR_RETURN(uint32_t owner, Retried([&] { return coord_->HostOfRank(rank); }));
+  if (!layout.Has(owner)) return Internal("rank's host out of range");
+  return owner;
+}
+
 Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iteration,
                              int64_t from) {
   const ClusterOptions& c = *options_.cluster;
-  if (job != c.job) return NotFound("this agent serves job '" + c.job + "', not '" + job + "'");
-  if (redundancy_.erasure() && from < 0) return FetchFragments(job, rank, iteration);
+  GEMINI_ASSIGN_OR_RETURN(LayoutPtr layout, LayoutOf(job));
+  if (redundancy_.erasure() && from < 0) return FetchFragments(*layout, rank, iteration);
   std::vector<uint32_t> candidates;
   if (from >= 0) {
     candidates.push_back(static_cast<uint32_t>(from));
   } else {
-    GEMINI_ASSIGN_OR_RETURN(uint32_t owner, Retried([&] { return coord_->HostOfRank(rank); }));
-    GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(c.num_hosts, redundancy_));
-    if (owner >= c.num_hosts) return Internal("rank's host out of range");
-    for (int h : p.holders[owner])
-      if (static_cast<uint32_t>(h) != c.host) candidates.push_back(static_cast<uint32_t>(h));
+    GEMINI_ASSIGN_OR_RETURN(uint32_t owner, OwnerOf(*layout, rank));
+    for (uint32_t h : layout->Holders(owner))
+      if (h != c.host) candidates.push_back(h);
   }
   GEMINI_ASSIGN_OR_RETURN(auto hosts, Retried([&] { return coord_->Hosts(); }));
   Status last = NotFound("no live holder of rank " + std::to_string(rank));
@@ -385,13 +446,12 @@ Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iter
   return last;
 }
 
-Result<int64_t> Agent::FetchFragments(const std::string& job, uint32_t rank, int64_t iteration) {
+Result<int64_t> Agent::FetchFragments(const JobLayout& layout, uint32_t rank, int64_t iteration) {
   const ClusterOptions& c = *options_.cluster;
-  GEMINI_ASSIGN_OR_RETURN(uint32_t owner, Retried([&] { return coord_->HostOfRank(rank); }));
-  GEMINI_ASSIGN_OR_RETURN(Placement p, JobPlacement(c.num_hosts, redundancy_));
-  if (owner >= c.num_hosts) return Internal("rank's host out of range");
+  const std::string& job = layout.store_job();
+  GEMINI_ASSIGN_OR_RETURN(uint32_t owner, OwnerOf(layout, rank));
   GEMINI_ASSIGN_OR_RETURN(auto hosts, Retried([&] { return coord_->Hosts(); }));
-  const std::vector<int>& group = p.holders[owner];
+  const std::vector<uint32_t> group = layout.Holders(owner);
   GEMINI_ASSIGN_OR_RETURN(Redundancy code, FragmentScheme(redundancy_, group.size()));
   const uint64_t max_bytes = options_.store.budget_bytes;
   // Whom to ask, best first: the owner (its whole shard), this machine (no
@@ -401,9 +461,9 @@ Result<int64_t> Agent::FetchFragments(const std::string& job, uint32_t rank, int
     if (std::find(order.begin(), order.end(), i) == order.end()) order.push_back(i);
   };
   for (size_t i = 0; i < group.size(); ++i)
-    if (static_cast<uint32_t>(group[i]) == owner) add(i);
+    if (group[i] == owner) add(i);
   for (size_t i = 0; i < group.size(); ++i)
-    if (static_cast<uint32_t>(group[i]) == c.host) add(i);
+    if (group[i] == c.host) add(i);
   for (size_t i = 0; i < group.size(); ++i) add(i);
   std::vector<Result<FetchedPiece>> got(group.size(), Unavailable("not asked"));
   std::vector<bool> asked(group.size(), false);
@@ -413,7 +473,7 @@ Result<int64_t> Agent::FetchFragments(const std::string& job, uint32_t rank, int
     std::vector<std::thread> threads;
     for (size_t i : which) {
       asked[i] = true;
-      const uint32_t h = static_cast<uint32_t>(group[i]);
+      const uint32_t h = group[i];
       if (h == c.host) {
         got[i] = [&]() -> Result<FetchedPiece> {
           GEMINI_ASSIGN_OR_RETURN(auto pin, store_->Pin(job, rank, iteration));
@@ -446,7 +506,7 @@ Result<int64_t> Agent::FetchFragments(const std::string& job, uint32_t rank, int
   std::vector<size_t> first, rest;
   int counted = 0;
   for (size_t i : order) {
-    const uint32_t h = static_cast<uint32_t>(group[i]);
+    const uint32_t h = group[i];
     if (h != c.host && !hosts.count(h)) continue;
     (counted < code.data ? first : rest).push_back(i);
     counted += h == owner ? code.data : 1;
@@ -517,9 +577,12 @@ std::string Agent::StatusJson() {
   const ClusterOptions& c = *options_.cluster;
   auto hosts = coord_->Hosts();
   auto complete = coord_->Complete();
+  LayoutPtr layout = Layout();
   nlohmann::json cluster{{"job", c.job},
+                         {"store_job", layout->store_job()},
                          {"host", c.host},
                          {"num_hosts", c.num_hosts},
+                         {"members", layout->members()},
                          {"replicas", redundancy_.copies},
                          {"redundancy", redundancy_.ToString()},
                          {"complete_iteration", complete.ok() ? *complete : -1},
@@ -531,14 +594,13 @@ std::string Agent::StatusJson() {
   cluster["protection"] = {{"protected", protection.is_protected},
                            {"unprotected_since", protection.unprotected_since},
                            {"reason", protection.reason}};
-  auto placement = JobPlacement(c.num_hosts, redundancy_);
   for (const auto& [id, h] : hosts.ok() ? *hosts : std::map<uint32_t, HostInfo>{}) {
     nlohmann::json hj{
         {"host", id}, {"address", h.addr + ":" + std::to_string(h.port)}, {"ranks", h.ranks}};
     for (uint32_t r : h.ranks) {
       auto& rj = cluster["ranks"][std::to_string(r)];
       rj["owner"] = id;
-      if (placement.ok() && id < c.num_hosts) rj["holders"] = placement->holders[id];
+      if (layout->Has(id)) rj["holders"] = layout->Holders(id);
       if (!rj.contains("held_by")) rj["held_by"] = nlohmann::json::array();
     }
     Result<nlohmann::json> st = out;
@@ -547,7 +609,7 @@ std::string Agent::StatusJson() {
       st = conn.ok() ? PeerStatus(**conn) : Result<nlohmann::json>(conn.status());
     }
     if (st.ok()) {
-      MergeHoldings(*st, id, c.job, cluster["ranks"]);
+      MergeHoldings(*st, id, layout->store_job(), cluster["ranks"]);
       hj["used_bytes"] = (*st)["used_bytes"];
     } else {
       hj["error"] = st.status().ToString();

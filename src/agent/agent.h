@@ -99,16 +99,24 @@ class Agent {
   std::vector<ScrapeReading> Gauges();
   Status LoadJobConfig();
   Status StartLaunchMode();
-  void Persist(uint32_t rank, int64_t iteration);
+  void Persist(const std::string& job, uint32_t rank, int64_t iteration);
   void OnTrainerCommit(const std::string& job, uint32_t rank, int64_t iteration);
   Result<int64_t> Fetch(const std::string& job, uint32_t rank, int64_t iteration, int64_t from);
   // rs:K+F: gathers what the owner's group holds of the shard (fragments, or
   // the whole shard), in parallel, this machine's own fragment included, and
   // rebuilds it into the store.
-  Result<int64_t> FetchFragments(const std::string& job, uint32_t rank, int64_t iteration);
+  Result<int64_t> FetchFragments(const JobLayout& layout, uint32_t rank, int64_t iteration);
+  // The layout of store job `job`: this epoch's or the one it resumes from.
+  Result<LayoutPtr> LayoutOf(const std::string& job);
+  // The host whose trainer owns `rank` in `layout`'s world.
+  Result<uint32_t> OwnerOf(const JobLayout& layout, uint32_t rank);
+  LayoutPtr Layout();
+  // Launch mode: the worker entered `epoch` (members `current`, resuming from
+  // the world `resume`); everything that depends on the members follows.
+  void SetLayout(int64_t epoch, LayoutPtr current, LayoutPtr resume);
   Result<std::unique_ptr<transport::Connection>> Dial(
       const HostInfo& host, std::chrono::milliseconds timeout = std::chrono::milliseconds(3000));
-  bool Owns(uint32_t rank);
+  bool Owns(const std::string& job, uint32_t rank);
   // Launch mode: a host's completion report, taken when this agent is the root.
   Status OnReport(const ReplicatedReport& report);
   // The reporter's delivery to host `root` (over a kept connection).
@@ -140,6 +148,9 @@ class Agent {
   std::optional<transport::JobSecret> secret_;
   std::mutex mu_;
   std::set<uint32_t> owned_ranks_;
+  LayoutPtr layout_;                          // guarded by mu_: this epoch's members
+  int64_t layout_epoch_ = -1;                 // guarded by mu_: the epoch layout_ is for
+  std::map<std::string, LayoutPtr> layouts_;  // guarded by mu_: by store job
   uint64_t next_fetch_writer_ = uint64_t{3} << 61;
 };
 

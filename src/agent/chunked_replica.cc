@@ -166,7 +166,7 @@ Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest&
 
 Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
                              const std::string& job, const std::string& payload,
-                             const std::function<bool(uint32_t)>& is_owned, Deadline deadline) {
+                             const OwnedRank& is_owned, Deadline deadline) {
   Reader r(payload);
   std::string header;
   uint64_t max_chunk = 0;
@@ -184,8 +184,8 @@ Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t
   Manifest m;
   std::vector<uint32_t> crcs;
   GEMINI_RETURN_IF_ERROR(DecodeShardHeader(header, &m, &crcs));
-  if (m.job != job) return InvalidArgument("replica of another job '" + m.job + "'");
-  if (is_owned(m.rank))
+  if (!IsGenerationOf(job, m.job)) return InvalidArgument("replica of another job '" + m.job + "'");
+  if (is_owned(m.job, m.rank))
     return InvalidArgument("replica of rank " + std::to_string(m.rank) +
                            ", which this machine owns");
   GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, store->Begin(writer, m, kSlotWait));

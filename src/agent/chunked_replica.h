@@ -29,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -43,12 +44,17 @@ constexpr uint64_t kMaxChunkBytes = 256ull << 20;
 constexpr uint32_t kMaxWindow = 64;
 constexpr uint64_t kMaxReceiveBuffer = 1ull << 30;  // R
 
+// Whether a trainer on this machine owns `rank` of store job `job` (then no
+// peer may write that shard).
+using OwnedRank = std::function<bool(const std::string& job, uint32_t rank)>;
+
 // Holder side: `payload` is the kPeerReplicateChunked frame's. Receives the
-// chunks into a slot reserved for `writer`, verifies and commits. The caller
+// chunks into a slot reserved for `writer`, verifies and commits. Replicas of
+// `job` and its generations (store/generations.h) are taken. The caller
 // sends the final kPeerReplicateAck with the returned status.
 Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
                              const std::string& job, const std::string& payload,
-                             const std::function<bool(uint32_t)>& is_owned, Deadline deadline);
+                             const OwnedRank& is_owned, Deadline deadline);
 
 class ChunkedSender {
  public:

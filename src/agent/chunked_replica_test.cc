@@ -55,7 +55,8 @@ Status ServeOne(transport::Connection& conn, Store* store) {
   if (!frame.ok()) return frame.status();
   if (frame->type != kPeerReplicateChunked) return InvalidArgument("not a chunked replica");
   Status st = ReceiveChunkedReplica(
-      conn, store, 7, "job", frame->payload, [](uint32_t) { return false; }, Soon());
+      conn, store, 7, "job", frame->payload, [](const std::string&, uint32_t) { return false; },
+      Soon());
   Status sent = transport::SendFrame(conn, kPeerReplicateAck, EncodeStatusReply(st), Soon());
   return st.ok() ? sent : st;
 }

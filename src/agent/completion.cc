@@ -43,24 +43,47 @@ Status CompletionTracker::Record(const ReplicatedReport& r) {
   auto it = reported_.find(r.epoch);
   if (it == reported_.end()) {
     if (reported_.size() >= kEpochsKept) reported_.erase(reported_.begin());
-    it = reported_
-             .emplace(r.epoch,
-                      EpochReports{std::vector<int64_t>(num_hosts_, -1), {{-1, num_hosts_}}})
-             .first;
+    EpochReports e{std::vector<int64_t>(num_hosts_, -1), std::vector<bool>(num_hosts_, true), {}};
+    if (auto m = members_.find(r.epoch); m != members_.end()) e.member = m->second;
+    Recount(e);
+    it = reported_.emplace(r.epoch, std::move(e)).first;
   }
   EpochReports& e = it->second;
   const int64_t old = e.newest[r.host];
   if (r.iteration <= old) return Status::Ok();
+  e.newest[r.host] = r.iteration;
+  if (!e.member[r.host]) return Status::Ok();  // Left the job: kept, not counted.
   const int64_t min_before = e.count.begin()->first;
   if (--e.count[old] == 0) e.count.erase(old);
   ++e.count[r.iteration];
-  e.newest[r.host] = r.iteration;
   // Only a report that raises the slowest host can advance `complete`.
   if (e.count.begin()->first != min_before) {
     dirty_ = true;
     cv_.notify_all();
   }
   return Status::Ok();
+}
+
+void CompletionTracker::Recount(EpochReports& e) {
+  e.count.clear();
+  for (size_t h = 0; h < e.newest.size(); ++h)
+    if (e.member[h]) ++e.count[e.newest[h]];
+  if (e.count.empty()) e.count[-1] = 0;  // No member: nothing completes.
+}
+
+void CompletionTracker::SetMembers(int64_t epoch, const std::vector<uint32_t>& members) {
+  std::vector<bool> mask(num_hosts_, false);
+  for (uint32_t h : members)
+    if (h < num_hosts_) mask[h] = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  members_[epoch] = mask;
+  while (members_.size() > kEpochsKept) members_.erase(members_.begin());
+  if (auto it = reported_.find(epoch); it != reported_.end()) {
+    it->second.member = mask;
+    Recount(it->second);
+  }
+  dirty_ = true;
+  cv_.notify_all();
 }
 
 void CompletionTracker::Run() {
@@ -135,6 +158,12 @@ void CompletionReporter::Replicated(uint32_t rank, int64_t epoch, int64_t iterat
   auto it = newest_.try_emplace(rank, epoch, iteration).first;
   auto& cur = it->second;
   if (epoch > cur.first || (epoch == cur.first && iteration > cur.second)) cur = {epoch, iteration};
+  cv_.notify_all();
+}
+
+void CompletionReporter::SetRanks(std::vector<uint32_t> ranks) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ranks_ = std::move(ranks);
   cv_.notify_all();
 }
 

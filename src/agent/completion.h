@@ -53,20 +53,27 @@ class CompletionTracker {
   void Stop();
   // A host's report. kInvalidArgument for a host id outside the job.
   Status Record(const ReplicatedReport& report);
+  // The hosts whose reports count in `epoch` (agent/layout.h: after a shrink,
+  // fewer than the job's hosts). Until told, every host of the job counts.
+  void SetMembers(int64_t epoch, const std::vector<uint32_t>& members);
 
  private:
+  struct EpochReports {
+    std::vector<int64_t> newest;        // per host; -1: nothing yet
+    std::vector<bool> member;           // per host: counts in this epoch
+    std::map<int64_t, uint32_t> count;  // members per newest iteration: begin() is the minimum
+  };
   void Run();
+  // The members' histogram, from `e.newest` and `e.member`.
+  static void Recount(EpochReports& e);
 
   JobCoordinator* const coord_;
   const uint32_t num_hosts_;
   const std::function<void(int64_t, int64_t)> on_advanced_;
   std::mutex mu_;
   std::condition_variable cv_;
-  struct EpochReports {
-    std::vector<int64_t> newest;        // per host; -1: nothing yet
-    std::map<int64_t, uint32_t> count;  // hosts per newest iteration: begin() is the minimum
-  };
-  std::map<int64_t, EpochReports> reported_;  // by epoch
+  std::map<int64_t, EpochReports> reported_;      // by epoch
+  std::map<int64_t, std::vector<bool>> members_;  // by epoch (SetMembers)
   bool dirty_ = false;
   bool stop_ = false;
   std::thread thread_;
@@ -96,6 +103,8 @@ class CompletionReporter {
   // it is the root); OK once the root accepted it.
   using Send = std::function<Status(uint32_t root, const ReplicatedReport& report)>;
   CompletionReporter(JobCoordinator* coord, std::vector<uint32_t> ranks, Send send);
+  // This host's ranks from now on (a shrink renumbers them).
+  void SetRanks(std::vector<uint32_t> ranks);
   ~CompletionReporter();
   void Start();
   void Stop();
@@ -110,7 +119,7 @@ class CompletionReporter {
   int64_t HostIteration(int64_t epoch) const;
 
   JobCoordinator* const coord_;
-  const std::vector<uint32_t> ranks_;
+  std::vector<uint32_t> ranks_;  // guarded by mu_
   const Send send_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -47,6 +47,26 @@ TEST(CompletionTest, CompleteIsTheSlowestHostAndOnlyGrows) {
   EXPECT_EQ(tracker.Record({3, 0, 9}).code(), Code::kInvalidArgument);  // Not a host of the job.
 }
 
+// After a shrink (agent/layout.h) only the epoch's members count: a host
+// that left the job holds nothing back, and its late reports change nothing.
+TEST(CompletionTest, OnlyTheEpochsMembersCount) {
+  Job job;
+  JobCoordinator coord(job.kv, {0, "a", 1, {}}, 5, /*epoch=*/2);
+  CompletionTracker tracker(&coord, 4);
+  tracker.Start();
+  ASSERT_TRUE(tracker.Record({0, 2, 6}).ok());  // Before the root knows the members.
+  ASSERT_TRUE(tracker.Record({1, 2, 7}).ok());
+  ASSERT_TRUE(tracker.Record({3, 2, 6}).ok());
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(job.Complete(), -1);  // Host 2 counts until told otherwise.
+  tracker.SetMembers(2, {0, 1, 3});
+  EXPECT_TRUE(Eventually([&] { return job.Complete() == 6; }));
+  ASSERT_TRUE(tracker.Record({2, 2, 1}).ok());  // Not a member: not counted.
+  ASSERT_TRUE(tracker.Record({0, 2, 8}).ok());
+  ASSERT_TRUE(tracker.Record({3, 2, 9}).ok());
+  EXPECT_TRUE(Eventually([&] { return job.Complete() == 7; }));
+}
+
 TEST(CompletionTest, OnlyTheCurrentEpochAdvances) {
   Job job;
   JobCoordinator coord(job.kv, {0, "a", 1, {}}, 5, /*epoch=*/1);

@@ -115,7 +115,7 @@ TEST(CoordRecords, ForgedCompleteIsIgnoredAndRepaired) {
   ASSERT_TRUE(coord.Register().ok());
   ASSERT_TRUE(kv->Put("complete", R"({"epoch":"x","iteration":[]})", DeadlineAfter(1s)).ok());
   std::atomic<int> calls{0};
-  coord.WatchComplete([&](int64_t) { ++calls; });
+  coord.WatchComplete([&](int64_t, int64_t) { ++calls; });
   std::this_thread::sleep_for(100ms);  // The forged value reached the watch.
   EXPECT_EQ(*coord.Complete(), -1);
   ASSERT_TRUE(kv->Put("epochs/0/replicated/0", "not a number", DeadlineAfter(1s)).ok());

@@ -202,10 +202,17 @@ Status JobCoordinator::ReportReplicated(uint32_t rank, int64_t iteration, int64_
 }
 
 Result<int64_t> JobCoordinator::Complete() {
+  GEMINI_ASSIGN_OR_RETURN(CompleteRecord c, CompleteWithEpoch());
+  return c.iteration;
+}
+
+Result<CompleteRecord> JobCoordinator::CompleteWithEpoch() {
   auto kv = complete_ && complete_->synced() ? complete_->Get()
                                              : kv_->Get(kComplete, DeadlineAfter(kCallTimeout));
-  if (!kv.ok()) return kv.status().code() == Code::kNotFound ? Result<int64_t>(-1) : kv.status();
-  return ParseComplete(kv->value).iteration;
+  if (!kv.ok())
+    return kv.status().code() == Code::kNotFound ? Result<CompleteRecord>(CompleteRecord{})
+                                                 : kv.status();
+  return ParseComplete(kv->value);
 }
 
 Result<int64_t> JobCoordinator::TryAdvanceComplete(uint32_t world_size) {
@@ -252,7 +259,7 @@ Result<int64_t> JobCoordinator::AdvanceComplete(int64_t epoch, int64_t candidate
   return Aborted("complete: too much contention");
 }
 
-void JobCoordinator::WatchComplete(std::function<void(int64_t)> on_change) {
+void JobCoordinator::WatchComplete(std::function<void(int64_t, int64_t)> on_change) {
   on_complete_ = std::move(on_change);
   complete_ = std::make_unique<Mirror>(kv_, kComplete, false, [this] { OnCompleteChanged(); });
   complete_->Start();
@@ -263,7 +270,7 @@ void JobCoordinator::OnCompleteChanged() {
   if (!cur.ok()) return;
   auto [epoch, iteration] = ParseComplete(cur->value);
   if (epoch == epoch_ && (epoch != last_epoch_ || iteration != last_iteration_))
-    on_complete_(iteration);
+    on_complete_(epoch, iteration);
   last_epoch_ = epoch;
   last_iteration_ = iteration;
 }

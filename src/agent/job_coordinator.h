@@ -30,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/coord_records.h"
 #include "common/status.h"
 #include "coord/kv_store.h"
 #include "coord/lease_keeper.h"
@@ -90,9 +91,11 @@ class JobCoordinator {
   Result<int64_t> AdvanceComplete(int64_t epoch, int64_t iteration);
   // The complete iteration of any epoch (its mirror when WatchComplete runs).
   Result<int64_t> Complete();
-  // Calls on_change(iteration) from a thread the coordinator owns, once now
-  // and after every change of `complete` in this epoch (a watch).
-  void WatchComplete(std::function<void(int64_t)> on_change);
+  // The same with the epoch it completed in ({-1, -1}: none).
+  Result<CompleteRecord> CompleteWithEpoch();
+  // Calls on_change(epoch, iteration) from a thread the coordinator owns,
+  // once now and after every change of `complete` in this epoch (a watch).
+  void WatchComplete(std::function<void(int64_t epoch, int64_t iteration)> on_change);
   void Stop();
   // Re-registers under a fresh lease if the heartbeat lease was lost (etcd
   // was unreachable for a whole TTL). Returns whether it had to.
@@ -119,7 +122,7 @@ class JobCoordinator {
   HostInfo self_;
   std::unique_ptr<LeaseKeeper> keeper_;
   bool registered_ = false;  // Register() succeeded once: Maintain() keeps it so.
-  std::function<void(int64_t)> on_complete_;
+  std::function<void(int64_t, int64_t)> on_complete_;
   std::unique_ptr<Mirror> complete_;                        // set once by WatchComplete
   int64_t last_epoch_ = -1, last_iteration_ = -2;           // complete_'s thread only
   std::map<std::string, std::unique_ptr<Mirror>> mirrors_;  // guarded by mu_

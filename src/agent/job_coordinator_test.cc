@@ -70,7 +70,7 @@ TEST(JobCoordinator, WatchDeliversCompleteChanges) {
   auto base = std::make_shared<FakeKvStore>();
   JobCoordinator c(JobKv(base), {0, "a", 1, {0}}, 5);
   std::atomic<int64_t> seen{-2};
-  c.WatchComplete([&](int64_t it) { seen = it; });
+  c.WatchComplete([&](int64_t, int64_t it) { seen = it; });
   ASSERT_TRUE(c.ReportReplicated(0, 3, c.epoch()).ok());
   ASSERT_TRUE(c.TryAdvanceComplete(1).ok());
   for (int i = 0; i < 500 && seen != 3; ++i)

@@ -48,8 +48,8 @@ Status ReceiveShard(transport::Connection& conn, Store* store, uint64_t writer, 
 
 }  // namespace
 
-PeerService::PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned,
-                         int nice, ReportHandler on_report)
+PeerService::PeerService(Store* store, std::string job, OwnedRank is_owned, int nice,
+                         ReportHandler on_report)
     : store_(store),
       job_(std::move(job)),
       is_owned_(std::move(is_owned)),
@@ -129,9 +129,10 @@ Status PeerService::HandleFetch(transport::Connection& conn, const std::string& 
     return InvalidArgument("malformed fetch request");
   // A peer authenticated with this job's secret reads this job's shards only,
   // even when the agent's store holds other jobs too.
-  auto pin = job == job_ ? store_->Pin(job, rank, iteration)
-                         : Result<std::unique_ptr<ShardPin>>(NotFound(
-                               "this peer service serves job '" + job_ + "', not '" + job + "'"));
+  auto pin = IsGenerationOf(job_, job)
+                 ? store_->Pin(job, rank, iteration)
+                 : Result<std::unique_ptr<ShardPin>>(
+                       NotFound("this peer service serves job '" + job_ + "', not '" + job + "'"));
   if (!pin.ok())  // A clean "not here": the connection stays usable.
     return transport::SendFrame(conn, kPeerFetchReply, EncodeStatusReply(pin.status()),
                                 In(kTransfer));

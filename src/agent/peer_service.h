@@ -21,6 +21,7 @@
 #include <functional>
 #include <string>
 
+#include "agent/chunked_replica.h"
 #include "agent/fragments.h"
 #include "agent/peer_protocol.h"
 #include "store/store.h"
@@ -31,11 +32,12 @@ namespace gemini {
 
 class PeerService {
  public:
-  // is_owned(rank): whether a trainer on this machine owns `rank` (then no
-  // peer may write it).
+  // is_owned(job, rank): whether a trainer on this machine owns that shard
+  // (then no peer may write it). Serves `job` and its generations
+  // (JOB.worldW, store/generations.h).
   // Connection threads run at CPU nice `nice` (common/thread_priority.h).
   using ReportHandler = std::function<Status(const ReplicatedReport&)>;
-  PeerService(Store* store, std::string job, std::function<bool(uint32_t)> is_owned, int nice = 0,
+  PeerService(Store* store, std::string job, OwnedRank is_owned, int nice = 0,
               ReportHandler on_report = nullptr);
   // Serves requests until the peer closes (OK) or breaks a rule (error).
   Status Serve(transport::Connection& conn);
@@ -45,7 +47,7 @@ class PeerService {
 
   Store* store_;
   const std::string job_;
-  const std::function<bool(uint32_t)> is_owned_;
+  const OwnedRank is_owned_;
   const int nice_;
   const ReportHandler on_report_;
   std::atomic<uint64_t> next_writer_{uint64_t{1} << 62};

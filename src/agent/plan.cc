@@ -21,6 +21,7 @@ std::string Plan::SourceFor(uint32_t host) const {
 
 std::string EncodeJobConfig(const JobConfig& c) {
   return json{{"num_hosts", c.num_hosts},
+              {"min_hosts", c.fewest_hosts()},
               {"nproc_per_host", c.nproc_per_host},
               {"replicas", c.redundancy.copies},  // What launchers before rs:K+F read.
               {"redundancy", c.redundancy.ToString()},
@@ -44,6 +45,7 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
   JobConfig c;
   c.num_hosts = static_cast<uint32_t>(f.Int("num_hosts", 1, kMaxHosts));
   c.nproc_per_host = static_cast<uint32_t>(f.Int("nproc_per_host", 1, kMaxProcsPerHost));
+  c.min_hosts = static_cast<uint32_t>(f.Int("min_hosts", 0, kMaxHosts, 0));
   int64_t replicas = f.Int("replicas", 1, kMaxHosts, 2);
   std::string redundancy = f.String("redundancy", "copies:" + std::to_string(replicas));
   c.max_restarts = f.Int("max_restarts", -1, INT32_MAX, 10);
@@ -64,6 +66,9 @@ Result<JobConfig> DecodeJobConfig(const std::string& text) {
     GEMINI_RETURN_IF_ERROR(g.status());
   }
   GEMINI_RETURN_IF_ERROR(f.status());
+  if (c.min_hosts > c.num_hosts)
+    return InvalidArgument("job config: min_hosts " + std::to_string(c.min_hosts) +
+                           " is above num_hosts " + std::to_string(c.num_hosts));
   Result<Redundancy> r = ParseRedundancy(redundancy);
   if (!r.ok()) return InvalidArgument("job config: " + r.status().message());
   c.redundancy = *r;
@@ -80,6 +85,8 @@ std::string EncodePlan(const Plan& p) {
               {"source", p.source},
               {"kind", p.kind},
               {"failed_hosts", p.failed_hosts},
+              {"hosts", p.hosts},
+              {"resume_hosts", p.resume_hosts},
               {"failed_at", p.failed_at},
               {"detected_at", p.detected_at},
               {"master_port", p.master_port},
@@ -98,6 +105,8 @@ Result<Plan> DecodePlan(const std::string& text) {
   p.source = f.String("source", std::nullopt, 64);
   p.kind = f.String("kind", std::nullopt, 64);
   p.failed_hosts = f.Ids("failed_hosts", kMaxHosts, kMaxHosts);
+  if (j.contains("hosts")) p.hosts = f.Ids("hosts", kMaxHosts, kMaxHosts);
+  if (j.contains("resume_hosts")) p.resume_hosts = f.Ids("resume_hosts", kMaxHosts, kMaxHosts);
   p.failed_at = f.Number("failed_at", 0, 1e12);
   p.detected_at = f.Number("detected_at", 0, 1e12);
   p.master_port = static_cast<uint16_t>(f.Int("master_port", 0, 65535));

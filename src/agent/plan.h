@@ -33,6 +33,10 @@ inline constexpr int64_t kMaxProcsPerHost = 1024;
 
 struct JobConfig {
   uint32_t num_hosts = 1;
+  // Fewest hosts the job may go on with (`--nnodes MIN:MAX`): a lost host no
+  // machine replaces leaves the job ("shrink") while this many remain.
+  // Default (0 in JSON, or absent): num_hosts, never shrink.
+  uint32_t min_hosts = 0;
   uint32_t nproc_per_host = 1;
   Redundancy redundancy = Redundancy::Copies(2);  // copies:M or rs:K+F
   // Recoveries (new epochs after the start) before the job is declared
@@ -57,6 +61,7 @@ struct JobConfig {
   int warmup_iterations = 20;
   int replication_nice = 10;
   uint32_t world_size() const { return num_hosts * nproc_per_host; }
+  uint32_t fewest_hosts() const { return min_hosts == 0 ? num_hosts : min_hosts; }
 };
 
 // Where every host's shard lives: the one placement of a job (mixed
@@ -68,8 +73,14 @@ struct Plan {
   std::string state;              // "preparing", "running", "done", "failed" (restarts used up)
   int64_t resume_iteration = -1;  // -1: start from scratch
   std::string source;             // "fresh", "local", "persistent" (replacements: "peer")
-  std::string kind;               // "start", "software", "hardware", "group_lost"
+  // "start", "software", "hardware", "group_lost", "shrink" (lost hosts leave the job)
+  std::string kind;
   std::vector<uint32_t> failed_hosts;
+  // The epoch's members (agent/layout.h): sorted host ids; empty = all hosts.
+  std::vector<uint32_t> hosts;
+  // The members of the world that saved resume_iteration (empty = `hosts`):
+  // after a shrink, the shards to reshard from.
+  std::vector<uint32_t> resume_hosts;
   double failed_at = 0;    // Earliest evidence of the failure (wall clock).
   double detected_at = 0;  // When the root noticed it.
   uint16_t master_port = 0;

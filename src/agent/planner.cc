@@ -5,10 +5,10 @@
 namespace gemini {
 namespace {
 
-std::vector<uint32_t> LostHosts(const JobConfig& config, const Plan& current,
+std::vector<uint32_t> LostHosts(const JobLayout& layout, const Plan& current,
                                 const Observations& obs) {
   std::vector<uint32_t> lost;
-  for (uint32_t h = 0; h < config.num_hosts; ++h) {
+  for (uint32_t h : layout.members()) {
     // While the job starts, hosts are still joining; while a recovery
     // prepares, its replacements are.
     bool expected_missing = current.state == "preparing" &&
@@ -19,53 +19,92 @@ std::vector<uint32_t> LostHosts(const JobConfig& config, const Plan& current,
   return lost;
 }
 
-bool LosesAShard(const Placement& placement, const std::vector<uint32_t>& lost) {
-  std::vector<int> failed(lost.begin(), lost.end());
-  auto shards = LostShards(placement, failed);
-  return !shards.ok() || !shards->empty();
+// The members left when `gone` leave, if the job may go on with them: at
+// least config.min_hosts, a valid placement, and every shard still held.
+std::optional<std::vector<uint32_t>> ShrinkTo(const JobConfig& config, const JobLayout& layout,
+                                              const std::vector<uint32_t>& gone) {
+  std::vector<uint32_t> left;
+  for (uint32_t h : layout.members())
+    if (!std::count(gone.begin(), gone.end(), h)) left.push_back(h);
+  if (left.empty() || left.size() < config.fewest_hosts() || left.size() == layout.members().size())
+    return std::nullopt;
+  if (layout.LosesAShard(gone) || !JobLayout::Make("", config, left).ok()) return std::nullopt;
+  return left;
+}
+
+std::string Join(const std::vector<uint32_t>& ids) {
+  std::string out;
+  for (uint32_t h : ids) out += (out.empty() ? "" : ", ") + std::to_string(h);
+  return out;
 }
 
 }  // namespace
 
-std::optional<Plan> PlanRecovery(const JobConfig& config, const Placement& placement,
-                                 const Plan& current, const Observations& observed) {
+std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
+                                 const Observations& observed) {
   if (current.state == "done" || current.state == "failed") return std::nullopt;
+  auto layout = JobLayout::ForPlan("", config, current);
+  if (!layout.ok()) return std::nullopt;  // The root checks plans before planning.
+  const JobLayout& members = **layout;
   Observations obs = observed;
+  std::optional<std::vector<uint32_t>> shrink;  // The members a shrink plan keeps.
+  std::vector<uint32_t> lost;
+  Plan next;
   // A plan preparing past its deadline: never wait silently forever.
   if (current.state == "preparing" && current.kind != "start" && config.prepare_timeout_s > 0 &&
       current.detected_at > 0 && obs.now - current.detected_at > config.prepare_timeout_s) {
-    std::string missing;
-    for (uint32_t h = 0; h < config.num_hosts; ++h) {
+    std::vector<uint32_t> missing;
+    for (uint32_t h : members.members()) {
       if (obs.ready.count(h) || obs.not_ready.count(h)) continue;
       if (!obs.live_hosts.count(h))
-        missing += (missing.empty() ? "" : ", ") + std::to_string(h);
+        missing.push_back(h);
       else
         obs.not_ready[h] = "did not report ready within " +
                            std::to_string(static_cast<int64_t>(config.prepare_timeout_s)) + " s";
     }
-    if (!missing.empty()) {
+    const std::string waited = std::to_string(static_cast<int64_t>(config.prepare_timeout_s));
+    if (!missing.empty() && obs.not_ready.empty()) shrink = ShrinkTo(config, members, missing);
+    if (shrink) {
+      lost = missing;
+      next.reason = "no machine took the place of host(s) " + Join(missing) + " within " + waited +
+                    " s: going on without them";
+    } else if (!missing.empty()) {
       Plan failed = current;
       failed.epoch = current.epoch + 1;
       failed.state = "failed";
       failed.detected_at = obs.now;
-      failed.reason = "no machine took the place of host(s) " + missing + " within " +
-                      std::to_string(static_cast<int64_t>(config.prepare_timeout_s)) +
-                      " s (no idle standby, and the machine provider did not deliver one)";
+      failed.reason = "no machine took the place of host(s) " + Join(missing) + " within " +
+                      waited + " s (no idle standby, and the machine provider did not deliver one)";
       return failed;
     }
   }
-  std::vector<uint32_t> lost = LostHosts(config, current, obs);
-  Plan next;
-  if (!lost.empty()) {
+  if (!shrink) lost = LostHosts(members, current, obs);
+  if (shrink) {
+    next.kind = "shrink";
+    next.failed_at = current.failed_at;
+  } else if (!lost.empty()) {
     // Hosts still being replaced hold nothing yet: their memory counts as lost too.
     std::vector<uint32_t> gone = lost;
+    size_t need = lost.size();  // Replacements this plan would ask for.
     if (current.state == "preparing")
       for (uint32_t h : current.failed_hosts)
-        if (!std::count(gone.begin(), gone.end(), h)) gone.push_back(h);
-    bool group_lost = LosesAShard(placement, gone) || !obs.not_ready.empty();
-    next.kind = group_lost ? "group_lost" : "hardware";
+        if (members.Has(h) && !std::count(gone.begin(), gone.end(), h)) {
+          gone.push_back(h);
+          --need;
+        }
+    std::sort(gone.begin(), gone.end());
+    bool group_lost = members.LosesAShard(gone) || !obs.not_ready.empty();
+    if (!group_lost && obs.standbys < need) shrink = ShrinkTo(config, members, gone);
+    next.kind = group_lost ? "group_lost" : shrink ? "shrink" : "hardware";
     next.failed_at = obs.now - obs.lease_ttl_s;
     next.reason = std::to_string(lost.size()) + " host(s) lost";
+    if (shrink) {
+      lost = gone;
+      next.reason += " and no machine to replace " + std::string(need > 1 ? "them" : "it") +
+                     ": going on with " + std::to_string(shrink->size()) + " hosts (--nnodes " +
+                     std::to_string(config.fewest_hosts()) + ":" +
+                     std::to_string(config.num_hosts) + ")";
+    }
   } else if (!obs.not_ready.empty()) {
     next.kind = "group_lost";
     next.failed_at = obs.now;
@@ -81,12 +120,27 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Placement& place
   }
   // Hosts still being replaced by the current plan stay replacements.
   next.failed_hosts = lost;
-  if (current.state == "preparing")
+  if (current.state == "preparing" && !shrink)
     for (uint32_t h : current.failed_hosts)
       if (!std::count(lost.begin(), lost.end(), h)) next.failed_hosts.push_back(h);
   std::sort(next.failed_hosts.begin(), next.failed_hosts.end());
+  next.hosts = shrink ? *shrink : members.members();
+  // Resume from the newest iteration complete in this epoch (saved by this
+  // epoch's members), else from where this epoch itself resumed.
+  const bool this_epoch = obs.complete_epoch < 0 || obs.complete_epoch >= current.epoch;
+  const std::vector<uint32_t>& current_resume =
+      current.resume_hosts.empty() ? members.members() : current.resume_hosts;
   bool persistent = next.kind == "group_lost";
-  next.resume_iteration = persistent ? obs.persisted : obs.complete;
+  if (persistent) {
+    next.resume_iteration = obs.persisted;
+    next.resume_hosts = members.members();
+  } else if (this_epoch) {
+    next.resume_iteration = obs.complete;
+    next.resume_hosts = members.members();
+  } else {
+    next.resume_iteration = current.resume_iteration;
+    next.resume_hosts = current_resume;
+  }
   next.source = next.resume_iteration < 0 ? "fresh" : persistent ? "persistent" : "local";
   next.epoch = current.epoch + 1;
   next.state = "preparing";

@@ -10,16 +10,19 @@
 //       complete persisted iteration (or starts from scratch without one)
 //   a trainer exited, every host alive -> "software": everyone restarts and
 //       loads locally at the newest complete iteration
-// Every rank always resumes from the same iteration. While a plan is
-// preparing, the hosts it is replacing are expected to be missing.
+// Every rank always resumes from the same iteration: the newest complete one
+// of the current epoch, else the current plan's own resume iteration (a
+// completion of an abandoned epoch that lands late does not count). While a
+// plan is preparing, the hosts it is replacing are expected to be missing.
+// Only the plan's members count (hosts that left in a shrink are gone).
 #pragma once
 
 #include <map>
 #include <optional>
 #include <set>
 
+#include "agent/layout.h"
 #include "agent/plan.h"
-#include "gemini/placement.h"
 
 namespace gemini {
 
@@ -29,12 +32,14 @@ struct Observations {
   std::map<uint32_t, std::string> not_ready;  // Host -> why it could not prepare.
   std::set<uint32_t> ready;                   // Hosts that prepared (this epoch).
   int64_t complete = -1;                      // Newest complete iteration in memory.
+  int64_t complete_epoch = -1;                // The epoch it completed in (-1: unknown).
   int64_t persisted = -1;                     // Newest complete persisted iteration.
   double now = 0;
   double lease_ttl_s = 3;
+  size_t standbys = 0;  // Idle standby agents (replacements at hand).
 };
 
-std::optional<Plan> PlanRecovery(const JobConfig& config, const Placement& placement,
-                                 const Plan& current, const Observations& obs);
+std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
+                                 const Observations& obs);
 
 }  // namespace gemini

@@ -9,12 +9,11 @@ namespace {
 
 struct PlannerTest : ::testing::Test {
   JobConfig config;
-  Placement placement;
   Plan running;
   Observations obs;
   void SetUp() override {
     config.num_hosts = 4;
-    placement = *MakePlacement(4, 2, PlacementStrategy::kMixed);  // {0,1} {2,3}
+    // copies:2 over 4 hosts: groups {0,1} {2,3}.
     running.epoch = 3;
     running.state = "running";
     obs.live_hosts = {0, 1, 2, 3};
@@ -24,13 +23,11 @@ struct PlannerTest : ::testing::Test {
   }
 };
 
-TEST_F(PlannerTest, NothingHappened) {
-  EXPECT_FALSE(PlanRecovery(config, placement, running, obs));
-}
+TEST_F(PlannerTest, NothingHappened) { EXPECT_FALSE(PlanRecovery(config, running, obs)); }
 
 TEST_F(PlannerTest, TrainerExitIsASoftwareFailure) {
   obs.exits[5] = 999.5;
-  auto p = PlanRecovery(config, placement, running, obs);
+  auto p = PlanRecovery(config, running, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->kind, "software");
   EXPECT_EQ(p->epoch, 4);
@@ -43,22 +40,22 @@ TEST_F(PlannerTest, TrainerExitIsASoftwareFailure) {
 TEST_F(PlannerTest, RestartsBeyondTheLimitFailTheJob) {
   obs.exits[5] = 999.5;
   config.max_restarts = 3;  // Epoch 4 is the third restart: allowed.
-  auto p = PlanRecovery(config, placement, running, obs);
+  auto p = PlanRecovery(config, running, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->state, "preparing");
   config.max_restarts = 2;  // The third is one too many.
-  p = PlanRecovery(config, placement, running, obs);
+  p = PlanRecovery(config, running, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->state, "failed");
   EXPECT_NE(p->reason.find("2 restart(s) used"), std::string::npos) << p->reason;
-  EXPECT_FALSE(PlanRecovery(config, placement, *p, obs)) << "a failed job stays failed";
+  EXPECT_FALSE(PlanRecovery(config, *p, obs)) << "a failed job stays failed";
   config.max_restarts = -1;  // No limit.
-  EXPECT_EQ(PlanRecovery(config, placement, running, obs)->state, "preparing");
+  EXPECT_EQ(PlanRecovery(config, running, obs)->state, "preparing");
 }
 
 TEST_F(PlannerTest, LostHostIsAHardwareFailureServedByPeers) {
   obs.live_hosts = {0, 1, 3};
-  auto p = PlanRecovery(config, placement, running, obs);
+  auto p = PlanRecovery(config, running, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->kind, "hardware");
   EXPECT_EQ(p->resume_iteration, 17);
@@ -69,19 +66,19 @@ TEST_F(PlannerTest, LostHostIsAHardwareFailureServedByPeers) {
 
 TEST_F(PlannerTest, WholeGroupLostFallsBackToPersisted) {
   obs.live_hosts = {0, 1};
-  auto p = PlanRecovery(config, placement, running, obs);
+  auto p = PlanRecovery(config, running, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->kind, "group_lost");
   EXPECT_EQ(p->resume_iteration, 10);
   EXPECT_EQ(p->SourceFor(0), "persistent");
   EXPECT_EQ(p->SourceFor(2), "persistent");
   obs.persisted = -1;  // Nothing persisted: start over.
-  EXPECT_EQ(PlanRecovery(config, placement, running, obs)->source, "fresh");
+  EXPECT_EQ(PlanRecovery(config, running, obs)->source, "fresh");
 }
 
 TEST_F(PlannerTest, TwoHostsOfDifferentGroupsAreStillRecoverableFromMemory) {
   obs.live_hosts = {1, 3};
-  auto p = PlanRecovery(config, placement, running, obs);
+  auto p = PlanRecovery(config, running, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->kind, "hardware");
   EXPECT_EQ(p->failed_hosts, (std::vector<uint32_t>{0, 2}));
@@ -92,10 +89,10 @@ TEST_F(PlannerTest, ReplacementsInProgressAreNotNewFailures) {
   preparing.state = "preparing";
   preparing.failed_hosts = {2};
   obs.live_hosts = {0, 1, 3};
-  EXPECT_FALSE(PlanRecovery(config, placement, preparing, obs));
+  EXPECT_FALSE(PlanRecovery(config, preparing, obs));
   // But a second host lost meanwhile is, and the first stays a replacement.
   obs.live_hosts = {0, 1};
-  auto p = PlanRecovery(config, placement, preparing, obs);
+  auto p = PlanRecovery(config, preparing, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->kind, "group_lost");
   EXPECT_EQ(p->failed_hosts, (std::vector<uint32_t>{2, 3}));
@@ -107,16 +104,16 @@ TEST_F(PlannerTest, HostsStillJoiningAtTheStartAreNotLost) {
   start.state = "preparing";
   start.kind = "start";
   obs.live_hosts = {0, 3};
-  EXPECT_FALSE(PlanRecovery(config, placement, start, obs));
+  EXPECT_FALSE(PlanRecovery(config, start, obs));
   start.state = "running";  // Once running, a missing host is a failure.
-  EXPECT_TRUE(PlanRecovery(config, placement, start, obs));
+  EXPECT_TRUE(PlanRecovery(config, start, obs));
 }
 
 TEST_F(PlannerTest, AHostThatCannotPrepareMeansPersistent) {
   Plan preparing = running;
   preparing.state = "preparing";
   obs.not_ready[1] = "fetch failed";
-  auto p = PlanRecovery(config, placement, preparing, obs);
+  auto p = PlanRecovery(config, preparing, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->kind, "group_lost");
   EXPECT_EQ(p->source, "persistent");
@@ -124,7 +121,7 @@ TEST_F(PlannerTest, AHostThatCannotPrepareMeansPersistent) {
 
 TEST_F(PlannerTest, PlanRoundTripsThroughJson) {
   obs.exits[1] = 5;
-  auto p = PlanRecovery(config, placement, running, obs);
+  auto p = PlanRecovery(config, running, obs);
   auto back = DecodePlan(EncodePlan(*p));
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->kind, "software");
@@ -175,29 +172,152 @@ struct PrepareDeadlineTest : PlannerTest {
 
 TEST_F(PrepareDeadlineTest, WaitsForAReplacementUntilTheDeadline) {
   obs.now = 1059;
-  EXPECT_FALSE(PlanRecovery(config, placement, preparing, obs));
+  EXPECT_FALSE(PlanRecovery(config, preparing, obs));
 }
 
 TEST_F(PrepareDeadlineTest, NoMachineByTheDeadlineFailsTheJobSayingWhy) {
   obs.now = 1061;
-  auto p = PlanRecovery(config, placement, preparing, obs);
+  auto p = PlanRecovery(config, preparing, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->state, "failed");
   EXPECT_EQ(p->epoch, preparing.epoch + 1);
   EXPECT_NE(p->reason.find("host(s) 2 within 60 s"), std::string::npos) << p->reason;
   config.prepare_timeout_s = 0;  // No deadline: wait.
-  EXPECT_FALSE(PlanRecovery(config, placement, preparing, obs));
+  EXPECT_FALSE(PlanRecovery(config, preparing, obs));
 }
 
 TEST_F(PrepareDeadlineTest, ALiveHostThatNeverGetsReadyCannotPrepare) {
   obs.live_hosts = {0, 1, 2, 3};  // The replacement came but never reported ready.
   obs.now = 1061;
-  auto p = PlanRecovery(config, placement, preparing, obs);
+  auto p = PlanRecovery(config, preparing, obs);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->state, "preparing");
   EXPECT_EQ(p->kind, "group_lost");
   EXPECT_EQ(p->source, "persistent");
   EXPECT_NE(p->reason.find("did not report ready within 60 s"), std::string::npos) << p->reason;
+}
+
+}  // namespace
+}  // namespace gemini
+
+namespace gemini {
+namespace {
+
+// `--nnodes 3:4`: a lost host that no machine replaces leaves the job.
+struct ShrinkTest : PlannerTest {
+  void SetUp() override {
+    PlannerTest::SetUp();
+    config.min_hosts = 3;
+    obs.live_hosts = {0, 1, 3};
+    obs.complete_epoch = running.epoch;
+  }
+};
+
+TEST_F(ShrinkTest, ALostHostWithNoStandbyLeavesTheJob) {
+  auto p = PlanRecovery(config, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "shrink");
+  EXPECT_EQ(p->state, "preparing");
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{0, 1, 3}));
+  EXPECT_EQ(p->failed_hosts, std::vector<uint32_t>{2});
+  EXPECT_EQ(p->resume_iteration, 17);
+  EXPECT_EQ(p->resume_hosts, (std::vector<uint32_t>{0, 1, 2, 3}));  // Saved by 4 hosts.
+  EXPECT_EQ(p->source, "local");
+  EXPECT_NE(p->reason.find("going on with 3 hosts"), std::string::npos) << p->reason;
+  auto back = DecodePlan(EncodePlan(*p));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->hosts, p->hosts);
+  EXPECT_EQ(back->resume_hosts, p->resume_hosts);
+}
+
+TEST_F(ShrinkTest, AnIdleStandbyReplacesInstead) {
+  obs.standbys = 1;
+  EXPECT_EQ(PlanRecovery(config, running, obs)->kind, "hardware");
+}
+
+TEST_F(ShrinkTest, NeverBelowTheMinimumNorWhenAShardIsGone) {
+  config.min_hosts = 4;
+  EXPECT_EQ(PlanRecovery(config, running, obs)->kind, "hardware");  // Waits for a machine.
+  config.min_hosts = 2;
+  obs.live_hosts = {0, 1};  // Group {2,3} gone: memory cannot serve it.
+  EXPECT_EQ(PlanRecovery(config, running, obs)->kind, "group_lost");
+}
+
+TEST_F(ShrinkTest, OnlyMembersCountAndTheResumeWorldIsKept) {
+  auto shrunk = *PlanRecovery(config, running, obs);
+  shrunk.state = "running";
+  // Host 2 is gone for good: not a loss any more.
+  EXPECT_FALSE(PlanRecovery(config, shrunk, obs));
+  // A trainer exits before the smaller world completed anything: the next
+  // epoch resumes from the same iteration of the 4-host world.
+  obs.exits[0] = 999;
+  auto p = PlanRecovery(config, shrunk, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "software");
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{0, 1, 3}));
+  EXPECT_EQ(p->resume_iteration, 17);
+  EXPECT_EQ(p->resume_hosts, (std::vector<uint32_t>{0, 1, 2, 3}));
+  // Once the 3-host world completed iteration 20, it resumes from that.
+  obs.complete = 20;
+  obs.complete_epoch = shrunk.epoch;
+  p = PlanRecovery(config, shrunk, obs);
+  EXPECT_EQ(p->resume_iteration, 20);
+  EXPECT_EQ(p->resume_hosts, (std::vector<uint32_t>{0, 1, 3}));
+  // A completion of an abandoned epoch that lands late does not count.
+  obs.complete = 18;
+  obs.complete_epoch = running.epoch;
+  EXPECT_EQ(PlanRecovery(config, shrunk, obs)->resume_iteration, 17);
+}
+
+TEST_F(ShrinkTest, NoReplacementByThePrepareDeadlineShrinksInsteadOfFailing) {
+  config.prepare_timeout_s = 60;
+  obs.standbys = 1;  // A standby was there at first: host 2 was to be replaced.
+  Plan preparing = *PlanRecovery(config, running, obs);
+  ASSERT_EQ(preparing.kind, "hardware");
+  obs.standbys = 0;
+  obs.ready = {0, 1, 3};
+  obs.now = preparing.detected_at + 61;
+  auto p = PlanRecovery(config, preparing, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "shrink");
+  EXPECT_EQ(p->state, "preparing");
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{0, 1, 3}));
+  EXPECT_EQ(p->resume_iteration, 17);
+}
+
+TEST(PlanJson, MembersMustBeHostsOfTheJob) {
+  JobConfig c;
+  c.num_hosts = 4;
+  EXPECT_EQ(*PlanMembers(c, {}), (std::vector<uint32_t>{0, 1, 2, 3}));
+  EXPECT_TRUE(PlanMembers(c, {0, 3}).ok());
+  EXPECT_FALSE(PlanMembers(c, {3, 0}).ok());
+  EXPECT_FALSE(PlanMembers(c, {1, 1}).ok());
+  EXPECT_FALSE(PlanMembers(c, {0, 4}).ok());
+  auto cfg = nlohmann::json::parse(EncodeJobConfig(c));
+  cfg["min_hosts"] = 5;
+  EXPECT_FALSE(DecodeJobConfig(cfg.dump()).ok());
+  cfg["min_hosts"] = 3;
+  EXPECT_EQ(DecodeJobConfig(cfg.dump())->fewest_hosts(), 3u);
+}
+
+TEST(JobLayoutTest, MembersGiveRanksStoreJobAndHolders) {
+  JobConfig c;
+  c.num_hosts = 4;
+  c.nproc_per_host = 2;
+  auto full = *JobLayout::Make("j", c, {});
+  EXPECT_EQ(full->store_job(), "j");
+  EXPECT_EQ(full->world(), 8u);
+  auto l = *JobLayout::Make("j", c, {0, 1, 3});
+  EXPECT_EQ(l->store_job(), "j.world6");
+  EXPECT_EQ(l->Ranks(3), (std::vector<uint32_t>{4, 5}));
+  EXPECT_TRUE(l->Ranks(2).empty());
+  EXPECT_EQ(*l->HostOfRank(5), 3u);
+  EXPECT_FALSE(l->HostOfRank(6).ok());
+  // copies:2 over 3 members: a ring of three; the third member's shard is
+  // also on the first.
+  EXPECT_EQ(l->Holders(3), (std::vector<uint32_t>{0, 3}));
+  EXPECT_FALSE(l->LosesAShard({3}));
+  EXPECT_TRUE(l->LosesAShard({0, 3}));
 }
 
 }  // namespace

@@ -15,9 +15,23 @@ Replicator::Replicator(Store* store, JobCoordinator* coord, Dialer dial, Interle
       coord_(coord),
       dial_(std::move(dial)),
       interleaver_(interleaver),
-      options_(std::move(options)),
-      placement_(JobPlacement(options_.num_hosts, options_.redundancy)) {
+      options_(std::move(options)) {
+  JobConfig c;
+  c.num_hosts = options_.num_hosts;
+  c.redundancy = options_.redundancy;
+  auto layout = JobLayout::Make(options_.job, c, {});
+  if (layout.ok()) layout_ = *layout;
   worker_ = std::thread([this] { Run(); });
+}
+
+void Replicator::SetLayout(LayoutPtr layout) {
+  std::lock_guard<std::mutex> lock(mu_);
+  layout_ = std::move(layout);
+}
+
+LayoutPtr Replicator::layout() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return layout_;
 }
 
 Replicator::~Replicator() { Stop(); }
@@ -33,16 +47,17 @@ void Replicator::Stop() {
 }
 
 void Replicator::OnCommit(uint32_t rank, int64_t iteration) {
+  LayoutPtr l = layout();
   uint64_t bytes = 0;
-  if (auto pin = store_->Pin(options_.job, rank, iteration); pin.ok())
+  if (auto pin = store_->Pin(l ? l->store_job() : options_.job, rank, iteration); pin.ok())
     bytes = (*pin)->manifest.data_bytes;
-  auto peers = PeerHolders();
+  auto peers = PeerHolders(l.get());
   int copies = peers.ok() ? static_cast<int>(peers->size()) : 0;
   std::vector<SendStep> steps =
-      interleaver_->PlanSend(rank, iteration, BytesPerHolder(bytes), copies);
+      interleaver_->PlanSend(rank, iteration, BytesPerHolder(bytes, l.get()), copies);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({rank, iteration, coord_->epoch(), std::move(steps)});
+    queue_.push_back({rank, iteration, coord_->epoch(), l, std::move(steps)});
   }
   cv_.notify_all();
 }
@@ -58,42 +73,51 @@ ReplicatorStats Replicator::stats() {
 }
 
 Result<std::vector<uint32_t>> Replicator::PeerHolders() const {
-  GEMINI_RETURN_IF_ERROR(placement_.status());
-  const Placement& p = *placement_;
-  if (options_.self_host >= options_.num_hosts)
-    return InvalidArgument("host id " + std::to_string(options_.self_host) + " not below " +
-                           std::to_string(options_.num_hosts) + " hosts");
+  LayoutPtr l = layout();
+  return PeerHolders(l.get());
+}
+
+Result<std::vector<uint32_t>> Replicator::PeerHolders(const JobLayout* layout) const {
+  if (layout == nullptr)
+    return InvalidArgument("no placement for " + std::to_string(options_.num_hosts) +
+                           " hosts and " + options_.redundancy.ToString());
+  if (!layout->Has(options_.self_host))
+    return InvalidArgument("host id " + std::to_string(options_.self_host) +
+                           " is not a member of " + layout->store_job());
   std::vector<uint32_t> peers;
-  for (int h : p.holders[options_.self_host])
-    if (static_cast<uint32_t>(h) != options_.self_host) peers.push_back(static_cast<uint32_t>(h));
+  for (uint32_t h : layout->Holders(options_.self_host))
+    if (h != options_.self_host) peers.push_back(h);
   return peers;
 }
 
 uint64_t Replicator::BytesPerHolder(uint64_t shard_bytes) const {
+  LayoutPtr l = layout();
+  return BytesPerHolder(shard_bytes, l.get());
+}
+
+uint64_t Replicator::BytesPerHolder(uint64_t shard_bytes, const JobLayout* layout) const {
   if (!options_.redundancy.erasure()) return shard_bytes;
-  auto peers = PeerHolders();
+  auto peers = PeerHolders(layout);
   auto code = peers.ok() ? FragmentScheme(options_.redundancy, peers->size() + 1)
                          : Result<Redundancy>(peers.status());
   return code.ok() ? (shard_bytes + code->data - 1) / code->data : shard_bytes;
 }
 
-Result<Replicator::PieceFor> Replicator::PiecesFor(const ShardPin& pin,
+Result<Replicator::PieceFor> Replicator::PiecesFor(const ShardPin& pin, const JobLayout& layout,
                                                    std::unique_ptr<EncodedShard>* encoded) {
   if (!options_.redundancy.erasure())
     return PieceFor([&pin](size_t) -> Result<const ShardPin*> { return &pin; });
-  GEMINI_RETURN_IF_ERROR(placement_.status());
-  if (options_.self_host >= placement_->holders.size())
+  const std::vector<uint32_t> group = layout.Holders(options_.self_host);
+  if (group.empty())
     return InvalidArgument("host id " + std::to_string(options_.self_host) +
                            " not in the placement");
-  const std::vector<int>& group = placement_->holders[options_.self_host];
   GEMINI_ASSIGN_OR_RETURN(Redundancy code, FragmentScheme(options_.redundancy, group.size()));
   GEMINI_ASSIGN_OR_RETURN(*encoded, EncodedShard::Make(pin, code, &fragments_));
   // The holder at position j of the group keeps fragment j (the owner's own
   // fragment is its whole shard).
   std::vector<int> position;
   for (size_t j = 0; j < group.size(); ++j)
-    if (static_cast<uint32_t>(group[j]) != options_.self_host)
-      position.push_back(static_cast<int>(j));
+    if (group[j] != options_.self_host) position.push_back(static_cast<int>(j));
   EncodedShard* shard = encoded->get();
   return PieceFor([shard, position](size_t i) { return shard->Fragment(position.at(i)); });
 }
@@ -125,17 +149,24 @@ void Replicator::Run() {
 Status Replicator::Replicate(const Task& t) {
   auto start = Clock::now();
   auto end = start + options_.task_timeout;
-  auto pin = store_->Pin(options_.job, t.rank, t.iteration);
-  auto peers = PeerHolders();
+  if (!t.layout) return InvalidArgument("no layout for the job");
+  auto pin = store_->Pin(t.layout->store_job(), t.rank, t.iteration);
+  auto peers = PeerHolders(t.layout.get());
   Status sent = !pin.ok() ? pin.status() : !peers.ok() ? peers.status() : Status::Ok();
   std::unique_ptr<EncodedShard> encoded;
   std::vector<const ShardPin*> pieces;
   if (sent.ok() && interleaver_->mode() != InterleaveMode::kNone) {
-    auto piece_for = PiecesFor(**pin, &encoded);
+    auto piece_for = PiecesFor(**pin, *t.layout, &encoded);
     sent = piece_for.ok() ? SendScheduled(t, *piece_for, *peers, end, &pieces) : piece_for.status();
   }
   interleaver_->MarkReplicated(t.rank, t.iteration, sent,
                                std::chrono::duration<double>(Clock::now() - start).count());
+  if (!sent.ok() && coord_->epoch() != t.epoch) {
+    GEMINI_LOG(WARN) << "[replicator] rank " << t.rank << " iteration " << t.iteration
+                     << " of epoch " << t.epoch << " abandoned (the job is in epoch "
+                     << coord_->epoch() << " now): " << sent.ToString();
+    return Status::Ok();
+  }
   GEMINI_RETURN_IF_ERROR(sent);
   if (interleaver_->mode() != InterleaveMode::kNone) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -271,13 +302,14 @@ Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
     if (!pins[i]) {
       GEMINI_ASSIGN_OR_RETURN(pins[i], piece_for(i));
     }
-    GEMINI_RETURN_IF_ERROR(SendTo(peers[i], *pins[i], end));
+    GEMINI_RETURN_IF_ERROR(SendTo(peers[i], *pins[i], t.epoch, end));
   }
   return Status::Ok();
 }
 
 // Sends every chunk at once, on a fresh connection per attempt.
-Status Replicator::SendTo(uint32_t host, const ShardPin& pin, Clock::time_point end) {
+Status Replicator::SendTo(uint32_t host, const ShardPin& pin, int64_t epoch,
+                          Clock::time_point end) {
   Status last = Unavailable("no attempt");
   for (int attempt = 0; Clock::now() < end; ++attempt) {
     if (attempt > 0)
@@ -286,6 +318,10 @@ Status Replicator::SendTo(uint32_t host, const ShardPin& pin, Clock::time_point 
       std::lock_guard<std::mutex> lock(mu_);
       if (stop_) return Aborted("replicator stopping");
     }
+    // The job moved to a new epoch: this replica can never count (and its
+    // holder may have left the job). Stop retrying; the next tasks wait.
+    if (coord_->epoch() != epoch)
+      return Aborted("the job moved on to epoch " + std::to_string(coord_->epoch()));
     auto conn = ConnectTo(host);
     if (!conn.ok()) {
       last = conn.status();

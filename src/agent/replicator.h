@@ -34,6 +34,7 @@
 #include "agent/fragments.h"
 #include "agent/interleaver.h"
 #include "agent/job_coordinator.h"
+#include "agent/layout.h"
 #include "agent/plan.h"
 #include "store/store.h"
 #include "transport/connection.h"
@@ -77,12 +78,18 @@ class Replicator {
   Result<std::vector<uint32_t>> PeerHolders() const;
   // Bytes each of them gets of a `shard_bytes` shard: all, or one fragment.
   uint64_t BytesPerHolder(uint64_t shard_bytes) const;
+  // The job's layout from now on (launch mode: each epoch's members, store
+  // job and placement). Commits already queued keep the one they came under.
+  // Until set: every one of num_hosts hosts, store job options.job.
+  void SetLayout(LayoutPtr layout);
+  LayoutPtr layout() const;
 
  private:
   struct Task {
     uint32_t rank;
     int64_t iteration;
-    int64_t epoch;  // The timeline the shard was committed in.
+    int64_t epoch;     // The timeline the shard was committed in.
+    LayoutPtr layout;  // The members, store job and holders it was committed under.
     std::vector<SendStep> steps;
   };
   using Clock = std::chrono::steady_clock;
@@ -93,11 +100,14 @@ class Replicator {
   // or under rs:K+F its fragment (of `encoded`), made by the thread that
   // sends it. Thread-safe for distinct i.
   using PieceFor = std::function<Result<const ShardPin*>(size_t i)>;
-  Result<PieceFor> PiecesFor(const ShardPin& pin, std::unique_ptr<EncodedShard>* encoded);
+  Result<PieceFor> PiecesFor(const ShardPin& pin, const JobLayout& layout,
+                             std::unique_ptr<EncodedShard>* encoded);
+  Result<std::vector<uint32_t>> PeerHolders(const JobLayout* layout) const;
+  uint64_t BytesPerHolder(uint64_t shard_bytes, const JobLayout* layout) const;
   // Sends each peer its piece; `sent` gets the pieces.
   Status SendScheduled(const Task& t, const PieceFor& piece_for, const std::vector<uint32_t>& peers,
                        Clock::time_point end, std::vector<const ShardPin*>* sent);
-  Status SendTo(uint32_t host, const ShardPin& pin, Clock::time_point end);
+  Status SendTo(uint32_t host, const ShardPin& pin, int64_t epoch, Clock::time_point end);
   // A cached connection to `host`, dialed if needed.
   Result<transport::Connection*> ConnectTo(uint32_t host);
 
@@ -106,8 +116,8 @@ class Replicator {
   Dialer dial_;
   Interleaver* interleaver_;
   const ReplicatorOptions options_;
-  const Result<Placement> placement_;  // The job's, computed once.
-  std::mutex mu_;
+  mutable std::mutex mu_;
+  LayoutPtr layout_;  // guarded by mu_
   std::condition_variable cv_;
   std::deque<Task> queue_;
   bool busy_ = false;

@@ -28,9 +28,7 @@ std::string EpochDir(const char* dir, int64_t epoch) {
 
 }  // namespace
 
-RootAgent::RootAgent(RootContext ctx)
-    : ctx_(std::move(ctx)),
-      placement_(JobPlacement(ctx_.config.num_hosts, ctx_.config.redundancy)) {}
+RootAgent::RootAgent(RootContext ctx) : ctx_(std::move(ctx)) {}
 
 RootAgent::~RootAgent() { Stop(); }
 
@@ -98,19 +96,20 @@ bool RootAgent::Campaign() {
   return is_root_;
 }
 
-Result<IterationKey> RootAgent::NewestPersisted() {
+Result<IterationKey> RootAgent::NewestPersisted(const JobLayout& layout) {
   if (ctx_.config.persist_dir.empty()) return NotFound("no persistent tier");
   PersistEnv* env = PersistEnv::Posix();
+  // This world's files (agents persist under the epoch's store job).
+  const std::string& job = layout.store_job();
   GEMINI_ASSIGN_OR_RETURN(std::vector<IterationKey> keys,
-                          ListIterations(env, ctx_.config.persist_dir, ctx_.job));
+                          ListIterations(env, ctx_.config.persist_dir, job));
   // Newest first: the first one every rank persisted (in one epoch).
   for (auto it = keys.rbegin(); it != keys.rend(); ++it)
-    if (MarkComplete(env, ctx_.config.persist_dir, ctx_.job, *it, ctx_.config.world_size()).ok())
-      return *it;
+    if (MarkComplete(env, ctx_.config.persist_dir, job, *it, layout.world()).ok()) return *it;
   return NotFound("no complete persisted iteration");
 }
 
-Result<Observations> RootAgent::Observe(const Plan& plan) {
+Result<Observations> RootAgent::Observe(const Plan& plan, const JobLayout& layout) {
   Observations obs;
   obs.now = WallNow();
   obs.lease_ttl_s = ctx_.lease_ttl_s;
@@ -126,7 +125,7 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   std::map<uint32_t, HostInfo> missing;
   bool settling = std::chrono::steady_clock::now() - in_office_since_ <
                   std::chrono::duration<double>(ctx_.lease_ttl_s + 1.0);
-  for (uint32_t h = 0; h < ctx_.config.num_hosts; ++h) {
+  for (uint32_t h : layout.members()) {
     if (obs.live_hosts.count(h)) continue;
     if (last_seen_.count(h))
       missing[h] = last_seen_[h];
@@ -142,7 +141,7 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
     // exited" only when its key names a rank; it is timed now.
     auto rank = KeyId(e.key);
     auto exit = DecodeExit(e.value);
-    if (!rank.ok() || *rank >= ctx_.config.world_size()) {
+    if (!rank.ok() || *rank >= layout.world()) {
       GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[root] ignoring " << e.key << ": not a rank";
       continue;
     }
@@ -154,7 +153,7 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   if (!obs.exits.empty()) {
     std::map<uint32_t, HostInfo> registered;
     for (uint32_t h : obs.live_hosts)
-      if (hosts.count(h)) registered[h] = hosts[h];
+      if (hosts.count(h) && layout.Has(h)) registered[h] = hosts[h];
     for (const auto& [h, live] : Confirm(registered))
       if (!live) obs.live_hosts.erase(h);
   } else {
@@ -165,8 +164,8 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   for (const auto& r : ready.kvs) {
     auto host = KeyId(r.key);
     auto rec = DecodeReady(r.value);
-    if (!host.ok() || *host >= ctx_.config.num_hosts) {
-      GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[root] ignoring " << r.key << ": not a host";
+    if (!host.ok() || !layout.Has(*host)) {
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[root] ignoring " << r.key << ": not a member host";
       continue;
     }
     if (!rec.ok())
@@ -179,7 +178,7 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
   if (plan.state == "preparing" && plan.kind != "start" && plan.detected_at > 0 &&
       obs.now - plan.detected_at > 10) {
     std::string waiting;
-    for (uint32_t h = 0; h < ctx_.config.num_hosts; ++h)
+    for (uint32_t h : layout.members())
       if (!obs.ready.count(h) && !obs.not_ready.count(h))
         waiting += " " + std::to_string(h) + (obs.live_hosts.count(h) ? "" : " (no machine yet)");
     if (!waiting.empty())
@@ -189,7 +188,13 @@ Result<Observations> RootAgent::Observe(const Plan& plan) {
           << waiting << "; gives up after " << ctx_.config.prepare_timeout_s
           << " s (--prepare-timeout)";
   }
-  GEMINI_ASSIGN_OR_RETURN(obs.complete, ctx_.coord->Complete());
+  GEMINI_ASSIGN_OR_RETURN(CompleteRecord complete, ctx_.coord->CompleteWithEpoch());
+  obs.complete = complete.iteration;
+  obs.complete_epoch = complete.epoch;
+  // Idle standbys (a mirror): a lost host is replaced when one is at hand;
+  // under --nnodes MIN:MAX it leaves the job otherwise.
+  auto standby = ctx_.coord->WatchedPrefix("standby/", "standby/");
+  obs.standbys = standby.ok() ? standby->kvs.size() : 0;
   return obs;
 }
 
@@ -215,8 +220,15 @@ std::map<uint32_t, bool> RootAgent::Confirm(const std::map<uint32_t, HostInfo>& 
 
 void RootAgent::Tick() {
   auto cur = ctx_.coord->Watched("plan");  // A stale copy only makes a plan write fail.
-  if (!cur.ok() || !placement_.ok()) return;
+  if (!cur.ok()) return;
   auto plan = DecodePlan(cur->value);
+  Result<LayoutPtr> layout = NotFound("no plan");
+  if (plan.ok()) {
+    layout = JobLayout::ForPlan(ctx_.job, ctx_.config, *plan);
+    auto resume = JobLayout::ResumeForPlan(ctx_.job, ctx_.config, *plan);
+    if (!layout.ok() || !resume.ok())
+      plan = InvalidArgument("members: " + (layout.ok() ? resume : layout).status().message());
+  }
   if (!plan.ok() || (known_ && plan->epoch < known_->epoch)) {
     if (known_ && WritePlan(*known_, cur->mod_revision))
       GEMINI_LOG(WARN) << "[root] the plan key held "
@@ -226,16 +238,16 @@ void RootAgent::Tick() {
     return;
   }
   known_ = *plan;
-  auto obs = Observe(*plan);
+  auto obs = Observe(*plan, **layout);
   if (!obs.ok()) return;
-  auto next = PlanRecovery(ctx_.config, *placement_, *plan, *obs);
+  auto next = PlanRecovery(ctx_.config, *plan, *obs);
   if (next && next->kind == "group_lost") {
-    auto persisted = NewestPersisted();
+    auto persisted = NewestPersisted(**layout);
     obs->persisted = persisted.ok() ? persisted->iteration : -1;
-    next = PlanRecovery(ctx_.config, *placement_, *plan, *obs);
+    next = PlanRecovery(ctx_.config, *plan, *obs);
     if (next && persisted.ok()) next->persisted_epoch = persisted->epoch;
   }
-  if (!next) return Advance(*plan, cur->mod_revision);
+  if (!next) return Advance(*plan, **layout, cur->mod_revision);
   if (!WritePlan(*next, cur->mod_revision)) return;
   GEMINI_LOG(WARN) << "[root] " << next->kind << " failure (" << next->reason << "): epoch "
                    << next->epoch << " resumes at iteration " << next->resume_iteration << " from "
@@ -244,6 +256,7 @@ void RootAgent::Tick() {
 }
 
 void RootAgent::RequestReplacements(const Plan& plan, const Plan& superseded) {
+  if (plan.kind == "shrink" || plan.state != "preparing") return;  // Nobody to replace.
   KvStore& kv = ctx_.coord->kv();
   auto standby = kv.GetPrefix("standby/", DeadlineAfter(kCall));
   size_t next_standby = 0;
@@ -267,13 +280,19 @@ void RootAgent::RequestReplacements(const Plan& plan, const Plan& superseded) {
   }
 }
 
-void RootAgent::Advance(const Plan& plan, int64_t mod_revision) {
+void RootAgent::Advance(const Plan& plan, const JobLayout& layout, int64_t mod_revision) {
   const char* dir = plan.state == "preparing" ? "ready"
                     : plan.state == "running" ? "done"
                                               : nullptr;
   if (dir == nullptr) return;
   auto got = ctx_.coord->WatchedPrefix(std::string(dir) + "/", EpochDir(dir, plan.epoch));
-  if (!got.ok() || got->kvs.size() < ctx_.config.num_hosts) return;
+  if (!got.ok()) return;
+  size_t members = 0;  // Records of hosts that left the job do not count.
+  for (const auto& kv : got->kvs) {
+    auto host = KeyId(kv.key);
+    members += host.ok() && layout.Has(*host);
+  }
+  if (members < layout.members().size()) return;
   Plan next = plan;
   next.state = plan.state == "preparing" ? "running" : "done";
   if (WritePlan(next, mod_revision))

@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "agent/job_coordinator.h"
+#include "agent/layout.h"
 #include "agent/plan.h"
 #include "agent/planner.h"
 #include "persist/layout.h"
@@ -57,17 +58,16 @@ class RootAgent {
   // answered, or has not yet failed kProbesToLose probes in a row.
   std::map<uint32_t, bool> Confirm(const std::map<uint32_t, HostInfo>& hosts);
   void Tick();
-  Result<Observations> Observe(const Plan& plan);
-  // The newest complete (iteration, epoch) in the persistent tier.
-  Result<IterationKey> NewestPersisted();
+  Result<Observations> Observe(const Plan& plan, const JobLayout& layout);
+  // The newest complete (iteration, epoch) of `layout`'s world in the persistent tier.
+  Result<IterationKey> NewestPersisted(const JobLayout& layout);
   // A standby, else a machine from the provider, for each host `plan`
   // replaces that `superseded` was not already replacing.
   void RequestReplacements(const Plan& plan, const Plan& superseded);
-  void Advance(const Plan& plan, int64_t mod_revision);
+  void Advance(const Plan& plan, const JobLayout& layout, int64_t mod_revision);
   bool WritePlan(const Plan& plan, int64_t mod_revision);
 
   RootContext ctx_;
-  Result<Placement> placement_;
   std::atomic<bool> stop_{false}, is_root_{false};
   std::map<uint32_t, HostInfo> last_seen_;
   std::map<uint32_t, int> failed_probes_;  // Consecutive failed probes per host.

@@ -39,10 +39,7 @@ void Worker::Stop() {
 }
 
 std::vector<uint32_t> Worker::Ranks() const {
-  std::vector<uint32_t> ranks;
-  for (uint32_t i = 0; i < ctx_.config.nproc_per_host; ++i)
-    ranks.push_back(ctx_.host * ctx_.config.nproc_per_host + i);
-  return ranks;
+  return layout_ ? layout_->Ranks(ctx_.host) : std::vector<uint32_t>{};
 }
 
 void Worker::Run() {
@@ -71,9 +68,19 @@ void Worker::Step() {
   auto maintained = ctx_.coord->Maintain();
   if (!maintained.ok()) GEMINI_LOG(WARN) << "[worker] " << maintained.status().ToString();
   if (!plan.ok()) return;  // etcd away: keep training; nothing to follow now.
-  if (plan->epoch > plan_.epoch) EnterEpoch(*plan);
+  if (plan->epoch > plan_.epoch) {
+    auto members = JobLayout::ForPlan(ctx_.job, ctx_.config, *plan);
+    auto resume = JobLayout::ResumeForPlan(ctx_.job, ctx_.config, *plan);
+    if (!members.ok() || !resume.ok()) {  // Forged or corrupt: the root puts a valid plan back.
+      GEMINI_LOG_EVERY_N_SEC(WARN, 10) << "[worker] ignoring plan epoch " << plan->epoch << ": "
+                                       << (members.ok() ? resume : members).status().ToString();
+      return;
+    }
+    EnterEpoch(*plan, *members, *resume);
+  }
   if (plan->epoch != plan_.epoch) return;
   plan_.state = plan->state;
+  if (!layout_->Has(ctx_.host)) return;  // The job went on without this host.
   if (plan_.state == "running" && !started_) {
     Status st = StartTrainers(plan_);
     if (!st.ok()) GEMINI_LOG(ERROR) << "[worker] starting trainers: " << st.ToString();
@@ -93,7 +100,7 @@ void Worker::Fence(const Plan& plan) {
                     << ". Restart this agent as a standby to rejoin.";
 }
 
-void Worker::EnterEpoch(const Plan& plan) {
+void Worker::EnterEpoch(const Plan& plan, LayoutPtr members, LayoutPtr resume) {
   entered_ = true;
   KillTrainers();
   {
@@ -101,9 +108,12 @@ void Worker::EnterEpoch(const Plan& plan) {
     plan_ = plan;
     resumed_ = false;
   }
+  layout_ = std::move(members);
+  resume_ = std::move(resume);
   started_ = reported_done_ = false;
   finished_.clear();
   reported_.clear();
+  if (ctx_.on_layout) ctx_.on_layout(plan.epoch, layout_, resume_);
   ctx_.coord->SetEpoch(plan.epoch);
   if (plan.state == "failed") {
     GEMINI_LOG(ERROR) << "[worker] host " << ctx_.host << ": the job failed: " << plan.reason;
@@ -111,7 +121,21 @@ void Worker::EnterEpoch(const Plan& plan) {
   }
   if (plan.kind != "start" && ctx_.metrics)
     ctx_.metrics->RecordRecovery(plan.kind, plan.detected_at - plan.failed_at);
-  ctx_.store->ResetComplete(ctx_.job, plan.resume_iteration);
+  // Complete: the resume iteration in the world that saved it; nothing yet in
+  // this epoch's world when that is another one.
+  ctx_.store->ResetComplete(resume_->store_job(), plan.resume_iteration);
+  if (layout_->store_job() != resume_->store_job())
+    ctx_.store->ResetComplete(layout_->store_job(), -1);
+  if (!layout_->Has(ctx_.host)) {
+    GEMINI_LOG(WARN) << "[worker] host " << ctx_.host << " is not a member of epoch " << plan.epoch
+                     << " (" << plan.reason << "): the job goes on without it";
+    return;
+  }
+  if (plan.kind == "shrink")
+    GEMINI_LOG(WARN) << "[worker] epoch " << plan.epoch << ": the job goes on with "
+                     << layout_->members().size() << " of " << ctx_.config.num_hosts
+                     << " hosts (world size " << resume_->world() << " -> " << layout_->world()
+                     << ", store job " << layout_->store_job() << ")";
   Status st = Prepare(plan);
   GEMINI_LOG(INFO) << "[worker] host " << ctx_.host << " epoch " << plan.epoch << " (" << plan.kind
                    << "): resume at " << plan.resume_iteration << " from "
@@ -132,55 +156,76 @@ void Worker::EnterEpoch(const Plan& plan) {
 Status Worker::Prepare(const Plan& plan) {
   if (plan.resume_iteration < 0) return Status::Ok();
   std::string source = plan.SourceFor(ctx_.host);
-  for (uint32_t rank : Ranks()) {
+  const JobLayout& from = *resume_;
+  // Same world: this host's ranks. Another world (a shrink): every rank of
+  // the world that saved the iteration, which each trainer reshards from.
+  std::vector<uint32_t> ranks = Ranks();
+  const bool reshard = from.store_job() != layout_->store_job();
+  if (reshard) {
+    ranks.clear();
+    for (uint32_t r = 0; r < from.world(); ++r) ranks.push_back(r);
+  }
+  int fetched = 0;
+  for (uint32_t rank : ranks) {
     if (source == "persistent") {
-      GEMINI_RETURN_IF_ERROR(LoadPersisted(rank, {plan.resume_iteration, plan.persisted_epoch}));
+      GEMINI_RETURN_IF_ERROR(
+          LoadPersisted(from, rank, {plan.resume_iteration, plan.persisted_epoch}));
       continue;
     }
-    if (ctx_.store->Pin(ctx_.job, rank, plan.resume_iteration).ok()) continue;  // Local.
-    GEMINI_ASSIGN_OR_RETURN(int64_t got, ctx_.fetch(rank, plan.resume_iteration));
+    if (ctx_.store->Pin(from.store_job(), rank, plan.resume_iteration).ok()) continue;  // Local.
+    GEMINI_ASSIGN_OR_RETURN(int64_t got, ctx_.fetch(from.store_job(), rank, plan.resume_iteration));
     (void)got;
+    ++fetched;
   }
+  if (reshard)
+    GEMINI_LOG(INFO) << "[worker] host " << ctx_.host << " holds all " << from.world()
+                     << " shards of iteration " << plan.resume_iteration << " of "
+                     << from.store_job() << " (" << fetched << " fetched) for resharding onto "
+                     << layout_->world() << " ranks";
   return Status::Ok();
 }
 
-Status Worker::LoadPersisted(uint32_t rank, const IterationKey& key) {
+Status Worker::LoadPersisted(const JobLayout& world, uint32_t rank, const IterationKey& key) {
   PersistEnv* env = PersistEnv::Posix();
   // Checked: that job, rank, iteration, epoch and world size, or an error.
-  ShardId id{ctx_.job, rank, key, ctx_.config.world_size()};
+  ShardId id{world.store_job(), rank, key, world.world()};
   GEMINI_ASSIGN_OR_RETURN(ShardInfo info, ReadShardInfoFor(env, ctx_.config.persist_dir, id));
   uint64_t writer = next_writer_++;
   GEMINI_ASSIGN_OR_RETURN(SlotGrant g,
                           ctx_.store->Begin(writer, info.manifest, milliseconds(10000)));
   close(g.fd);
   auto read = ReadShardIntoFor(env, ctx_.config.persist_dir, id, g.data, g.segment_size);
-  Status st = read.ok() ? ctx_.store->Commit(writer, ctx_.job, rank, key.iteration, read->crcs)
-                        : read.status();
+  Status st = read.ok()
+                  ? ctx_.store->Commit(writer, world.store_job(), rank, key.iteration, read->crcs)
+                  : read.status();
   if (!st.ok()) ctx_.store->AbortWriter(writer);
   return st;
 }
 
 Status Worker::StartTrainers(const Plan& plan) {
   GEMINI_ASSIGN_OR_RETURN(auto hosts, ctx_.coord->Hosts());
-  if (!hosts.count(0)) return Unavailable("host 0 is not registered");
+  const uint32_t master = layout_->members().front();  // Group rank 0.
+  if (!hosts.count(master))
+    return Unavailable("host " + std::to_string(master) + " is not registered");
   for (uint32_t rank : Ranks()) {
     std::map<std::string, std::string> env = ctx_.config.env;
     // torchrun's contract, so that a script written for torchrun runs as is.
-    const std::string world = std::to_string(ctx_.config.world_size());
+    const std::string world = std::to_string(layout_->world());
     env["RANK"] = env["ROLE_RANK"] = std::to_string(rank);
     env["WORLD_SIZE"] = env["ROLE_WORLD_SIZE"] = world;
     env["LOCAL_RANK"] = std::to_string(rank % ctx_.config.nproc_per_host);
     env["LOCAL_WORLD_SIZE"] = std::to_string(ctx_.config.nproc_per_host);
-    env["GROUP_RANK"] = std::to_string(ctx_.host);
-    env["GROUP_WORLD_SIZE"] = std::to_string(ctx_.config.num_hosts);
+    env["GROUP_RANK"] = std::to_string(*layout_->Position(ctx_.host));
+    env["GROUP_WORLD_SIZE"] = std::to_string(layout_->members().size());
     env["ROLE_NAME"] = "default";
-    env["MASTER_ADDR"] = hosts[0].addr;
+    env["MASTER_ADDR"] = hosts[master].addr;
     env["MASTER_PORT"] = std::to_string(plan.master_port);
     env["TORCHELASTIC_RUN_ID"] = ctx_.job;
     env["TORCHELASTIC_RESTART_COUNT"] = std::to_string(std::max<int64_t>(0, plan.epoch - 1));
     env["TORCHELASTIC_MAX_RESTARTS"] = std::to_string(ctx_.config.max_restarts);
     env["GEMINI_SOCKET"] = ctx_.socket;
     env["GEMINI_JOB"] = ctx_.job;
+    env["GEMINI_STORE_JOB"] = layout_->store_job();  // This world's generation of the job.
     env["GEMINI_EPOCH"] = std::to_string(plan.epoch);
     std::string log = ctx_.log_dir + "/trainer-" + std::to_string(rank) + ".log";
     GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(ctx_.config.command, env, false, log));

@@ -59,6 +59,7 @@ struct LaunchArgs {
   // The namespace harness.
   int hosts = 4;
   int standby_hosts = 0;
+  int min_hosts = 0;  // --min-hosts: the nodes run with --nnodes MIN:hosts (0: hosts).
   std::string etcd;
   int etcd_members = 1;
   std::string inject;
@@ -91,6 +92,11 @@ class Launcher {
  private:
   Status SetUp();
   Status StartNode(int ns, int64_t replace_host, bool standby);
+  // The nodes' --nnodes: N, or MIN:N with --min-hosts.
+  std::string Nnodes() const {
+    const std::string n = std::to_string(a_.hosts);
+    return a_.min_hosts > 0 && a_.min_hosts < a_.hosts ? std::to_string(a_.min_hosts) + ":" + n : n;
+  }
   Status MapHosts();
   Status StartEtcd();
   void ServeProvider();
@@ -140,7 +146,7 @@ Status Launcher::StartNode(int ns, int64_t replace_host, bool standby) {
   std::vector<std::string> argv = cluster_->ExecArgs(ns);
   std::vector<std::string> more{SelfExe(),         "launch",
                                 "--rdzv-endpoint", endpoint_,
-                                "--nnodes",        std::to_string(a_.hosts),
+                                "--nnodes",        Nnodes(),
                                 "--advertise",     addr,
                                 "--socket",        dir_ + "/agent-" + name + ".sock",
                                 "--shm-prefix",    ShmPrefix() + std::to_string(ns),
@@ -507,9 +513,19 @@ json Launcher::Memory() {
     auto text = client.ok() ? (*client)->StatusJson() : Result<std::string>(client.status());
     auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
     if (!s.is_object() || !s.contains("jobs") || !s["jobs"].is_array()) continue;
+    // The store job and members of the last epoch (after a shrink: JOB.worldW
+    // on fewer hosts; agent/layout.h).
+    std::string store_job = a_.node.job.job;
+    std::vector<int64_t> members;
+    if (s.contains("cluster") && s["cluster"].is_object()) {
+      store_job = s["cluster"].value("store_job", store_job);
+      if (s["cluster"].contains("members") && s["cluster"]["members"].is_array())
+        for (const auto& m : s["cluster"]["members"])
+          if (m.is_number_integer()) members.push_back(m.get<int64_t>());
+    }
     uint64_t own = 0, held = 0;
     for (const auto& j : s["jobs"]) {
-      if (j.value("job", "") != a_.node.job.job) continue;
+      if (j.value("job", "") != store_job) continue;
       for (const auto& r : j["ranks"]) {
         int64_t newest = -1;
         uint64_t bytes = 0;
@@ -518,7 +534,10 @@ json Launcher::Memory() {
             newest = slot["iteration"].get<int64_t>();
             bytes = slot.value("data_bytes", uint64_t{0});
           }
-        const int64_t owner = r["rank"].get<int64_t>() / a_.node.job.nproc;
+        const int64_t position = r["rank"].get<int64_t>() / a_.node.job.nproc;
+        const int64_t owner = position < static_cast<int64_t>(members.size())
+                                  ? members[static_cast<size_t>(position)]
+                                  : position;
         (owner == host ? own : held) += bytes;
       }
     }
@@ -612,6 +631,10 @@ void AddLaunch(CLI::App& app) {
                   "folder in the harness)");
   auto* lab = cmd->add_option_group("harness", "Namespace hosts on this machine (needs root)");
   lab->add_option("--hosts", a->hosts, "Machines (network-namespace hosts)")->capture_default_str();
+  lab->add_option("--min-hosts", a->min_hosts,
+                  "Fewest hosts the job may go on with after losing some (the nodes run with "
+                  "--nnodes MIN:HOSTS); default: --hosts")
+      ->check(CLI::Range(1, 4096));
   lab->add_option("--standby-hosts", a->standby_hosts, "Idle standby hosts for replacements")
       ->capture_default_str();
   lab->add_option("--etcd", a->etcd, "etcd endpoint (default: start one over TLS)");

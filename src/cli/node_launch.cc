@@ -128,6 +128,9 @@ Status Node::Join() {
   o.progress = [this](const std::string& line) { Say(line); };
   JobStart start = [this](uint32_t n) -> Result<std::map<std::string, std::string>> {
     GEMINI_ASSIGN_OR_RETURN(JobConfig config, MakeJobConfig(a_.job, n));
+    // --nnodes MIN:MAX: a lost node no machine replaces leaves the job while
+    // MIN remain (planner.h, "shrink").
+    config.min_hosts = std::min(nnodes_.first, n);
     Plan first;
     first.epoch = 1;
     first.state = "preparing";

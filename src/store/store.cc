@@ -102,7 +102,7 @@ Result<SlotGrant> Store::Begin(uint64_t writer, const Manifest& m, std::chrono::
   auto& job_ptr = jobs_[m.job];
   if (!job_ptr) {
     job_ptr = std::make_unique<Job>();
-    job_ptr->coordinated = m.job == options_.coordinated_job;
+    job_ptr->coordinated = IsCoordinated(m.job);
   }
   Job& job = *job_ptr;
   if (job.world_size != m.world_size) {
@@ -309,7 +309,7 @@ void Store::SetExternalComplete(const std::string& job, int64_t iteration) {
   auto& j = jobs_[job];
   if (!j) {
     j = std::make_unique<Job>();
-    j->coordinated = job == options_.coordinated_job;
+    j->coordinated = IsCoordinated(job);
   }
   j->external_complete = std::max(j->external_complete, iteration);
   committed_cv_.notify_all();
@@ -320,7 +320,7 @@ void Store::ResetComplete(const std::string& job, int64_t iteration) {
   auto& j = jobs_[job];
   if (!j) {
     j = std::make_unique<Job>();
-    j->coordinated = job == options_.coordinated_job;
+    j->coordinated = IsCoordinated(job);
   }
   j->external_complete = iteration;
   committed_cv_.notify_all();
@@ -360,7 +360,7 @@ std::string Store::StatusJson(const std::string& only_job) {
   out["used_bytes"] = UsedLocked() + pending_bytes_;
   out["jobs"] = nlohmann::json::array();
   for (const auto& [name, job] : jobs_) {
-    if (!only_job.empty() && name != only_job) continue;
+    if (!only_job.empty() && !IsGenerationOf(only_job, name)) continue;
     nlohmann::json j{{"job", name},
                      {"world_size", job->world_size},
                      {"complete_iteration", CompleteLocked(*job)},

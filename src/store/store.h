@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "store/generations.h"
 #include "store/manifest.h"
 #include "store/shm_segment.h"
 
@@ -62,7 +63,8 @@ struct StoreOptions {
       create_segment;
   // Multi-machine mode: for this job an iteration is complete only when the
   // coordinator says so (SetExternalComplete), never from the local ranks
-  // alone. Other jobs stay single-machine. Empty: none.
+  // alone; so for its generations (JOB.worldW, store/generations.h). Other
+  // jobs stay single-machine. Empty: none.
   std::string coordinated_job;
 };
 
@@ -137,7 +139,7 @@ class Store {
   static constexpr uint32_t kMaxEveryK = 1000000;
   static constexpr size_t kMaxCadenceReason = 1024;
   // What the store holds, as JSON text (see `gemini status --json`); only
-  // `only_job` if not empty (what a peer of that job may see).
+  // `only_job` and its generations if not empty (what a peer of that job may see).
   std::string StatusJson(const std::string& only_job = "");
 
  private:
@@ -153,6 +155,9 @@ class Store {
   };
   Result<Found> FindCommittedLocked(const std::string& job, uint32_t rank, int64_t iteration);
   int64_t CompleteLocked(const Job& job) const;
+  bool IsCoordinated(const std::string& job) const {
+    return !options_.coordinated_job.empty() && IsGenerationOf(options_.coordinated_job, job);
+  }
   uint64_t UsedLocked() const;
 
   const StoreOptions options_;
