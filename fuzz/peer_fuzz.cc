@@ -109,7 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 2: {
       auto store = NewStore();
-      PeerService service(store.get(), kJob, [](uint32_t rank) { return rank == 0; });
+      PeerService service(store.get(), kJob,
+                          [](const std::string&, uint32_t rank) { return rank == 0; });
       fuzz::MemoryConnection conn(bytes);
       Status st = service.Serve(conn);
       if (kVerbose) std::fprintf(stderr, "Serve: %s\n", st.ToString().c_str());

@@ -77,6 +77,7 @@ bool RootAgent::Campaign() {
       GEMINI_LOG(INFO) << "[root] host " << ctx_.host << (mine ? " is" : " is no longer")
                        << " the root";
     if (mine && !is_root_) in_office_since_ = std::chrono::steady_clock::now();
+    if (mine && cur->create_revision > 0) office_revision_ = cur->create_revision;
     if (!mine) {
       auto id = DecodeId(cur->value);
       if (id.ok()) last_root_ = static_cast<int64_t>(*id);
@@ -89,6 +90,7 @@ bool RootAgent::Campaign() {
   if (lease == kNoLease) return false;  // Not registered (or fenced): no office without a lease.
   auto won = kv.CreateIfAbsent("root", std::to_string(ctx_.host), DeadlineAfter(kCall), lease);
   is_root_ = won.ok() && *won;
+  office_revision_ = 0;  // Learned from the key (WritePlan reads it when needed).
   if (is_root_) {
     GEMINI_LOG(INFO) << "[root] host " << ctx_.host << " elected root";
     in_office_since_ = std::chrono::steady_clock::now();
@@ -300,9 +302,23 @@ void RootAgent::Advance(const Plan& plan, const JobLayout& layout, int64_t mod_r
 }
 
 bool RootAgent::WritePlan(const Plan& plan, int64_t mod_revision) {
-  auto ok = ctx_.coord->kv().CompareAndSwapRevision("plan", mod_revision, EncodePlan(plan),
-                                                    DeadlineAfter(kCall));
-  if (!ok.ok() || !*ok) return false;
+  KvStore& kv = ctx_.coord->kv();
+  if (office_revision_ == 0) {  // Won just now: which `root` key is this root's office?
+    auto office = kv.Get("root", DeadlineAfter(kCall));
+    if (!office.ok() || office->value != std::to_string(ctx_.host) ||
+        office->lease != ctx_.coord->lease_id())
+      return false;
+    office_revision_ = office->create_revision;
+  }
+  // Only while this root holds the office it won (etcd checks, atomically with
+  // the write): a root that stalled past its lease, or was cut off, and lost
+  // the office meanwhile cannot overwrite its successor's plans.
+  Compare holds_office{"root", Compare::Target::kCreateRevision, Compare::Op::kEqual, "",
+                       office_revision_};
+  auto done = kv.Txn({Compare::ModRevisionEquals("plan", mod_revision),
+                      Compare::ValueEquals("root", std::to_string(ctx_.host)), holds_office},
+                     {TxnOp::Put("plan", EncodePlan(plan))}, {}, DeadlineAfter(kCall));
+  if (!done.ok() || !done->succeeded) return false;
   known_ = plan;
   return true;
 }

@@ -14,7 +14,10 @@
 // + 1 s from the root taking office to register), decides, asks for replacements (a standby if one
 // is idle, else the machine provider), and moves plans from preparing to running to done. An agent
 // that is not the root looks at the office when its mirror of `root` changes (at the latest every
-// second), not every tick. One thread, owned; Stop() joins it (within 250 ms).
+// second), not every tick. Every plan is written in one etcd transaction with the check that this
+// agent still holds the office it won (the `root` key names its host and was created when it won):
+// a root that stalled or was cut off past its lease cannot overwrite its successor's plans. One
+// thread, owned; Stop() joins it (within 250 ms).
 #pragma once
 
 #include <atomic>
@@ -73,6 +76,9 @@ class RootAgent {
   std::map<uint32_t, int> failed_probes_;  // Consecutive failed probes per host.
   std::chrono::steady_clock::time_point in_office_since_;
   int64_t last_root_ = -1;  // The host seen holding the office before this one, if any.
+  // The create revision of the `root` key this agent holds (0: not known
+  // yet): plans are written only while that key stands (WritePlan).
+  int64_t office_revision_ = 0;
   // The newest valid plan this root read or wrote: put back when the key
   // is found holding garbage or an older epoch (a forged or corrupt write).
   std::optional<Plan> known_;
