@@ -52,14 +52,15 @@ def tls_etcd(tmp_path):
     log.close()
 
 
-def node(url, certs, tmp_path, name, addr, extra=(), command=(), nproc=2):
+def node(url, certs, tmp_path, name, addr, extra=(), command=(), nproc=2, nnodes=2, job="deployjob",
+         cert="client"):
     secret = tmp_path / "secret"
     if not secret.exists():
         secret.write_text(SECRET)
         secret.chmod(0o600)
-    return [GEMINI, "launch", "--nnodes", "2", "--nproc-per-node", str(nproc), "--rdzv-endpoint", url,
-            "--rdzv-id", "deployjob", "--etcd-cacert", str(certs / "ca.pem"),
-            "--etcd-cert", str(certs / "client.pem"), "--etcd-key", str(certs / "client.key"),
+    return [GEMINI, "launch", "--nnodes", str(nnodes), "--nproc-per-node", str(nproc),
+            "--rdzv-endpoint", url, "--rdzv-id", job, "--etcd-cacert", str(certs / "ca.pem"),
+            "--etcd-cert", str(certs / f"{cert}.pem"), "--etcd-key", str(certs / f"{cert}.key"),
             "--secret-file", str(secret), "--advertise", addr, "--budget", "256MiB",
             "--socket", str(tmp_path / f"{name}.sock"), "--shm-prefix", f"gemini-deploy-{name}",
             "--log-dir", str(tmp_path / name), *extra, *command]
@@ -145,3 +146,39 @@ def test_nodes_that_disagree_or_come_late_are_told_why(tls_etcd, tmp_path):
     finally:
         a.terminate()
         a.communicate(timeout=60)
+
+
+def test_etcd_auth_takes_the_user_from_the_certificate(tls_etcd, tmp_path):
+    # etcd auth on (scripts/etcd-dev auth): user "gemini", the CN of
+    # client.pem, may read and write /gemini/deployjob/ only. A job runs under
+    # that user; a certificate of the same CA whose CN is no user, and the
+    # right user on another job's keys, are refused, and told why.
+    url, certs = tls_etcd
+    dev = os.path.join(REPO, "scripts", "etcd-dev")
+    port = url.rsplit(":", 1)[1]
+    subprocess.run(["bash", dev, "auth", str(certs), port, "deployjob"], check=True)
+    subprocess.run(["bash", dev, "client", str(certs), "intruder"], check=True)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env.pop("GEMINI_SECRET", None)
+    ok = [PYTHON, "-c", "pass"]
+
+    def run(name, **kw):
+        args = node(url, certs, tmp_path, name, "127.0.0.1", nnodes=1, nproc=1, command=ok,
+                    extra=["--rdzv-timeout", "8"], **kw)
+        return subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
+
+    out = run("a")
+    assert out.returncode == 0 and "the job finished" in out.stdout, out.stdout + out.stderr
+    for name, kw in (("b", {"cert": "intruder"}), ("c", {"job": "otherjob"})):
+        out = run(name, **kw)
+        said = out.stdout + out.stderr
+        assert out.returncode != 0, said
+        assert "permission denied" in said and "CN" in said, said
+        assert not (tmp_path / name / "trainer-0.log").exists()  # Nothing ran.
+    # No key of another job was written (read as root: the auth user).
+    got = subprocess.run(["etcdctl", "--endpoints", url, "--cacert", str(certs / "ca.pem"),
+                          "--cert", str(certs / "root.pem"), "--key", str(certs / "root.key"),
+                          "get", "--prefix", "--keys-only", "/gemini/"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    keys = [k for k in got.split() if k]
+    assert all(k.startswith("/gemini/deployjob/") for k in keys), keys

@@ -34,6 +34,13 @@ Status FromGrpc(const grpc::Status& st, const std::string& target, bool tls) {
       (m.find("andshake") != std::string::npos || m.find("SSL") != std::string::npos ||
        m.find("ssl") != std::string::npos || m.find("ertificate") != std::string::npos))
     return FailedPrecondition(what + " (check --etcd-cacert, --etcd-cert, --etcd-key)");
+  // etcd with auth enabled takes the user from the client certificate's CN:
+  // that user needs a role granting readwrite on the job's prefix.
+  if (st.error_code() == grpc::StatusCode::PERMISSION_DENIED ||
+      st.error_code() == grpc::StatusCode::UNAUTHENTICATED)
+    return FailedPrecondition(what +
+                              " (etcd auth: the user named by the client certificate's CN needs a "
+                              "role with readwrite on /gemini/<job>/; see docs/deploy.md)");
   return Status(etcd::CodeFromGrpc(st.error_code()), what);
 }
 
