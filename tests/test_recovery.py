@@ -18,7 +18,7 @@ ITERATIONS = 14
 TTL = 3
 
 
-def launch(tmp_path, name, inject="", extra=()):
+def launch(tmp_path, name, inject="", extra=(), trainer=()):
     logs = tmp_path / name
     report = tmp_path / f"{name}.json"
     args = [GEMINI, "launch", "--hosts", "4", "--nproc-per-host", "1", "--replicas", "2",
@@ -27,7 +27,7 @@ def launch(tmp_path, name, inject="", extra=()):
     if inject:
         args += ["--inject", inject]
     args += ["--", PYTHON, "-m", "gemini.demo_train", "--iterations", str(ITERATIONS),
-             "--state-crcs"]
+             "--state-crcs", *trainer]
     out = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     print(out.stdout)
@@ -173,3 +173,32 @@ def test_i_a_lost_host_with_no_replacement_leaves_the_job(reference, tmp_path):
     # Shards differ by a few bytes between ranks: about 2x, not exactly.
     assert all(h["own_bytes"] > 0 and h["factor"] > 1.9 for h in memory), memory
     print("EVENT", json.dumps(ev), "MEMORY", json.dumps(memory))
+
+
+def test_j_a_shrunk_job_grows_back_when_a_machine_comes(reference, tmp_path):
+    # As test_i, then a new machine joins as a standby (`gemini launch
+    # --standby`): it takes back host id 2, and all 4 hosts reshard the newest
+    # complete iteration of the 3-rank world onto 4 ranks. Each restored state
+    # is bit for bit the state that world had at that iteration.
+    # Iterations of 0.5 s at least, so that the new machine (a few seconds to
+    # start and register) comes while there is training left.
+    report, logs = launch(tmp_path, "j", "kill-host:2@3,add-standby@5", ["--min-hosts", "3"],
+                          trainer=["--sleep", "0.5"])
+    _, ref_crcs = reference
+    assert report["final_iteration"] == ITERATIONS
+    shrink, grow = report["events"]
+    assert shrink["plan_kind"] == "shrink" and grow["plan_kind"] == "grow", report["events"]
+    assert grow["resumed_iteration"] >= grow["injected_at_iteration"] - 1, grow
+    events = trainer_events(logs)
+    starts = [(i, e) for i, e in enumerate(events) if e["event"] == "start" and e["resumed_from"]]
+    assert [e["world"] for _, e in starts][-2:] == [3, 4], starts
+    (_, small), (at, big) = starts[-2], starts[-1]
+    assert small["state_crc"] == ref_crcs[small["resumed_from"]], small
+    assert big["resumed_from"] == grow["resumed_iteration"]
+    seen = [e for e in events[:at] if e["event"] == "iteration"
+            and e["iteration"] == big["resumed_from"]]
+    assert seen and seen[-1]["state_crc"] == big["state_crc"], (seen, big)
+    memory = report["memory"]["hosts"]
+    assert sorted(h["host"] for h in memory) == [0, 1, 2, 3], memory
+    assert all(h["own_bytes"] > 0 and h["factor"] > 1.9 for h in memory), memory
+    print("EVENTS", json.dumps(report["events"]), "MEMORY", json.dumps(memory))

@@ -71,8 +71,34 @@ Status JobCoordinator::Register(std::function<void(const Status&)> on_lost) {
     registered_ = true;
     ranks.swap(self_.ranks);
   }
-  if (ranks.empty()) return PutSelf();
-  return SetRanks(std::move(ranks));  // Also records ranks/<r>.
+  GEMINI_RETURN_IF_ERROR(ranks.empty() ? PutSelf() : SetRanks(std::move(ranks)));
+  return LearnRegistration();
+}
+
+Status JobCoordinator::LearnRegistration() {
+  const LeaseId lease = lease_id();
+  GEMINI_ASSIGN_OR_RETURN(
+      KeyValue kv, kv_->Get("hosts/" + std::to_string(self_.host), DeadlineAfter(kCallTimeout)));
+  if (kv.lease != lease)
+    return FailedPrecondition("hosts/" + std::to_string(self_.host) +
+                              " is registered under another lease");
+  std::lock_guard<std::mutex> lock(mu_);
+  registration_ = kv.create_revision;
+  return Status::Ok();
+}
+
+Result<bool> JobCoordinator::PutOwn(const std::string& key, const std::string& value,
+                                    Deadline deadline) {
+  int64_t registration;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    registration = registration_;
+  }
+  if (registration == 0) return false;  // Not registered (yet, or any more).
+  Compare mine{"hosts/" + std::to_string(self_.host), Compare::Target::kCreateRevision,
+               Compare::Op::kEqual, "", registration};
+  GEMINI_ASSIGN_OR_RETURN(TxnResult r, kv_->Txn({mine}, {TxnOp::Put(key, value)}, {}, deadline));
+  return r.succeeded;
 }
 
 Status JobCoordinator::SetRanks(std::vector<uint32_t> ranks) {
@@ -111,6 +137,7 @@ Result<bool> JobCoordinator::Maintain() {
   }
   GEMINI_LOG(WARN) << "[coord] heartbeat lease was lost; registered again";
   GEMINI_RETURN_IF_ERROR(PutSelf());
+  GEMINI_RETURN_IF_ERROR(LearnRegistration());
   return true;
 }
 
@@ -282,6 +309,7 @@ void JobCoordinator::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_.exchange(true)) return;
     keeper = std::move(keeper_);
+    registration_ = 0;  // Stood down: writes nothing more (PutOwn).
     mirrors.swap(mirrors_);
   }
   if (complete_) complete_->Stop();

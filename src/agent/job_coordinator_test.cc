@@ -34,6 +34,26 @@ TEST(JobCoordinator, RegistersHostsUnderALease) {
   EXPECT_TRUE(Eventually([&] { return a.WatchedHosts()->size() == 1u; }));
 }
 
+// Records that direct recovery are written only under this agent's own
+// registration: once another agent registered the host id (a replacement
+// after this one's lease expired), this one writes nothing.
+TEST(JobCoordinator, OwnWritesStopWhenTheRegistrationIsTakenOver) {
+  auto base = std::make_shared<FakeKvStore>();
+  auto kv = JobKv(base);
+  JobCoordinator stale(kv, {2, "10.0.0.3", 7000, {2}}, 5);
+  ASSERT_TRUE(stale.Register().ok());
+  EXPECT_TRUE(*stale.PutOwn("ready/4/2", "{}", DeadlineAfter(std::chrono::seconds(1))));
+  // Its lease expires (it froze); a replacement registers host 2.
+  ASSERT_TRUE(kv->LeaseRevoke(stale.lease_id(), DeadlineAfter(std::chrono::seconds(1))).ok());
+  JobCoordinator replacement(kv, {2, "10.0.0.9", 7000, {2}}, 5);
+  ASSERT_TRUE(replacement.Register().ok());
+  EXPECT_FALSE(*stale.PutOwn("exits/5/2", "{}", DeadlineAfter(std::chrono::seconds(1))));
+  EXPECT_FALSE(kv->Get("exits/5/2", DeadlineAfter(std::chrono::seconds(1))).ok());
+  EXPECT_TRUE(*replacement.PutOwn("ready/5/2", "{}", DeadlineAfter(std::chrono::seconds(1))));
+  replacement.Stop();  // Stood down: nothing more either.
+  EXPECT_FALSE(*replacement.PutOwn("done/5/2", "1", DeadlineAfter(std::chrono::seconds(1))));
+}
+
 TEST(JobCoordinator, CompleteIsTheSlowestRankAndOnlyGrows) {
   auto base = std::make_shared<FakeKvStore>();
   JobCoordinator c(JobKv(base), {0, "a", 1, {0, 1}}, 5);

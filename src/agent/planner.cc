@@ -48,6 +48,7 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
   const JobLayout& members = **layout;
   Observations obs = observed;
   std::optional<std::vector<uint32_t>> shrink;  // The members a shrink plan keeps.
+  std::vector<uint32_t> grow;                   // The hosts a grow plan adds.
   std::vector<uint32_t> lost;
   Plan next;
   // A plan preparing past its deadline: never wait silently forever.
@@ -115,6 +116,18 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
     next.failed_at = obs.now;
     for (const auto& [rank, at] : obs.exits) next.failed_at = std::min(next.failed_at, at);
     next.reason = "trainer rank " + std::to_string(obs.exits.begin()->first) + " exited";
+  } else if (current.state == "running" && obs.standbys > 0 &&
+             members.members().size() < config.num_hosts) {
+    // A job that shrank, all quiet, and idle standbys at hand: take back
+    // the host ids that left (the standbys are assigned to them).
+    for (uint32_t h = 0; h < config.num_hosts && grow.size() < obs.standbys; ++h)
+      if (!members.Has(h)) grow.push_back(h);
+    next.kind = "grow";
+    next.failed_at = obs.now;
+    next.reason = std::to_string(grow.size()) + " idle standby(s): growing back to " +
+                  std::to_string(members.members().size() + grow.size()) + " of " +
+                  std::to_string(config.num_hosts) + " hosts";
+    lost = grow;  // Hosts the standbys take over, as replacements do.
   } else {
     return std::nullopt;
   }
@@ -125,6 +138,10 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
       if (!std::count(lost.begin(), lost.end(), h)) next.failed_hosts.push_back(h);
   std::sort(next.failed_hosts.begin(), next.failed_hosts.end());
   next.hosts = shrink ? *shrink : members.members();
+  if (!grow.empty()) {
+    next.hosts.insert(next.hosts.end(), grow.begin(), grow.end());
+    std::sort(next.hosts.begin(), next.hosts.end());
+  }
   // Resume from the newest iteration complete in this epoch (saved by this
   // epoch's members), else from where this epoch itself resumed.
   const bool this_epoch = obs.complete_epoch < 0 || obs.complete_epoch >= current.epoch;

@@ -10,6 +10,16 @@
 //       complete persisted iteration (or starts from scratch without one)
 //   a trainer exited, every host alive -> "software": everyone restarts and
 //       loads locally at the newest complete iteration
+//   host(s) lost, every shard still has a live holder, no idle standby for
+//       each, and at least config.min_hosts would remain (`--nnodes MIN:MAX`)
+//       -> "shrink": the lost hosts leave the job; the others reshard the
+//       newest complete iteration onto the smaller world (Plan::hosts,
+//       Plan::resume_hosts; agent/layout.h). So does a recovery whose
+//       replacement machines never came, at its prepare deadline.
+//   a shrunk job running quietly with idle standbys -> "grow": the standbys
+//       take back host ids that left, and everyone reshards onto the larger
+//       world (a grow whose standby never arrives shrinks back at its
+//       prepare deadline).
 // Every rank always resumes from the same iteration: the newest complete one
 // of the current epoch, else the current plan's own resume iteration (a
 // completion of an abandoned epoch that lands late does not count). While a

@@ -285,6 +285,41 @@ TEST_F(ShrinkTest, NoReplacementByThePrepareDeadlineShrinksInsteadOfFailing) {
   EXPECT_EQ(p->resume_iteration, 17);
 }
 
+TEST_F(ShrinkTest, AnIdleStandbyGrowsAShrunkJobBack) {
+  auto shrunk = *PlanRecovery(config, running, obs);
+  shrunk.state = "running";
+  obs.complete = 30;
+  obs.complete_epoch = shrunk.epoch;
+  EXPECT_FALSE(PlanRecovery(config, shrunk, obs));  // No standby: stays at 3.
+  obs.standbys = 1;
+  auto p = PlanRecovery(config, shrunk, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "grow");
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(p->failed_hosts, std::vector<uint32_t>{2});  // The standby takes host id 2.
+  EXPECT_EQ(p->resume_iteration, 30);
+  EXPECT_EQ(p->resume_hosts, (std::vector<uint32_t>{0, 1, 3}));
+  EXPECT_EQ(p->SourceFor(2), "peer");
+  // While it prepares, the standby is expected to be missing.
+  obs.standbys = 0;
+  obs.live_hosts = {0, 1, 3};
+  EXPECT_FALSE(PlanRecovery(config, *p, obs));
+  // A standby that never arrives: back to 3 hosts at the prepare deadline.
+  config.prepare_timeout_s = 60;
+  obs.ready = {0, 1, 3};
+  obs.now = p->detected_at + 61;
+  auto back = PlanRecovery(config, *p, obs);
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->kind, "shrink");
+  EXPECT_EQ(back->hosts, (std::vector<uint32_t>{0, 1, 3}));
+  EXPECT_EQ(back->resume_iteration, 30);
+  // A job at full size never grows.
+  obs = Observations{};
+  obs.live_hosts = {0, 1, 2, 3};
+  obs.standbys = 2;
+  EXPECT_FALSE(PlanRecovery(config, running, obs));
+}
+
 TEST(PlanJson, MembersMustBeHostsOfTheJob) {
   JobConfig c;
   c.num_hosts = 4;

@@ -145,10 +145,7 @@ void Worker::EnterEpoch(const Plan& plan, LayoutPtr members, LayoutPtr resume) {
                        {"source", plan.SourceFor(ctx_.host)},
                        {"at", WallNow()}};
   for (int i = 0; i < 100 && !stop_; ++i) {  // etcd may be briefly away.
-    if (ctx_.coord->kv()
-            .Put(Key("ready", plan.epoch, ctx_.host), ready.dump(), DeadlineAfter(kCall))
-            .ok())
-      break;
+    if (PutOwn(Key("ready", plan.epoch, ctx_.host), ready.dump())) break;
     std::this_thread::sleep_for(milliseconds(100));
   }
 }
@@ -246,17 +243,20 @@ void Worker::WatchTrainers() {
       continue;
     }
     nlohmann::json exit{{"code", *code}, {"at", WallNow()}, {"host", ctx_.host}};
-    if (ctx_.coord->kv()
-            .Put(Key("exits", plan_.epoch, rank), exit.dump(), DeadlineAfter(kCall))
-            .ok())
-      reported_.insert(rank);
+    if (PutOwn(Key("exits", plan_.epoch, rank), exit.dump())) reported_.insert(rank);
     GEMINI_LOG(WARN) << "[worker] trainer rank " << rank << " exited with " << *code;
   }
   if (!reported_done_ && finished_.size() == trainers_.size() && !trainers_.empty())
-    reported_done_ = ctx_.coord->kv()
-                         .Put(Key("done", plan_.epoch, ctx_.host), std::to_string(WallNow()),
-                              DeadlineAfter(kCall))
-                         .ok();
+    reported_done_ = PutOwn(Key("done", plan_.epoch, ctx_.host), std::to_string(WallNow()));
+}
+
+bool Worker::PutOwn(const std::string& key, const std::string& value) {
+  auto put = ctx_.coord->PutOwn(key, value, DeadlineAfter(kCall));
+  if (put.ok() && !*put)
+    GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+        << "[worker] not writing " << key << ": host " << ctx_.host
+        << "'s registration is not this agent's (lease lost, or a replacement took it)";
+  return put.ok() && *put;
 }
 
 void Worker::KillTrainers() {

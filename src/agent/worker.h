@@ -85,6 +85,9 @@ class Worker {
   Status StartTrainers(const Plan& plan);
   void WatchTrainers();
   void KillTrainers();
+  // A record that directs recovery (ready/, done/, exits/): written only
+  // while this agent's registration stands (JobCoordinator::PutOwn).
+  bool PutOwn(const std::string& key, const std::string& value);
   std::vector<uint32_t> Ranks() const;
 
   WorkerContext ctx_;

@@ -28,6 +28,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "agent/coord_records.h"
@@ -315,6 +316,14 @@ void Launcher::Fire(Fired& f) {
           " killed: " + st.ToString());
       break;
     }
+    case Injection::Kind::kAddStandby: {
+      auto ns = cluster_->Add();
+      Status st = ns.ok() ? StartNode(*ns, -1, /*standby=*/true) : ns.status();
+      Log("inject " + f.inj.text + ": new standby machine" +
+          (ns.ok() ? " (namespace host " + std::to_string(*ns) + ")" : std::string()) + ": " +
+          st.ToString());
+      break;
+    }
     case Injection::Kind::kForgeEtcd:
       Forge();
       Log("inject " + f.inj.text + ": garbage and forged values written into the job's keys");
@@ -421,9 +430,9 @@ void Launcher::PrintTimeline(const Plan& plan) {
   if (plan.epoch == last_epoch_ && plan.state == last_state_) return;
   if (plan.epoch != last_epoch_ && plan.kind != "start") {
     char buf[256];
-    std::snprintf(buf, sizeof(buf),
-                  "epoch %lld: %s failure detected (%s); plan: resume at iteration %lld from %s",
-                  static_cast<long long>(plan.epoch), plan.kind.c_str(), plan.reason.c_str(),
+    std::snprintf(buf, sizeof(buf), "epoch %lld: %s%s (%s); plan: resume at iteration %lld from %s",
+                  static_cast<long long>(plan.epoch), plan.kind.c_str(),
+                  plan.kind == "grow" ? "" : " failure detected", plan.reason.c_str(),
                   static_cast<long long>(plan.resume_iteration), plan.source.c_str());
     Log(buf);
   }
@@ -508,7 +517,11 @@ void Launcher::TearDown(bool keep_logs) {
 json Launcher::Memory() {
   json hosts = json::array();
   double factor_max = 0;
-  for (const auto& [host, ns] : ns_of_host_) {
+  // Every machine started (standbys and replacements included); each agent
+  // says which host id it serves and who the members are.
+  std::set<int> machines;
+  for (const auto& [addr, ns] : ns_of_addr_) machines.insert(ns);
+  for (int ns : machines) {
     auto client = AgentClient::Connect(dir_ + "/agent-ns" + std::to_string(ns) + ".sock");
     auto text = client.ok() ? (*client)->StatusJson() : Result<std::string>(client.status());
     auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
@@ -517,12 +530,16 @@ json Launcher::Memory() {
     // on fewer hosts; agent/layout.h).
     std::string store_job = a_.node.job.job;
     std::vector<int64_t> members;
+    int64_t host = -1;
     if (s.contains("cluster") && s["cluster"].is_object()) {
       store_job = s["cluster"].value("store_job", store_job);
+      host = s["cluster"].value("host", int64_t{-1});
       if (s["cluster"].contains("members") && s["cluster"]["members"].is_array())
         for (const auto& m : s["cluster"]["members"])
           if (m.is_number_integer()) members.push_back(m.get<int64_t>());
     }
+    // Not serving a member host (an idle standby, a machine the job left).
+    if (host < 0 || std::find(members.begin(), members.end(), host) == members.end()) continue;
     uint64_t own = 0, held = 0;
     for (const auto& j : s["jobs"]) {
       if (j.value("job", "") != store_job) continue;
@@ -642,9 +659,10 @@ void AddLaunch(CLI::App& app) {
                   "Members of the etcd it starts (3: survives one member's death)")
       ->capture_default_str()
       ->check(CLI::Range(1, 7));
-  lab->add_option("--inject", a->inject,
-                  "Faults: kill-trainer:R@I,kill-host:H@I,kill-root@I,"
-                  "stop-etcd:S@I,kill-etcd-member:M@I,freeze-host:H:S@I,forge-etcd@I");
+  lab->add_option(
+      "--inject", a->inject,
+      "Faults: kill-trainer:R@I,kill-host:H@I,kill-root@I,"
+      "stop-etcd:S@I,kill-etcd-member:M@I,freeze-host:H:S@I,forge-etcd@I,add-standby@I");
   lab->add_option("--report", a->report, "Write the timeline and final state CRC here (JSON)");
   lab->add_flag("--show-placement", a->show_placement,
                 "Print where each shard lives before the first injected fault");

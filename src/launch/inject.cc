@@ -18,7 +18,7 @@ Result<Injection> ParseOne(const std::string& item) {
     return InvalidArgument("--inject '" + item + "': " + why +
                            " (expected kill-trainer:RANK@ITER, kill-host:HOST@ITER, "
                            "kill-root@ITER, stop-etcd:SECONDS@ITER, kill-etcd-member:M@ITER, "
-                           "freeze-host:HOST:SECONDS@ITER or forge-etcd@ITER)");
+                           "freeze-host:HOST:SECONDS@ITER, forge-etcd@ITER or add-standby@ITER)");
   };
   size_t at = item.rfind('@');
   if (at == std::string::npos) return bad("no @ITER");
@@ -31,9 +31,11 @@ Result<Injection> ParseOne(const std::string& item) {
     name = head.substr(0, colon);
     arg = head.substr(colon + 1);
   }
-  if (name == "kill-root" || name == "forge-etcd") {
+  if (name == "kill-root" || name == "forge-etcd" || name == "add-standby") {
     if (!arg.empty()) return bad(name + " takes no argument");
-    inj.kind = name == "kill-root" ? Injection::Kind::kKillRoot : Injection::Kind::kForgeEtcd;
+    inj.kind = name == "kill-root"    ? Injection::Kind::kKillRoot
+               : name == "forge-etcd" ? Injection::Kind::kForgeEtcd
+                                      : Injection::Kind::kAddStandby;
     return inj;
   }
   if (name == "kill-trainer")
@@ -87,6 +89,8 @@ const char* InjectionEventKind(const Injection& i) {
       return "forged";
     case Injection::Kind::kKillEtcdMember:
       return "etcd_member";
+    case Injection::Kind::kAddStandby:
+      return "grow";
   }
   return "?";
 }

@@ -10,6 +10,8 @@
 //   forge-etcd@ITER          write garbage and forged values into the job's
 //                            etcd keys (a hostile writer): nothing may crash,
 //                            run, or be lost
+//   add-standby@ITER         start a new machine as a standby (`gemini launch
+//                            --standby`): a job that shrank grows back
 // Comma-separated; hosts numbered from 0. Pure parsing; thread-compatible.
 #pragma once
 
@@ -28,7 +30,8 @@ struct Injection {
     kStopEtcd,
     kFreezeHost,
     kForgeEtcd,
-    kKillEtcdMember
+    kKillEtcdMember,
+    kAddStandby
   };
   Kind kind;
   int64_t target = 0;   // Rank, host, or seconds.
@@ -38,7 +41,8 @@ struct Injection {
 };
 
 Result<std::vector<Injection>> ParseInjections(const std::string& spec);
-// "software", "hardware", "root", "etcd", "etcd_member", "forged": the event kind the report uses.
+// "software", "hardware", "root", "etcd", "etcd_member", "forged", "grow": the event kind the
+// report uses.
 const char* InjectionEventKind(const Injection& i);
 
 }  // namespace gemini

@@ -27,6 +27,11 @@ TEST(Inject, ParsesEveryKind) {
   ASSERT_TRUE(g.ok()) << g.status().ToString();
   EXPECT_EQ((*g)[0].kind, Injection::Kind::kForgeEtcd);
   EXPECT_EQ((*g)[0].iteration, 4);
+  auto a = ParseInjections("add-standby@5");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ((*a)[0].kind, Injection::Kind::kAddStandby);
+  EXPECT_STREQ(InjectionEventKind((*a)[0]), "grow");
+  EXPECT_FALSE(ParseInjections("add-standby:1@5").ok());
   auto m = ParseInjections("kill-etcd-member:1@3");
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   EXPECT_EQ((*m)[0].kind, Injection::Kind::kKillEtcdMember);
