@@ -58,5 +58,9 @@ def test_a_script_that_keeps_failing_fails_the_job_after_max_restarts(tmp_path):
     assert "the job failed" in out.stdout and "2 restart(s) used" in out.stdout, out.stdout[-3000:]
     # The first run and exactly two restarts, no more.
     with open(logs / "trainer-0.log") as f:
-        runs = [l.split()[1] for l in f if l.startswith("restart ")]
+        lines = f.read().splitlines()
+    runs = [l.split()[1] for l in lines if l.startswith("restart ")]
     assert runs == ["0", "1", "2"], runs
+    # Each start of the rank is marked in its log with its epoch and restart.
+    marks = [l for l in lines if l.startswith("=== gemini: epoch ")]
+    assert len(marks) == 3 and "restart 2" in marks[-1] and "rank 0 of 2" in marks[-1], marks

@@ -202,3 +202,23 @@ def test_j_a_shrunk_job_grows_back_when_a_machine_comes(reference, tmp_path):
     assert sorted(h["host"] for h in memory) == [0, 1, 2, 3], memory
     assert all(h["own_bytes"] > 0 and h["factor"] > 1.9 for h in memory), memory
     print("EVENTS", json.dumps(report["events"]), "MEMORY", json.dumps(memory))
+
+
+def test_k_a_lost_group_with_no_replacement_shrinks_from_the_persistent_tier(reference, tmp_path):
+    # Hosts 2 and 3, a whole copies:2 group, die at once; no standby, and
+    # `--nnodes 2:4`: memory lost their shards, so the 2 hosts left reshard
+    # the newest complete persisted iteration of the 4-rank world.
+    report, logs = launch(tmp_path, "k", "kill-host:2@6,kill-host:3@6",
+                          ["--min-hosts", "2", "--persist-every", "2"])
+    _, ref_crcs = reference
+    assert report["final_iteration"] == ITERATIONS
+    ev = report["events"][0]  # Both kills are one failure.
+    assert ev["plan_kind"] == "shrink" and ev["source"] == "persistent", ev
+    assert ev["resumed_iteration"] % 2 == 0 and ev["resumed_iteration"] > 0, ev
+    starts = [e for e in trainer_events(logs) if e["event"] == "start" and e["resumed_from"]]
+    assert starts[-1]["world"] == 2 and starts[-1]["resumed_from"] == ev["resumed_iteration"]
+    for s in starts:
+        assert s["state_crc"] == ref_crcs[s["resumed_from"]], s
+    memory = report["memory"]["hosts"]
+    assert sorted(h["host"] for h in memory) == [0, 1], memory
+    print("EVENT", json.dumps(ev))

@@ -188,7 +188,6 @@ Status Agent::StartCluster() {
   // Every host of the job until a plan says otherwise (launch mode: the worker
   // sets each epoch's, SetLayout).
   GEMINI_ASSIGN_OR_RETURN(layout_, JobLayout::Make(c.job, config_, {}));
-  layouts_[c.job] = layout_;
   peer_service_ = std::make_unique<PeerService>(
       store_.get(), c.job, [this](const std::string& job, uint32_t r) { return Owns(job, r); },
       io.replication_nice, [this](const ReplicatedReport& r) { return OnReport(r); });
@@ -206,13 +205,14 @@ Status Agent::StartCluster() {
   coord_->WatchComplete([this](int64_t epoch, int64_t it) {
     // An iteration of this epoch: its store job is the epoch's (a completion
     // seen just as the worker moves on belongs to no store job it keeps).
-    std::string job;
     {
+      // Under the lock, so that a worker entering the next epoch (SetLayout,
+      // then resetting the store's complete iterations) never sees this
+      // epoch's completion land after its reset.
       std::lock_guard<std::mutex> lock(mu_);
-      if (!options_.cluster->launch || layout_epoch_ == epoch) job = layout_->store_job();
+      if (options_.cluster->launch && layout_epoch_ != epoch) return;
+      store_->SetExternalComplete(layout_->store_job(), it);
     }
-    if (job.empty()) return;
-    store_->SetExternalComplete(job, it);
     protection_.OnComplete(it);
   });
   GEMINI_ASSIGN_OR_RETURN(interleaver_, Interleaver::Create(io));
@@ -331,8 +331,7 @@ void Agent::SetLayout(int64_t epoch, LayoutPtr current, LayoutPtr resume) {
     std::lock_guard<std::mutex> lock(mu_);
     layout_ = current;
     layout_epoch_ = epoch;
-    // Fetches serve this world and the one it resumes from (resharding).
-    layouts_ = {{current->store_job(), current}, {resume->store_job(), resume}};
+    resume_ = resume;
     std::vector<uint32_t> ranks = current->Ranks(self);
     owned_ranks_ = std::set<uint32_t>(ranks.begin(), ranks.end());
   }
@@ -346,9 +345,13 @@ void Agent::SetLayout(int64_t epoch, LayoutPtr current, LayoutPtr resume) {
 bool Agent::Owns(const std::string& job, uint32_t rank) {
   std::lock_guard<std::mutex> lock(mu_);
   if (options_.cluster->launch) {  // Ranks follow from the members.
-    auto it = layouts_.find(job);
-    if (it == layouts_.end()) return false;
-    auto host = it->second->HostOfRank(rank);
+    // Replicas arriving now are of this epoch's world; the resume world's
+    // shards are only fetched.
+    const JobLayout* l = job == layout_->store_job()              ? layout_.get()
+                         : resume_ && job == resume_->store_job() ? resume_.get()
+                                                                  : nullptr;
+    if (l == nullptr) return false;
+    auto host = l->HostOfRank(rank);
     return host.ok() && *host == options_.cluster->host;
   }
   return job == options_.cluster->job && owned_ranks_.count(rank) > 0;
@@ -394,11 +397,12 @@ Status Agent::SendReport(uint32_t root, const ReplicatedReport& report) {
 
 Result<LayoutPtr> Agent::LayoutOf(const std::string& job) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = layouts_.find(job);
-  if (it == layouts_.end())
-    return NotFound("this agent serves job '" + options_.cluster->job + "' (store job '" +
-                    layout_->store_job() + "' now), not '" + job + "'");
-  return it->second;
+  // What is fetched in an epoch is its resume iteration: of the resume world
+  // (even when this world's store job has the same name).
+  if (resume_ && job == resume_->store_job()) return resume_;
+  if (job == layout_->store_job()) return layout_;
+  return NotFound("this agent serves job '" + options_.cluster->job + "' (store job '" +
+                  layout_->store_job() + "' now), not '" + job + "'");
 }
 
 Result<uint32_t> Agent::OwnerOf(const JobLayout& layout, uint32_t rank) {
@@ -420,6 +424,13 @@ Result<int64_t> Agent::Fetch(const std::string& job, uint32_t rank, int64_t iter
     GEMINI_ASSIGN_OR_RETURN(uint32_t owner, OwnerOf(*layout, rank));
     for (uint32_t h : layout->Holders(owner))
       if (h != c.host) candidates.push_back(h);
+    // Resharding epochs: every member prepared all of the resume world's
+    // shards, so any of them can serve one its holders no longer can.
+    LayoutPtr now = Layout();
+    if (now->members() != layout->members())
+      for (uint32_t h : now->members())
+        if (h != c.host && std::find(candidates.begin(), candidates.end(), h) == candidates.end())
+          candidates.push_back(h);
   }
   GEMINI_ASSIGN_OR_RETURN(auto hosts, Retried([&] { return coord_->Hosts(); }));
   Status last = NotFound("no live holder of rank " + std::to_string(rank));

@@ -148,9 +148,9 @@ class Agent {
   std::optional<transport::JobSecret> secret_;
   std::mutex mu_;
   std::set<uint32_t> owned_ranks_;
-  LayoutPtr layout_;                          // guarded by mu_: this epoch's members
-  int64_t layout_epoch_ = -1;                 // guarded by mu_: the epoch layout_ is for
-  std::map<std::string, LayoutPtr> layouts_;  // guarded by mu_: by store job
+  LayoutPtr layout_;           // guarded by mu_: this epoch's members
+  int64_t layout_epoch_ = -1;  // guarded by mu_: the epoch layout_ is for
+  LayoutPtr resume_;           // guarded by mu_: the world this epoch resumes from
   uint64_t next_fetch_writer_ = uint64_t{3} << 61;
 };
 

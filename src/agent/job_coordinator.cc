@@ -56,10 +56,15 @@ JobCoordinator::~JobCoordinator() { Stop(); }
 Status JobCoordinator::PutSelf() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!keeper_) return FailedPrecondition("not registered");
-  return kv_
-      ->Put("hosts/" + std::to_string(self_.host), EncodeHostInfo(self_),
-            DeadlineAfter(kCallTimeout), keeper_->id())
-      .status();
+  // The record names the lease it lives under: each registration's value is
+  // its own, which is what PutOwn checks.
+  auto j = nlohmann::json::parse(EncodeHostInfo(self_));
+  j["lease"] = keeper_->id();
+  std::string value = j.dump();
+  auto put = kv_->Put("hosts/" + std::to_string(self_.host), value, DeadlineAfter(kCallTimeout),
+                      keeper_->id());
+  if (put.ok()) registered_value_ = std::move(value);
+  return put.status();
 }
 
 Status JobCoordinator::Register(std::function<void(const Status&)> on_lost) {
@@ -71,33 +76,21 @@ Status JobCoordinator::Register(std::function<void(const Status&)> on_lost) {
     registered_ = true;
     ranks.swap(self_.ranks);
   }
-  GEMINI_RETURN_IF_ERROR(ranks.empty() ? PutSelf() : SetRanks(std::move(ranks)));
-  return LearnRegistration();
-}
-
-Status JobCoordinator::LearnRegistration() {
-  const LeaseId lease = lease_id();
-  GEMINI_ASSIGN_OR_RETURN(
-      KeyValue kv, kv_->Get("hosts/" + std::to_string(self_.host), DeadlineAfter(kCallTimeout)));
-  if (kv.lease != lease)
-    return FailedPrecondition("hosts/" + std::to_string(self_.host) +
-                              " is registered under another lease");
-  std::lock_guard<std::mutex> lock(mu_);
-  registration_ = kv.create_revision;
-  return Status::Ok();
+  if (ranks.empty()) return PutSelf();
+  return SetRanks(std::move(ranks));  // Also records ranks/<r>.
 }
 
 Result<bool> JobCoordinator::PutOwn(const std::string& key, const std::string& value,
                                     Deadline deadline) {
-  int64_t registration;
+  std::string mine;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    registration = registration_;
+    mine = registered_value_;
   }
-  if (registration == 0) return false;  // Not registered (yet, or any more).
-  Compare mine{"hosts/" + std::to_string(self_.host), Compare::Target::kCreateRevision,
-               Compare::Op::kEqual, "", registration};
-  GEMINI_ASSIGN_OR_RETURN(TxnResult r, kv_->Txn({mine}, {TxnOp::Put(key, value)}, {}, deadline));
+  if (mine.empty()) return false;  // Not registered (yet, or any more).
+  GEMINI_ASSIGN_OR_RETURN(
+      TxnResult r, kv_->Txn({Compare::ValueEquals("hosts/" + std::to_string(self_.host), mine)},
+                            {TxnOp::Put(key, value)}, {}, deadline));
   return r.succeeded;
 }
 
@@ -124,20 +117,27 @@ LeaseId JobCoordinator::lease_id() {
 
 Result<bool> JobCoordinator::Maintain() {
   std::unique_ptr<LeaseKeeper> old;
+  bool renew = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!registered_ || stopping_ || (keeper_ && keeper_->status().ok())) return false;
-    old = std::move(keeper_);  // Null if the last attempt failed: try again.
+    if (!registered_ || stopping_) return false;
+    renew = !(keeper_ && keeper_->status().ok());
+    // Healthy and registered; or healthy, but the record did not get written
+    // after the last renewal: write it again (below).
+    if (!renew && !registered_value_.empty()) return false;
+    if (renew) {
+      old = std::move(keeper_);  // Null if the last attempt failed: try again.
+      registered_value_.clear();
+    }
   }
   if (old) old->Stop();
-  GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease, kv_->LeaseGrant(ttl_s_, DeadlineAfter(kCallTimeout)));
-  {
+  if (renew) {
+    GEMINI_ASSIGN_OR_RETURN(LeaseInfo lease, kv_->LeaseGrant(ttl_s_, DeadlineAfter(kCallTimeout)));
     std::lock_guard<std::mutex> lock(mu_);
     keeper_ = std::make_unique<LeaseKeeper>(kv_, lease);
   }
-  GEMINI_LOG(WARN) << "[coord] heartbeat lease was lost; registered again";
   GEMINI_RETURN_IF_ERROR(PutSelf());
-  GEMINI_RETURN_IF_ERROR(LearnRegistration());
+  GEMINI_LOG(WARN) << "[coord] heartbeat lease was lost; registered again";
   return true;
 }
 
@@ -309,7 +309,7 @@ void JobCoordinator::Stop() {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_.exchange(true)) return;
     keeper = std::move(keeper_);
-    registration_ = 0;  // Stood down: writes nothing more (PutOwn).
+    registered_value_.clear();  // Stood down: writes nothing more (PutOwn).
     mirrors.swap(mirrors_);
   }
   if (complete_) complete_->Stop();

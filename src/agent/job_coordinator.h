@@ -58,10 +58,12 @@ class JobCoordinator {
   // Grants the lease, writes hosts/<self>, starts the heartbeat. on_lost is
   // called (from the keeper's thread) if the lease is lost.
   Status Register(std::function<void(const Status&)> on_lost = nullptr);
-  // Writes key = value only while this agent's registration (hosts/<self>,
-  // the one Register or Maintain made) stands, in one transaction: an agent
-  // whose registration expired or was taken over by a replacement writes
-  // nothing that directs recovery (ready/, done/, exits/). False when refused.
+  // Writes key = value only while this agent's registration stands
+  // (hosts/<self> holds exactly what this agent last wrote there, lease id
+  // included), in one transaction: an agent whose registration expired or was
+  // taken over by a replacement, even one that wrote over a live record,
+  // writes nothing that directs recovery (ready/, done/, exits/). False when
+  // refused.
   Result<bool> PutOwn(const std::string& key, const std::string& value, Deadline deadline);
   // Re-publishes this host's ranks (a trainer with a new rank connected).
   Status SetRanks(std::vector<uint32_t> ranks);
@@ -116,8 +118,6 @@ class JobCoordinator {
 
  private:
   Status PutSelf();
-  // Reads back hosts/<self>: the create revision of this registration.
-  Status LearnRegistration();
   static std::map<uint32_t, HostInfo> DecodeHosts(const std::vector<KeyValue>& kvs);
   void OnCompleteChanged();
   Mirror* MirrorOf(const std::string& key, bool prefix);
@@ -128,8 +128,10 @@ class JobCoordinator {
   std::mutex mu_;
   HostInfo self_;
   std::unique_ptr<LeaseKeeper> keeper_;
-  bool registered_ = false;   // Register() succeeded once: Maintain() keeps it so.
-  int64_t registration_ = 0;  // Create revision of hosts/<self> as registered (0: none).
+  bool registered_ = false;  // Register() succeeded once: Maintain() keeps it so.
+  // hosts/<self> as this agent last wrote it (it names the lease, so each
+  // registration's differs); "" when not registered. PutOwn compares it.
+  std::string registered_value_;
   std::function<void(int64_t, int64_t)> on_complete_;
   std::unique_ptr<Mirror> complete_;                        // set once by WatchComplete
   int64_t last_epoch_ = -1, last_iteration_ = -2;           // complete_'s thread only

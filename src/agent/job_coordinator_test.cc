@@ -52,6 +52,14 @@ TEST(JobCoordinator, OwnWritesStopWhenTheRegistrationIsTakenOver) {
   EXPECT_TRUE(*replacement.PutOwn("ready/5/2", "{}", DeadlineAfter(std::chrono::seconds(1))));
   replacement.Stop();  // Stood down: nothing more either.
   EXPECT_FALSE(*replacement.PutOwn("done/5/2", "1", DeadlineAfter(std::chrono::seconds(1))));
+  // A replacement that writes over a record whose lease is still alive (its
+  // host was declared lost by probes while it kept its etcd session).
+  JobCoordinator cut_off(kv, {3, "10.0.0.4", 7000, {3}}, 5);
+  ASSERT_TRUE(cut_off.Register().ok());
+  JobCoordinator takes_over(kv, {3, "10.0.0.8", 7000, {3}}, 5);
+  ASSERT_TRUE(takes_over.Register().ok());
+  EXPECT_FALSE(*cut_off.PutOwn("exits/5/3", "{}", DeadlineAfter(std::chrono::seconds(1))));
+  EXPECT_TRUE(*takes_over.PutOwn("ready/5/3", "{}", DeadlineAfter(std::chrono::seconds(1))));
 }
 
 TEST(JobCoordinator, CompleteIsTheSlowestRankAndOnlyGrows) {

@@ -91,7 +91,8 @@ std::string EncodePlan(const Plan& p) {
               {"detected_at", p.detected_at},
               {"master_port", p.master_port},
               {"reason", p.reason},
-              {"persisted_epoch", p.persisted_epoch}}
+              {"persisted_epoch", p.persisted_epoch},
+              {"restarts", p.restarts}}
       .dump();
 }
 
@@ -112,6 +113,8 @@ Result<Plan> DecodePlan(const std::string& text) {
   p.master_port = static_cast<uint16_t>(f.Int("master_port", 0, 65535));
   p.reason = f.String("reason", "");
   p.persisted_epoch = f.Int("persisted_epoch", -1, INT64_MAX, -1);
+  // Plans of older agents: every epoch after the first was a restart.
+  p.restarts = f.Int("restarts", 0, INT64_MAX, std::max<int64_t>(0, p.epoch - 1));
   GEMINI_RETURN_IF_ERROR(f.status());
   return p;
 }

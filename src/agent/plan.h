@@ -88,6 +88,9 @@ struct Plan {
   // Source "persistent": the epoch (timeline) whose persisted files of
   // resume_iteration every host loads (-1: none named).
   int64_t persisted_epoch = -1;
+  // Recoveries so far (what --max-restarts limits and TORCHELASTIC_RESTART_COUNT
+  // says): every new epoch but the first and those that grow a shrunk job back.
+  int64_t restarts = 0;
   // The source of `host`'s shards: replacements of failed hosts fetch from peers.
   std::string SourceFor(uint32_t host) const;
 };

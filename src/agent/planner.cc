@@ -19,16 +19,18 @@ std::vector<uint32_t> LostHosts(const JobLayout& layout, const Plan& current,
   return lost;
 }
 
-// The members left when `gone` leave, if the job may go on with them: at
-// least config.min_hosts, a valid placement, and every shard still held.
+bool Has(const std::vector<uint32_t>& v, uint32_t h) { return std::count(v.begin(), v.end(), h); }
+
+// The members left when `leaving` leave, if the job may go on with them: at
+// least config.min_hosts and a valid placement.
 std::optional<std::vector<uint32_t>> ShrinkTo(const JobConfig& config, const JobLayout& layout,
-                                              const std::vector<uint32_t>& gone) {
+                                              const std::vector<uint32_t>& leaving) {
   std::vector<uint32_t> left;
   for (uint32_t h : layout.members())
-    if (!std::count(gone.begin(), gone.end(), h)) left.push_back(h);
+    if (!Has(leaving, h)) left.push_back(h);
   if (left.empty() || left.size() < config.fewest_hosts() || left.size() == layout.members().size())
     return std::nullopt;
-  if (layout.LosesAShard(gone) || !JobLayout::Make("", config, left).ok()) return std::nullopt;
+  if (!JobLayout::Make("", config, left).ok()) return std::nullopt;
   return left;
 }
 
@@ -47,9 +49,31 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
   if (!layout.ok()) return std::nullopt;  // The root checks plans before planning.
   const JobLayout& members = **layout;
   Observations obs = observed;
+  // Where the next epoch resumes from, unless memory lost a shard: the newest
+  // iteration complete in this epoch (saved by its members), else where this
+  // epoch itself resumed (a completion of an abandoned epoch that lands late
+  // does not count). An epoch that resumed from the persistent tier and
+  // completed nothing since has only those files (and whatever of them
+  // each host loaded): the next one loads them again.
+  const bool this_epoch = obs.complete_epoch < 0 || obs.complete_epoch >= current.epoch;
+  const bool carry_files = !this_epoch && current.source == "persistent";
+  auto resume_layout = JobLayout::ResumeForPlan("", config, current);
+  if (!resume_layout.ok()) return std::nullopt;
+  // Whether memory lost a shard of the iteration the next epoch would resume
+  // from, `empty` (members holding nothing) counted lost. That iteration was
+  // saved by this epoch's members, or else by the resume world, whose holders
+  // are looked at (a host that left, or holds nothing now, holds none of it).
+  const auto memory_lost = [&](const std::vector<uint32_t>& empty) {
+    if (this_epoch) return members.LosesAShard(empty);
+    std::vector<uint32_t> gone;
+    for (uint32_t h : (*resume_layout)->members())
+      if (!obs.live_hosts.count(h) || Has(empty, h)) gone.push_back(h);
+    return (*resume_layout)->LosesAShard(gone);
+  };
   std::optional<std::vector<uint32_t>> shrink;  // The members a shrink plan keeps.
   std::vector<uint32_t> grow;                   // The hosts a grow plan adds.
   std::vector<uint32_t> lost;
+  bool persistent = carry_files;  // Resume from the persistent tier.
   Plan next;
   // A plan preparing past its deadline: never wait silently forever.
   if (current.state == "preparing" && current.kind != "start" && config.prepare_timeout_s > 0 &&
@@ -64,7 +88,8 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
                            std::to_string(static_cast<int64_t>(config.prepare_timeout_s)) + " s";
     }
     const std::string waited = std::to_string(static_cast<int64_t>(config.prepare_timeout_s));
-    if (!missing.empty() && obs.not_ready.empty()) shrink = ShrinkTo(config, members, missing);
+    if (!missing.empty() && obs.not_ready.empty() && (carry_files || !memory_lost(missing)))
+      shrink = ShrinkTo(config, members, missing);
     if (shrink) {
       lost = missing;
       next.reason = "no machine took the place of host(s) " + Join(missing) + " within " + waited +
@@ -84,30 +109,37 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
     next.kind = "shrink";
     next.failed_at = current.failed_at;
   } else if (!lost.empty()) {
-    // Hosts still being replaced hold nothing yet: their memory counts as lost too.
-    std::vector<uint32_t> gone = lost;
-    size_t need = lost.size();  // Replacements this plan would ask for.
+    // Hosts still being replaced hold nothing yet: their memory counts as
+    // lost too. A shrink drops those whose machine has not come (a live
+    // replacement stays a member).
+    std::vector<uint32_t> empty = lost, leaving = lost;
     if (current.state == "preparing")
       for (uint32_t h : current.failed_hosts)
-        if (members.Has(h) && !std::count(gone.begin(), gone.end(), h)) {
-          gone.push_back(h);
-          --need;
+        if (members.Has(h) && !Has(empty, h)) {
+          empty.push_back(h);
+          if (!obs.live_hosts.count(h)) leaving.push_back(h);
         }
-    std::sort(gone.begin(), gone.end());
-    bool group_lost = members.LosesAShard(gone) || !obs.not_ready.empty();
-    if (!group_lost && obs.standbys < need) shrink = ShrinkTo(config, members, gone);
-    next.kind = group_lost ? "group_lost" : shrink ? "shrink" : "hardware";
+    std::sort(empty.begin(), empty.end());
+    std::sort(leaving.begin(), leaving.end());
+    bool group_lost = memory_lost(empty) || !obs.not_ready.empty();
+    // No machine for every newly lost host: go on without them if allowed
+    // (from the persistent tier when memory lost a shard).
+    if (obs.standbys < lost.size() && obs.not_ready.empty())
+      shrink = ShrinkTo(config, members, leaving);
+    persistent = persistent || group_lost;
+    next.kind = shrink ? "shrink" : group_lost ? "group_lost" : "hardware";
     next.failed_at = obs.now - obs.lease_ttl_s;
     next.reason = std::to_string(lost.size()) + " host(s) lost";
     if (shrink) {
-      lost = gone;
-      next.reason += " and no machine to replace " + std::string(need > 1 ? "them" : "it") +
-                     ": going on with " + std::to_string(shrink->size()) + " hosts (--nnodes " +
-                     std::to_string(config.fewest_hosts()) + ":" +
-                     std::to_string(config.num_hosts) + ")";
+      next.reason +=
+          " and no machine to replace " + std::string(leaving.size() > 1 ? "them" : "it") +
+          ": going on with " + std::to_string(shrink->size()) + " hosts (--nnodes " +
+          std::to_string(config.fewest_hosts()) + ":" + std::to_string(config.num_hosts) + ")";
+      lost = leaving;
     }
   } else if (!obs.not_ready.empty()) {
     next.kind = "group_lost";
+    persistent = true;
     next.failed_at = obs.now;
     next.reason = "host " + std::to_string(obs.not_ready.begin()->first) +
                   " could not prepare its shards: " + obs.not_ready.begin()->second;
@@ -119,9 +151,11 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
   } else if (current.state == "running" && obs.standbys > 0 &&
              members.members().size() < config.num_hosts) {
     // A job that shrank, all quiet, and idle standbys at hand: take back
-    // the host ids that left (the standbys are assigned to them).
+    // host ids that left (the standbys are assigned to them). Never one an
+    // agent still serves (a replacement that came after its host left).
     for (uint32_t h = 0; h < config.num_hosts && grow.size() < obs.standbys; ++h)
-      if (!members.Has(h)) grow.push_back(h);
+      if (!members.Has(h) && !obs.live_hosts.count(h)) grow.push_back(h);
+    if (grow.empty()) return std::nullopt;
     next.kind = "grow";
     next.failed_at = obs.now;
     next.reason = std::to_string(grow.size()) + " idle standby(s): growing back to " +
@@ -135,22 +169,22 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
   next.failed_hosts = lost;
   if (current.state == "preparing" && !shrink)
     for (uint32_t h : current.failed_hosts)
-      if (!std::count(lost.begin(), lost.end(), h)) next.failed_hosts.push_back(h);
+      if (!Has(lost, h)) next.failed_hosts.push_back(h);
   std::sort(next.failed_hosts.begin(), next.failed_hosts.end());
   next.hosts = shrink ? *shrink : members.members();
   if (!grow.empty()) {
     next.hosts.insert(next.hosts.end(), grow.begin(), grow.end());
     std::sort(next.hosts.begin(), next.hosts.end());
   }
-  // Resume from the newest iteration complete in this epoch (saved by this
-  // epoch's members), else from where this epoch itself resumed.
-  const bool this_epoch = obs.complete_epoch < 0 || obs.complete_epoch >= current.epoch;
   const std::vector<uint32_t>& current_resume =
       current.resume_hosts.empty() ? members.members() : current.resume_hosts;
-  bool persistent = next.kind == "group_lost";
-  if (persistent) {
+  if (carry_files) {  // The same files again.
+    next.resume_iteration = current.resume_iteration;
+    next.resume_hosts = current_resume;
+    next.persisted_epoch = current.persisted_epoch;
+  } else if (persistent) {  // The newest complete persisted iteration (root.h: of which world).
     next.resume_iteration = obs.persisted;
-    next.resume_hosts = members.members();
+    next.resume_hosts = obs.persisted_hosts.empty() ? members.members() : obs.persisted_hosts;
   } else if (this_epoch) {
     next.resume_iteration = obs.complete;
     next.resume_hosts = members.members();
@@ -160,8 +194,10 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
   }
   next.source = next.resume_iteration < 0 ? "fresh" : persistent ? "persistent" : "local";
   next.epoch = current.epoch + 1;
+  // Restarts: recoveries, not the growing back of a job that shrank.
+  next.restarts = current.restarts + (next.kind == "grow" ? 0 : 1);
   next.state = "preparing";
-  if (config.max_restarts >= 0 && next.epoch - 1 > config.max_restarts) {
+  if (config.max_restarts >= 0 && next.restarts > config.max_restarts) {
     next.state = "failed";  // Every host stops its trainers; nothing restarts.
     next.reason +=
         "; giving up: " + std::to_string(config.max_restarts) + " restart(s) used (--max-restarts)";

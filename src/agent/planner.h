@@ -30,6 +30,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <vector>
 
 #include "agent/layout.h"
 #include "agent/plan.h"
@@ -44,6 +45,8 @@ struct Observations {
   int64_t complete = -1;                      // Newest complete iteration in memory.
   int64_t complete_epoch = -1;                // The epoch it completed in (-1: unknown).
   int64_t persisted = -1;                     // Newest complete persisted iteration.
+  std::vector<uint32_t> persisted_hosts;      // The members of the world that saved it
+                                              // (empty: the current plan's).
   double now = 0;
   double lease_ttl_s = 3;
   size_t standbys = 0;  // Idle standby agents (replacements at hand).

@@ -15,6 +15,7 @@ struct PlannerTest : ::testing::Test {
     config.num_hosts = 4;
     // copies:2 over 4 hosts: groups {0,1} {2,3}.
     running.epoch = 3;
+    running.restarts = 2;
     running.state = "running";
     obs.live_hosts = {0, 1, 2, 3};
     obs.complete = 17;
@@ -235,11 +236,25 @@ TEST_F(ShrinkTest, AnIdleStandbyReplacesInstead) {
   EXPECT_EQ(PlanRecovery(config, running, obs)->kind, "hardware");
 }
 
-TEST_F(ShrinkTest, NeverBelowTheMinimumNorWhenAShardIsGone) {
+TEST_F(ShrinkTest, NeverBelowTheMinimum) {
   config.min_hosts = 4;
   EXPECT_EQ(PlanRecovery(config, running, obs)->kind, "hardware");  // Waits for a machine.
+  config.min_hosts = 3;
+  obs.live_hosts = {0, 1};  // Two lost, one allowed to leave: replacements.
+  EXPECT_EQ(PlanRecovery(config, running, obs)->kind, "group_lost");
+}
+
+TEST_F(ShrinkTest, AWholeGroupGoneShrinksFromThePersistentTier) {
   config.min_hosts = 2;
   obs.live_hosts = {0, 1};  // Group {2,3} gone: memory cannot serve it.
+  auto p = PlanRecovery(config, running, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "shrink");
+  EXPECT_EQ(p->source, "persistent");
+  EXPECT_EQ(p->resume_iteration, 10);  // The newest complete persisted iteration.
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(p->resume_hosts, (std::vector<uint32_t>{0, 1, 2, 3}));  // Its files' world.
+  obs.standbys = 2;  // Machines at hand: replaced instead.
   EXPECT_EQ(PlanRecovery(config, running, obs)->kind, "group_lost");
 }
 
@@ -318,6 +333,80 @@ TEST_F(ShrinkTest, AnIdleStandbyGrowsAShrunkJobBack) {
   obs.live_hosts = {0, 1, 2, 3};
   obs.standbys = 2;
   EXPECT_FALSE(PlanRecovery(config, running, obs));
+}
+
+TEST_F(ShrinkTest, AHostLostWhileAnotherIsBeingReplacedLeavesWithIt) {
+  config.min_hosts = 2;
+  Plan preparing = running;
+  preparing.state = "preparing";
+  preparing.kind = "hardware";
+  preparing.failed_hosts = {2};  // Its machine has not come.
+  obs.live_hosts = {1, 3};       // And host 0 is lost now.
+  auto p = PlanRecovery(config, preparing, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "shrink");
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{1, 3}));
+  EXPECT_EQ(p->failed_hosts, (std::vector<uint32_t>{0, 2}));
+  // A replacement that did come stays a member (it fetches what it needs).
+  obs.live_hosts = {1, 2, 3};
+  p = PlanRecovery(config, preparing, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "shrink");
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{1, 2, 3}));
+}
+
+TEST_F(ShrinkTest, NeverGrowsOntoAHostIdAnAgentStillServes) {
+  auto shrunk = *PlanRecovery(config, running, obs);
+  shrunk.state = "running";
+  obs.standbys = 1;
+  obs.live_hosts = {0, 1, 2, 3};  // A machine came for host 2 after it left.
+  EXPECT_FALSE(PlanRecovery(config, shrunk, obs));
+}
+
+TEST_F(ShrinkTest, GrowingBackIsNoRestart) {
+  auto shrunk = *PlanRecovery(config, running, obs);
+  shrunk.state = "running";
+  obs.standbys = 1;
+  auto grown = PlanRecovery(config, shrunk, obs);
+  ASSERT_TRUE(grown);
+  EXPECT_EQ(grown->restarts, shrunk.restarts);
+  EXPECT_EQ(shrunk.restarts, running.restarts + 1);
+}
+
+// After a recovery from the persistent tier, before anything completes in
+// the new epoch, another failure loads the same files again.
+TEST_F(PlannerTest, AFailureBeforeAnythingCompletesAfterFilesLoadsThemAgain) {
+  Plan from_files = running;
+  from_files.source = "persistent";
+  from_files.resume_iteration = 10;
+  from_files.persisted_epoch = 2;
+  obs.complete = 9;  // Of an older epoch.
+  obs.complete_epoch = running.epoch - 1;
+  obs.exits[1] = 999;
+  auto p = PlanRecovery(config, from_files, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "software");
+  EXPECT_EQ(p->source, "persistent");
+  EXPECT_EQ(p->resume_iteration, 10);
+  EXPECT_EQ(p->persisted_epoch, 2);
+}
+
+// A shrink from memory is preparing when the rest of the lost group dies:
+// memory is judged by the world the resume iteration was saved by, and the
+// job shrinks again, from the files of that world.
+TEST_F(ShrinkTest, TheRestOfAGroupLostWhileShrinkingGoesToTheFilesOfTheOldWorld) {
+  config.min_hosts = 2;
+  auto shrinking = *PlanRecovery(config, running, obs);  // Host 2 left: {0, 1, 3}.
+  ASSERT_EQ(shrinking.kind, "shrink");
+  obs.live_hosts = {0, 1};  // Host 3 dies too: group {2, 3} of the 4-host world is gone.
+  obs.persisted_hosts = {0, 1, 2, 3};
+  auto p = PlanRecovery(config, shrinking, obs);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->kind, "shrink");
+  EXPECT_EQ(p->source, "persistent");
+  EXPECT_EQ(p->hosts, (std::vector<uint32_t>{0, 1}));
+  EXPECT_EQ(p->resume_iteration, 10);
+  EXPECT_EQ(p->resume_hosts, (std::vector<uint32_t>{0, 1, 2, 3}));
 }
 
 TEST(PlanJson, MembersMustBeHostsOfTheJob) {

@@ -101,7 +101,7 @@ bool RootAgent::Campaign() {
 Result<IterationKey> RootAgent::NewestPersisted(const JobLayout& layout) {
   if (ctx_.config.persist_dir.empty()) return NotFound("no persistent tier");
   PersistEnv* env = PersistEnv::Posix();
-  // This world's files (agents persist under the epoch's store job).
+  // That world's files (agents persist under the epoch's store job).
   const std::string& job = layout.store_job();
   GEMINI_ASSIGN_OR_RETURN(std::vector<IterationKey> keys,
                           ListIterations(env, ctx_.config.persist_dir, job));
@@ -109,6 +109,20 @@ Result<IterationKey> RootAgent::NewestPersisted(const JobLayout& layout) {
   for (auto it = keys.rbegin(); it != keys.rend(); ++it)
     if (MarkComplete(env, ctx_.config.persist_dir, job, *it, layout.world()).ok()) return *it;
   return NotFound("no complete persisted iteration");
+}
+
+std::optional<RootAgent::Persisted> RootAgent::NewestPersisted(const Plan& plan) {
+  // The current world's files, and those of the world it resumed from (a
+  // world that just shrank or grew has none of its own yet): the newer.
+  std::optional<Persisted> best;
+  for (const auto& world : {JobLayout::ForPlan(ctx_.job, ctx_.config, plan),
+                            JobLayout::ResumeForPlan(ctx_.job, ctx_.config, plan)}) {
+    if (!world.ok()) continue;
+    auto key = NewestPersisted(**world);
+    if (key.ok() && (!best || key->iteration > best->key.iteration))
+      best = Persisted{*key, (*world)->members()};
+  }
+  return best;
 }
 
 Result<Observations> RootAgent::Observe(const Plan& plan, const JobLayout& layout) {
@@ -243,11 +257,15 @@ void RootAgent::Tick() {
   auto obs = Observe(*plan, **layout);
   if (!obs.ok()) return;
   auto next = PlanRecovery(ctx_.config, *plan, *obs);
-  if (next && next->kind == "group_lost") {
-    auto persisted = NewestPersisted(**layout);
-    obs->persisted = persisted.ok() ? persisted->iteration : -1;
+  if (next && (next->kind == "group_lost" || next->kind == "shrink")) {  // Maybe from files.
+    auto persisted = NewestPersisted(*plan);
+    obs->persisted = persisted ? persisted->key.iteration : -1;
+    if (persisted) obs->persisted_hosts = persisted->members;
     next = PlanRecovery(ctx_.config, *plan, *obs);
-    if (next && persisted.ok()) next->persisted_epoch = persisted->epoch;
+    // The files' timeline, when the plan resumes from them (not when it loads
+    // again the files the current epoch resumed from: it names those itself).
+    if (next && persisted && next->source == "persistent" && next->persisted_epoch < 0)
+      next->persisted_epoch = persisted->key.epoch;
   }
   if (!next) return Advance(*plan, **layout, cur->mod_revision);
   if (!WritePlan(*next, cur->mod_revision)) return;

@@ -64,6 +64,12 @@ class RootAgent {
   Result<Observations> Observe(const Plan& plan, const JobLayout& layout);
   // The newest complete (iteration, epoch) of `layout`'s world in the persistent tier.
   Result<IterationKey> NewestPersisted(const JobLayout& layout);
+  // The newest of the current world's and its resume world's, and whose.
+  struct Persisted {
+    IterationKey key;
+    std::vector<uint32_t> members;
+  };
+  std::optional<Persisted> NewestPersisted(const Plan& plan);
   // A standby, else a machine from the provider, for each host `plan`
   // replaces that `superseded` was not already replacing.
   void RequestReplacements(const Plan& plan, const Plan& superseded);

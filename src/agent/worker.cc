@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/log.h"
@@ -121,11 +122,10 @@ void Worker::EnterEpoch(const Plan& plan, LayoutPtr members, LayoutPtr resume) {
   }
   if (plan.kind != "start" && ctx_.metrics)
     ctx_.metrics->RecordRecovery(plan.kind, plan.detected_at - plan.failed_at);
-  // Complete: the resume iteration in the world that saved it; nothing yet in
-  // this epoch's world when that is another one.
-  ctx_.store->ResetComplete(resume_->store_job(), plan.resume_iteration);
-  if (layout_->store_job() != resume_->store_job())
-    ctx_.store->ResetComplete(layout_->store_job(), -1);
+  // Complete: the resume iteration in the world that saved it; nothing in any
+  // other generation of the job (this epoch's world when it is another one,
+  // and older worlds), so that trainers restore exactly what the plan says.
+  ctx_.store->ResetGenerations(ctx_.job, resume_->store_job(), plan.resume_iteration);
   if (!layout_->Has(ctx_.host)) {
     GEMINI_LOG(WARN) << "[worker] host " << ctx_.host << " is not a member of epoch " << plan.epoch
                      << " (" << plan.reason << "): the job goes on without it";
@@ -157,7 +157,7 @@ Status Worker::Prepare(const Plan& plan) {
   // Same world: this host's ranks. Another world (a shrink): every rank of
   // the world that saved the iteration, which each trainer reshards from.
   std::vector<uint32_t> ranks = Ranks();
-  const bool reshard = from.store_job() != layout_->store_job();
+  const bool reshard = from.members() != layout_->members();
   if (reshard) {
     ranks.clear();
     for (uint32_t r = 0; r < from.world(); ++r) ranks.push_back(r);
@@ -218,13 +218,19 @@ Status Worker::StartTrainers(const Plan& plan) {
     env["MASTER_ADDR"] = hosts[master].addr;
     env["MASTER_PORT"] = std::to_string(plan.master_port);
     env["TORCHELASTIC_RUN_ID"] = ctx_.job;
-    env["TORCHELASTIC_RESTART_COUNT"] = std::to_string(std::max<int64_t>(0, plan.epoch - 1));
+    env["TORCHELASTIC_RESTART_COUNT"] = std::to_string(plan.restarts);
     env["TORCHELASTIC_MAX_RESTARTS"] = std::to_string(ctx_.config.max_restarts);
     env["GEMINI_SOCKET"] = ctx_.socket;
     env["GEMINI_JOB"] = ctx_.job;
     env["GEMINI_STORE_JOB"] = layout_->store_job();  // This world's generation of the job.
     env["GEMINI_EPOCH"] = std::to_string(plan.epoch);
     std::string log = ctx_.log_dir + "/trainer-" + std::to_string(rank) + ".log";
+    {  // Every start of the rank appends to its log, under a line that says which.
+      std::ofstream mark(log, std::ios::app);
+      mark << "=== gemini: epoch " << plan.epoch << " (" << plan.kind << ", restart "
+           << plan.restarts << "): rank " << rank << " of " << world << " on host " << ctx_.host
+           << ", resuming at iteration " << plan.resume_iteration << " ===" << std::endl;
+    }
     GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(ctx_.config.command, env, false, log));
     (void)ctx_.coord->kv().Put("pids/" + std::to_string(rank), std::to_string(p->pid()),
                                DeadlineAfter(kCall));

@@ -326,6 +326,14 @@ void Store::ResetComplete(const std::string& job, int64_t iteration) {
   committed_cv_.notify_all();
 }
 
+void Store::ResetGenerations(const std::string& base, const std::string& keep, int64_t iteration) {
+  ResetComplete(keep, iteration);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [name, j] : jobs_)
+    if (name != keep && IsGenerationOf(base, name)) j->external_complete = -1;
+  committed_cv_.notify_all();
+}
+
 Status Store::DropJob(const std::string& job) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = jobs_.find(job);

@@ -130,6 +130,10 @@ class Store {
   // A recovery resumes the job at `iteration` (-1: from scratch): the complete
   // iteration becomes exactly that, even if it was newer (a new timeline).
   void ResetComplete(const std::string& job, int64_t iteration);
+  // The same for every generation of `base` (store/generations.h): `keep`'s
+  // complete iteration becomes `iteration`, every other generation's -1 (a
+  // recovery names the one iteration everybody resumes from).
+  void ResetGenerations(const std::string& base, const std::string& keep, int64_t iteration);
   // Removes a job and frees its memory.
   Status DropJob(const std::string& job);
   // What the trainer of (job, rank) reports of its checkpoint frequency: every
