@@ -276,8 +276,13 @@ void RootAgent::Tick() {
 }
 
 void RootAgent::RequestReplacements(const Plan& plan, const Plan& superseded) {
-  if (plan.kind == "shrink" || plan.state != "preparing") return;  // Nobody to replace.
   KvStore& kv = ctx_.coord->kv();
+  if (plan.kind == "shrink") {  // Nobody to replace; a machine asked for earlier is not wanted.
+    for (uint32_t h : plan.failed_hosts)
+      (void)kv.Delete("provider/requests/" + std::to_string(h), DeadlineAfter(kCall));
+    return;
+  }
+  if (plan.state != "preparing") return;
   auto standby = kv.GetPrefix("standby/", DeadlineAfter(kCall));
   size_t next_standby = 0;
   for (uint32_t h : plan.failed_hosts) {
