@@ -19,6 +19,8 @@ using std::chrono::milliseconds;
 constexpr milliseconds kTick{50};
 constexpr milliseconds kCall{3000};
 constexpr milliseconds kTermGrace{3000};  // SIGTERM to SIGKILL.
+constexpr int kFetchAttempts = 3;         // Per shard, while preparing.
+constexpr milliseconds kFetchPause{500};  // Times the attempt number.
 
 std::string Key(const char* dir, int64_t epoch, uint32_t id) {
   return std::string(dir) + "/" + std::to_string(epoch) + "/" + std::to_string(id);
@@ -170,8 +172,17 @@ Status Worker::Prepare(const Plan& plan) {
       continue;
     }
     if (ctx_.store->Pin(from.store_job(), rank, plan.resume_iteration).ok()) continue;  // Local.
-    GEMINI_ASSIGN_OR_RETURN(int64_t got, ctx_.fetch(from.store_job(), rank, plan.resume_iteration));
-    (void)got;
+    // A holder that is slow or briefly unreachable must not turn the recovery
+    // into a persistent-tier one: kFetchAttempts tries, with a pause between.
+    Result<int64_t> got = ctx_.fetch(from.store_job(), rank, plan.resume_iteration);
+    for (int attempt = 1; !got.ok() && attempt < kFetchAttempts && !stop_; ++attempt) {
+      GEMINI_LOG(WARN) << "[worker] fetching rank " << rank << " iteration "
+                       << plan.resume_iteration << " of " << from.store_job() << " (attempt "
+                       << attempt << " of " << kFetchAttempts << "): " << got.status().ToString();
+      std::this_thread::sleep_for(kFetchPause * attempt);
+      got = ctx_.fetch(from.store_job(), rank, plan.resume_iteration);
+    }
+    GEMINI_RETURN_IF_ERROR(got.status());
     ++fetched;
   }
   if (reshard)

@@ -4,8 +4,8 @@
 // On a new plan epoch it kills its trainers (all ranks restart together),
 // moves the store and the coordinator to the new timeline, prepares its
 // ranks' shards at the plan's resume iteration (already in local memory;
-// fetched from a peer holder by a replacement host; read from the persistent
-// tier after a group loss) and reports ready/<epoch>/<host>. When the epoch's
+// fetched from a peer holder by a replacement host, 3 tries per shard; read
+// from the persistent tier after a group loss) and reports ready/<epoch>/<host>. When the epoch's
 // members differ from the world that saved the resume iteration (a shrink,
 // agent/layout.h), it prepares every rank's shard of that world instead, so
 // that each trainer can reshard from local memory (gemini.reshard). Once the root
