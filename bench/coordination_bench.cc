@@ -51,12 +51,12 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/completion.h"
-#include "agent/coord_records.h"
-#include "agent/job_coordinator.h"
-#include "agent/peer_service.h"
-#include "agent/plan.h"
-#include "agent/root.h"
+#include "agent/cluster/coord_records.h"
+#include "agent/cluster/job_coordinator.h"
+#include "agent/cluster/plan.h"
+#include "agent/recovery/root.h"
+#include "agent/replication/completion.h"
+#include "agent/replication/peer_service.h"
 #include "cli/command.h"
 #include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_process.h"

@@ -5,10 +5,10 @@
 //   0-3  the etcd gateway's JSON (src/coord/etcd_codec.h): DecodeRange,
 //        DecodeEvents, DecodeKeyValue, DecodeError (mode's high bits pick
 //        the HTTP status), on the text parsed without exceptions;
-//   4    DecodePlan and 5 DecodeJobConfig (src/agent/plan.h);
-//   6    DecodeHostInfo (src/agent/job_coordinator.h);
+//   4    DecodePlan and 5 DecodeJobConfig (src/agent/cluster/plan.h);
+//   6    DecodeHostInfo (src/agent/cluster/job_coordinator.h);
 //   7    CompleteMarker::Decode (src/persist/catalog.h);
-//   8-12 the job's own records (src/agent/coord_records.h): DecodeComplete,
+//   8-12 the job's own records (src/agent/cluster/coord_records.h): DecodeComplete,
 //        DecodeIteration, DecodeId and KeyId, DecodeExit, DecodeReady;
 //   13-15 as 0-3.
 // Decoders must return an error for bad input, never throw or crash; a value
@@ -17,9 +17,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "agent/coord_records.h"
-#include "agent/job_coordinator.h"
-#include "agent/plan.h"
+#include "agent/cluster/coord_records.h"
+#include "agent/cluster/job_coordinator.h"
+#include "agent/cluster/plan.h"
 #include "coord/etcd_codec.h"
 #include "fuzz_check.h"
 #include "persist/catalog.h"

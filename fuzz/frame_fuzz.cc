@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/peer_protocol.h"
+#include "agent/replication/peer_protocol.h"
 #include "fuzz_check.h"
 #include "memory_connection.h"
 #include "transport/frame.h"

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "agent/job_coordinator.h"
-#include "agent/peer_protocol.h"
-#include "agent/plan.h"
+#include "agent/cluster/job_coordinator.h"
+#include "agent/cluster/plan.h"
+#include "agent/replication/peer_protocol.h"
 #include "common/crc32c.h"
 #include "common/wire.h"
 #include "coord/etcd_codec.h"

@@ -1,5 +1,5 @@
-// Fuzz target `peer`: the agent <-> agent protocol (src/agent/peer_protocol.h)
-// and the chunk stream receive path (src/agent/chunked_replica.h).
+// Fuzz target `peer`: the agent <-> agent protocol (src/agent/replication/peer_protocol.h)
+// and the chunk stream receive path (src/agent/replication/chunked_replica.h).
 //
 // Input: [u8 mode][bytes...]; mode % 4 picks:
 //   0  DecodeShardHeader(bytes): an accepted header's CRC count matches.
@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/peer_protocol.h"
-#include "agent/peer_service.h"
+#include "agent/replication/peer_protocol.h"
+#include "agent/replication/peer_service.h"
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "fuzz_check.h"

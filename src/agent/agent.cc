@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "agent/peer_protocol.h"
+#include "agent/replication/peer_protocol.h"
 #include "common/log.h"
 #include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"

@@ -39,7 +39,7 @@ struct AgentHooks {
   std::function<std::string()> status_json;
   // A trainer captured a shard: Begin to Commit took `seconds`.
   std::function<void(double seconds, uint64_t bytes)> on_capture;
-  // The training timeline and the checkpoint schedule (agent/interleaver.h).
+  // The training timeline and the checkpoint schedule (agent/interleave/interleaver.h).
   std::function<Status(const std::string& job, uint32_t rank, int64_t iteration, uint32_t kind,
                        int op, double t)>
       on_event;

@@ -92,7 +92,7 @@ Metrics::Metrics() : registry_(std::make_shared<prometheus::Registry>()) {
                      .Name("gemini_recoveries_total")
                      .Help("Recoveries this agent took part in, by kind")
                      .Register(*registry_);
-  // The plan kinds (src/agent/plan.h) start at 0, so the family is there
+  // The plan kinds (src/agent/cluster/plan.h) start at 0, so the family is there
   // before the first recovery and rate() sees the first one.
   for (const char* kind : {"software", "hardware", "group_lost"})
     recoveries_->Add({{"kind", kind}});

@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "agent/agent.h"
-#include "agent/coord_records.h"
+#include "agent/cluster/coord_records.h"
 #include "cli/command.h"
 #include "cli/interleave_flags.h"
 #include "cli/node_launch.h"

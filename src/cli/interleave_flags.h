@@ -1,11 +1,11 @@
-// Command-line flags of traffic interleaving (agent/interleaver.h), shared by
+// Command-line flags of traffic interleaving (agent/interleave/interleaver.h), shared by
 // `gemini agent` and `gemini launch`.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "agent/interleaver.h"
+#include "agent/interleave/interleaver.h"
 #include "common/units.h"
 
 namespace gemini::cli {

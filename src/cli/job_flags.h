@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/plan.h"
+#include "agent/cluster/plan.h"
 #include "cli/interleave_flags.h"
 #include "cli/redundancy_flags.h"
 #include "coord/etcd_kv_store.h"

@@ -31,9 +31,9 @@
 #include <set>
 #include <thread>
 
-#include "agent/coord_records.h"
-#include "agent/job_coordinator.h"
-#include "agent/plan.h"
+#include "agent/cluster/coord_records.h"
+#include "agent/cluster/job_coordinator.h"
+#include "agent/cluster/plan.h"
 #include "cli/command.h"
 #include "cli/job_flags.h"
 #include "cli/local_cluster.h"
@@ -527,7 +527,7 @@ json Launcher::Memory() {
     auto s = text.ok() ? json::parse(*text, nullptr, false) : json();
     if (!s.is_object() || !s.contains("jobs") || !s["jobs"].is_array()) continue;
     // The store job and members of the last epoch (after a shrink: JOB.worldW
-    // on fewer hosts; agent/layout.h).
+    // on fewer hosts; agent/cluster/layout.h).
     std::string store_job = a_.node.job.job;
     std::vector<int64_t> members;
     int64_t host = -1;

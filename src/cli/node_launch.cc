@@ -14,7 +14,7 @@
 #include <iostream>
 #include <optional>
 
-#include "agent/plan.h"
+#include "agent/cluster/plan.h"
 #include "common/paths.h"
 #include "common/stop_signals.h"
 #include "common/subprocess.h"

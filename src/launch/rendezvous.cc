@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "agent/plan.h"
+#include "agent/cluster/plan.h"
 #include "common/json_fields.h"
 
 namespace gemini {

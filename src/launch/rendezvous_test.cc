@@ -5,7 +5,7 @@
 #include <future>
 #include <set>
 
-#include "agent/plan.h"
+#include "agent/cluster/plan.h"
 #include "coord/fake_kv_store.h"
 
 namespace gemini {

@@ -8,7 +8,7 @@
 //       <name>.tmp-<host>-<pid>-<random>  a file being written (env.h TempPathFor);
 //                                never read, removed with its directory by retention
 //
-// The epoch is the job's timeline (agent/job_coordinator.h): a recovery that
+// The epoch is the job's timeline (agent/cluster/job_coordinator.h): a recovery that
 // resumes from an earlier iteration starts a new epoch, and the iterations
 // the abandoned timeline had reached beyond that point are other states of
 // the model than the new timeline's iterations of the same number. So the

@@ -16,7 +16,7 @@
 //            -> [i64 iteration]: the agent fetched the shard from a peer holder
 //               into its own memory (multi-machine agents only)
 //   kEvent   [string job][u32 rank][i64 iter][u32 kind][u64 op + 1][u64 t: double bits]
-//            -> no reply: a timeline report (agent/interleaver.h), sent as it happens
+//            -> no reply: a timeline report (agent/interleave/interleaver.h), sent as it happens
 //   kWaitDue [string job][u32 rank][i64 iter][u32 before_step][u32 timeout_ms]
 //            -> (empty) once the rank's checkpoints due by then are replicated
 //   kSchedule [string job]                            -> [string json]

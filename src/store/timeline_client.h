@@ -26,7 +26,7 @@ class TimelineClient {
   TimelineClient& operator=(const TimelineClient&) = delete;
 
   // kind: 1 iteration start, 2 op start, 3 op finish, 4 iteration end
-  // (agent/interleaver.h TimelineEvent); op -1 for iteration events.
+  // (agent/interleave/interleaver.h TimelineEvent); op -1 for iteration events.
   Status Report(const std::string& job, uint32_t rank, int64_t iteration, uint32_t kind, int op,
                 double t);
   Status WaitDue(const std::string& job, uint32_t rank, int64_t iteration, bool before_step,

@@ -1,0 +1,287 @@
+#include "agent/replication/chunked_replica.h"
+
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "agent/replication/peer_protocol.h"
+#include "common/crc32c.h"
+#include "common/wire.h"
+#include "transport/frame.h"
+
+namespace gemini {
+namespace {
+
+using transport::FrameLimits;
+constexpr std::chrono::milliseconds kSlotWait{60 * 1000};
+
+std::string EncodeChunkAck(uint64_t offset, uint64_t length) {
+  Writer w;
+  w.PutU64(offset);
+  w.PutU64(length);
+  return w.Take();
+}
+
+// The checker: checks the manifest's CRC32C of every received chunk in the
+// slot, in order, and acknowledges each. The only sender on the connection
+// while the reader receives.
+class Checker {
+ public:
+  Checker(transport::Connection& conn, uint8_t* slot, const Manifest& m,
+          const std::vector<uint32_t>& crcs, size_t window, Deadline deadline)
+      : conn_(conn),
+        slot_(slot),
+        data_bytes_(m.data_bytes),
+        chunk_size_(m.chunk_size),
+        crcs_(crcs),
+        busy_(window, false),
+        deadline_(deadline) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Checker() { Close(); }
+
+  // Waits until window place b is free (its chunk checked); false if a check failed.
+  bool WaitFree(size_t b) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !busy_[b] || !status_.ok(); });
+    return status_.ok();
+  }
+  void Push(size_t b, uint64_t offset, uint64_t length) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_[b] = true;
+      queue_.push_back({b, offset, length});
+    }
+    cv_.notify_all();
+  }
+  // Checks what is queued, stops the thread; the check status.
+  Status Close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closing_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+
+ private:
+  struct Item {
+    size_t b;
+    uint64_t offset, length;
+  };
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return closing_ || !queue_.empty(); });
+      if (queue_.empty()) return;
+      Item it = queue_.front();
+      queue_.pop_front();
+      lock.unlock();
+      Status st = Check(it);
+      if (st.ok())
+        st = transport::SendFrame(conn_, kPeerChunkAck, EncodeChunkAck(it.offset, it.length),
+                                  deadline_);
+      lock.lock();
+      busy_[it.b] = false;
+      if (!st.ok() && status_.ok()) status_ = st;
+      cv_.notify_all();
+    }
+  }
+
+  // Chunks arrive in order, so the CRC of the manifest chunk in progress
+  // carries over from one received chunk to the next.
+  Status Check(const Item& it) {
+    for (uint64_t done = 0; done < it.length;) {
+      uint64_t pos = it.offset + done;
+      uint64_t c = pos / chunk_size_;
+      uint64_t end = std::min(data_bytes_, (c + 1) * chunk_size_);
+      uint64_t n = std::min(it.length - done, end - pos);
+      crc_ = Crc32c(slot_ + pos, n, crc_);
+      done += n;
+      if (pos + n == end) {
+        if (crc_ != crcs_[c])
+          return DataLoss("CRC32C mismatch in chunk " + std::to_string(c) + " of a replica");
+        crc_ = 0;
+      }
+    }
+    return Status::Ok();
+  }
+
+  transport::Connection& conn_;
+  uint8_t* const slot_;
+  const uint64_t data_bytes_, chunk_size_;
+  const std::vector<uint32_t>& crcs_;
+  uint32_t crc_ = 0;  // Checker thread only.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<bool> busy_;
+  std::deque<Item> queue_;
+  bool closing_ = false;
+  Status status_;
+  const Deadline deadline_;
+  std::thread thread_;
+};
+
+Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest& m,
+                     const std::vector<uint32_t>& crcs, uint64_t max_chunk, uint32_t window,
+                     Deadline deadline) {
+  const uint64_t data_bytes = m.data_bytes;
+  Checker checker(conn, slot, m, crcs, window, deadline);
+  FrameLimits limits{{kPeerChunk, max_chunk + 8}};
+  uint64_t received = 0;
+  Status st;
+  for (size_t i = 0; received < data_bytes && st.ok(); ++i) {
+    size_t b = i % window;
+    if (!checker.WaitFree(b)) break;
+    auto hdr = transport::RecvFrameHeader(conn, limits, deadline);
+    if (!hdr.ok()) {
+      st = hdr.status();
+      break;
+    }
+    uint64_t offset = 0;
+    st = conn.RecvAll(&offset, sizeof(offset), deadline);
+    if (!st.ok()) break;
+    uint64_t length = hdr->length - std::min<uint64_t>(hdr->length, 8);
+    if (hdr->length <= 8 || offset != received || length > data_bytes - received) {
+      st = conn.Fail(InvalidArgument("chunk at " + std::to_string(offset) + " of " +
+                                     std::to_string(length) + " bytes; expected one at " +
+                                     std::to_string(received) + " within " +
+                                     std::to_string(data_bytes) + " bytes"));
+      break;
+    }
+    st = conn.RecvAll(slot + offset, length, deadline);
+    if (!st.ok()) break;
+    checker.Push(b, offset, length);
+    received += length;
+  }
+  Status checked = checker.Close();
+  return st.ok() ? checked : st;
+}
+
+}  // namespace
+
+Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
+                             const std::string& job, const std::string& payload,
+                             const OwnedRank& is_owned, Deadline deadline) {
+  Reader r(payload);
+  std::string header;
+  uint64_t max_chunk = 0;
+  uint32_t window = 0;
+  if (!r.GetString(&header, kMaxControlFrame) || !r.GetU64(&max_chunk) || !r.GetU32(&window) ||
+      !r.done())
+    return InvalidArgument("malformed chunked replica header");
+  if (max_chunk == 0 || max_chunk > kMaxChunkBytes || window == 0 || window > kMaxWindow ||
+      max_chunk * window > kMaxReceiveBuffer)
+    return InvalidArgument("chunked replica asks for " + std::to_string(window) + " buffers of " +
+                           std::to_string(max_chunk) + " bytes; the limits are " +
+                           std::to_string(kMaxWindow) + " buffers, " +
+                           std::to_string(kMaxChunkBytes) + " bytes each, " +
+                           std::to_string(kMaxReceiveBuffer) + " bytes in all");
+  Manifest m;
+  std::vector<uint32_t> crcs;
+  GEMINI_RETURN_IF_ERROR(DecodeShardHeader(header, &m, &crcs));
+  if (!IsGenerationOf(job, m.job)) return InvalidArgument("replica of another job '" + m.job + "'");
+  if (is_owned(m.job, m.rank))
+    return InvalidArgument("replica of rank " + std::to_string(m.rank) +
+                           ", which this machine owns");
+  GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, store->Begin(writer, m, kSlotWait));
+  close(grant.fd);
+  // Every chunk's CRC32C is checked in the slot before it is acknowledged.
+  Status st = ReceiveChunks(conn, grant.data, m, crcs, max_chunk, window, deadline);
+  if (st.ok()) st = store->Commit(writer, m.job, m.rank, m.iteration, std::move(crcs));
+  if (!st.ok()) store->AbortWriter(writer);
+  return st;
+}
+
+Result<std::unique_ptr<ChunkedSender>> ChunkedSender::Start(transport::Connection& conn,
+                                                            const ShardPin& shard,
+                                                            uint64_t max_chunk, uint32_t window,
+                                                            Deadline deadline) {
+  if (max_chunk == 0 || max_chunk > kMaxChunkBytes || window == 0 || window > kMaxWindow ||
+      max_chunk * window > kMaxReceiveBuffer)
+    return InvalidArgument("chunked replica of " + std::to_string(window) + " x " +
+                           std::to_string(max_chunk) + " bytes is outside the holder's limits");
+  Writer w;
+  w.PutString(EncodeShardHeader(shard.manifest, shard.crcs));
+  w.PutU64(max_chunk);
+  w.PutU32(window);
+  GEMINI_RETURN_IF_ERROR(transport::SendFrame(conn, kPeerReplicateChunked, w.Take(), deadline));
+  return std::unique_ptr<ChunkedSender>(new ChunkedSender(conn, shard, max_chunk, window));
+}
+
+Status ChunkedSender::Send(uint64_t offset, uint64_t length, Deadline deadline) {
+  if (finished_) return FailedPrecondition("replica already finished");
+  if (offset != sent_ || length == 0 || length > max_chunk_ ||
+      length > shard_.manifest.data_bytes - sent_)
+    return InvalidArgument("chunk [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                           ") does not continue the replica at " + std::to_string(sent_));
+  while (in_flight_.size() >= window_) GEMINI_RETURN_IF_ERROR(ReadAck(deadline));
+  if (in_flight_.empty()) {
+    burst_start_ = std::chrono::steady_clock::now();
+    burst_bytes_ = 0;
+  }
+  transport::ConstBuffer parts[2] = {{&offset, sizeof(offset)}, {shard_.data + offset, length}};
+  GEMINI_RETURN_IF_ERROR(transport::SendFrameParts(conn_, kPeerChunk, parts, deadline));
+  in_flight_.push_back({offset, length});
+  burst_bytes_ += length;
+  sent_ += length;
+  return Status::Ok();
+}
+
+Status ChunkedSender::Drain(Deadline deadline) {
+  while (!in_flight_.empty()) GEMINI_RETURN_IF_ERROR(ReadAck(deadline));
+  return Status::Ok();
+}
+
+Status ChunkedSender::Finish(Deadline deadline) {
+  if (sent_ != shard_.manifest.data_bytes)
+    return FailedPrecondition("replica finished after " + std::to_string(sent_) + " of " +
+                              std::to_string(shard_.manifest.data_bytes) + " bytes");
+  GEMINI_RETURN_IF_ERROR(Drain(deadline));
+  GEMINI_ASSIGN_OR_RETURN(
+      auto ack, transport::RecvFrame(conn_, FrameLimits{{kPeerReplicateAck, 1 << 20}}, deadline));
+  finished_ = true;
+  std::string body;
+  return DecodeStatusReply(ack.payload, &body);
+}
+
+Status ChunkedSender::ReadAck(Deadline deadline) {
+  GEMINI_ASSIGN_OR_RETURN(
+      auto frame,
+      transport::RecvFrame(conn_, FrameLimits{{kPeerChunkAck, 16}, {kPeerReplicateAck, 1 << 20}},
+                           deadline));
+  if (frame.type == kPeerReplicateAck) {  // The holder gave up early.
+    std::string body;
+    Status st = DecodeStatusReply(frame.payload, &body);
+    return conn_.Fail(st.ok() ? Internal("holder finished before the last chunk") : st);
+  }
+  Reader r(frame.payload);
+  uint64_t offset = 0, length = 0;
+  if (!r.GetU64(&offset) || !r.GetU64(&length) || !r.done() || in_flight_.empty() ||
+      in_flight_.front().offset != offset || in_flight_.front().length != length)
+    return conn_.Fail(InvalidArgument("acknowledgement of a chunk not in flight"));
+  in_flight_.pop_front();
+  if (in_flight_.empty())
+    samples_.push_back(
+        {burst_bytes_,
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - burst_start_).count()});
+  return Status::Ok();
+}
+
+Status SendAllChunks(transport::Connection& conn, const ShardPin& shard, uint64_t max_chunk,
+                     uint32_t window, Deadline deadline) {
+  GEMINI_ASSIGN_OR_RETURN(auto sender,
+                          ChunkedSender::Start(conn, shard, max_chunk, window, deadline));
+  for (uint64_t off = 0; off < shard.manifest.data_bytes;) {
+    uint64_t len = std::min(max_chunk, shard.manifest.data_bytes - off);
+    GEMINI_RETURN_IF_ERROR(sender->Send(off, len, deadline));
+    off += len;
+  }
+  return sender->Finish(deadline);
+}
+
+}  // namespace gemini
