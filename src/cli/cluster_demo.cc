@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -85,6 +86,13 @@ int RunClusterDemo(const ClusterDemoArgs& a) {
     std::printf("\nresult: final state CRC32C %s with the failure, %s without: %s\n",
                 (*run)["final_state_crc"].dump().c_str(), (*ref)["final_state_crc"].dump().c_str(),
                 same ? "identical, bit for bit" : "DIFFERENT");
+  }
+  // The two runs' reports: printed above; kept only when the runs differ.
+  if (same) {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  } else {
+    std::fprintf(out, "gemini demo: the runs' reports are in %s\n", dir.c_str());
   }
   return same ? 0 : 1;
 }
