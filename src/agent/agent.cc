@@ -203,12 +203,10 @@ Status Agent::StartCluster() {
     GEMINI_LOG(ERROR) << "[agent] heartbeat lease lost: " << st.ToString();
   }));
   coord_->WatchComplete([this](int64_t epoch, int64_t it) {
-    // An iteration of this epoch: its store job is the epoch's (a completion
-    // seen just as the worker moves on belongs to no store job it keeps).
     {
-      // Under the lock, so that a worker entering the next epoch (SetLayout,
-      // then resetting the store's complete iterations) never sees this
-      // epoch's completion land after its reset.
+      // An iteration of this epoch, of its store job; under the lock, so that
+      // a worker entering the next epoch (SetLayout, then resetting the
+      // store's complete iterations) never sees it land after its reset.
       std::lock_guard<std::mutex> lock(mu_);
       if (options_.cluster->launch && layout_epoch_ != epoch) return;
       store_->SetExternalComplete(layout_->store_job(), it);

@@ -260,8 +260,7 @@ void Launcher::ServeProvider() {
     // Only for a host the current plan is replacing: a forged request for a
     // live host would otherwise put a second agent on its host id.
     auto id = KeyId(r.key);
-    if (!id.ok() || !plan.ok() || plan->kind == "shrink" ||
-        !std::count(plan->failed_hosts.begin(), plan->failed_hosts.end(), *id)) {
+    if (!id.ok() || !plan.ok() || !plan->Replaces(*id)) {
       if (plan.ok()) {
         Log("provider: ignoring request " + r.key + " (not a host the plan replaces)");
         (void)kv_->Delete(r.key, DeadlineAfter(kCall));

@@ -30,10 +30,13 @@ CompleteRecord ParseComplete(const std::string& v) {
 
 }  // namespace
 
-std::string EncodeHostInfo(const HostInfo& h) {
-  return nlohmann::json{{"host", h.host}, {"addr", h.addr}, {"port", h.port}, {"ranks", h.ranks}}
-      .dump();
+namespace {
+nlohmann::json HostJson(const HostInfo& h) {
+  return {{"host", h.host}, {"addr", h.addr}, {"port", h.port}, {"ranks", h.ranks}};
 }
+}  // namespace
+
+std::string EncodeHostInfo(const HostInfo& h) { return HostJson(h).dump(); }
 
 Result<HostInfo> DecodeHostInfo(const std::string& text) {
   GEMINI_ASSIGN_OR_RETURN(nlohmann::json j, ParseJsonObject(text, "host record"));
@@ -58,7 +61,7 @@ Status JobCoordinator::PutSelf() {
   if (!keeper_) return FailedPrecondition("not registered");
   // The record names the lease it lives under: each registration's value is
   // its own, which is what PutOwn checks.
-  auto j = nlohmann::json::parse(EncodeHostInfo(self_));
+  nlohmann::json j = HostJson(self_);
   j["lease"] = keeper_->id();
   std::string value = j.dump();
   auto put = kv_->Put("hosts/" + std::to_string(self_.host), value, DeadlineAfter(kCallTimeout),

@@ -19,6 +19,11 @@ std::string Plan::SourceFor(uint32_t host) const {
   return failed && source == "local" ? "peer" : source;
 }
 
+bool Plan::Replaces(uint32_t host) const {
+  return state == "preparing" && kind != "shrink" &&
+         std::find(failed_hosts.begin(), failed_hosts.end(), host) != failed_hosts.end();
+}
+
 std::string EncodeJobConfig(const JobConfig& c) {
   return json{{"num_hosts", c.num_hosts},
               {"min_hosts", c.fewest_hosts()},

@@ -93,6 +93,10 @@ struct Plan {
   int64_t restarts = 0;
   // The source of `host`'s shards: replacements of failed hosts fetch from peers.
   std::string SourceFor(uint32_t host) const;
+  // Whether this plan waits for a machine (a standby or the provider's) to
+  // take host id `host`: a failed host of a preparing plan that does not
+  // leave the job (every kind but "shrink").
+  bool Replaces(uint32_t host) const;
 };
 
 std::string EncodeJobConfig(const JobConfig& c);

@@ -176,8 +176,7 @@ std::optional<Plan> PlanRecovery(const JobConfig& config, const Plan& current,
     next.hosts.insert(next.hosts.end(), grow.begin(), grow.end());
     std::sort(next.hosts.begin(), next.hosts.end());
   }
-  const std::vector<uint32_t>& current_resume =
-      current.resume_hosts.empty() ? members.members() : current.resume_hosts;
+  const std::vector<uint32_t>& current_resume = (*resume_layout)->members();
   if (carry_files) {  // The same files again.
     next.resume_iteration = current.resume_iteration;
     next.resume_hosts = current_resume;

@@ -289,9 +289,7 @@ void RootAgent::RequestReplacements(const Plan& plan, const Plan& superseded) {
     // A host the superseded plan was still replacing has its replacement on
     // the way (a standby assigned, or a machine requested): a second one
     // would put two agents on one host id.
-    if (superseded.state == "preparing" &&
-        std::count(superseded.failed_hosts.begin(), superseded.failed_hosts.end(), h))
-      continue;
+    if (superseded.Replaces(h)) continue;
     bool assigned = false;
     while (standby.ok() && next_standby < standby->kvs.size() && !assigned) {
       std::string name = standby->kvs[next_standby++].key.substr(8);
