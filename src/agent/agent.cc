@@ -202,6 +202,7 @@ Status Agent::StartCluster() {
   GEMINI_RETURN_IF_ERROR(coord_->Register([](const Status& st) {
     GEMINI_LOG(ERROR) << "[agent] heartbeat lease lost: " << st.ToString();
   }));
+  if (!c.launch) coord_->KeepRegistered(milliseconds(500));
   coord_->WatchComplete([this](int64_t epoch, int64_t it) {
     {
       // An iteration of this epoch, of its store job; under the lock, so that

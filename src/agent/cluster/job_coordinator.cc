@@ -144,6 +144,22 @@ Result<bool> JobCoordinator::Maintain() {
   return true;
 }
 
+void JobCoordinator::KeepRegistered(std::chrono::milliseconds every) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_ || maintainer_.joinable()) return;
+  maintainer_ = std::thread([this, every] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_cv_.wait_for(lock, every, [this] { return stopping_.load(); })) {
+      lock.unlock();
+      auto again = Maintain();
+      if (!again.ok())
+        GEMINI_LOG_EVERY_N_SEC(WARN, 10)
+            << "[coord] registering again: " << again.status().ToString();
+      lock.lock();
+    }
+  });
+}
+
 Result<uint32_t> JobCoordinator::HostOfRank(uint32_t rank) {
   GEMINI_ASSIGN_OR_RETURN(KeyValue kv,
                           kv_->Get("ranks/" + std::to_string(rank), DeadlineAfter(kCallTimeout)));
@@ -315,6 +331,8 @@ void JobCoordinator::Stop() {
     registered_value_.clear();  // Stood down: writes nothing more (PutOwn).
     mirrors.swap(mirrors_);
   }
+  stop_cv_.notify_all();
+  if (maintainer_.joinable()) maintainer_.join();
   if (complete_) complete_->Stop();
   for (auto& [key, m] : mirrors) m->Stop();
   if (keeper) {

@@ -22,6 +22,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -107,6 +109,11 @@ class JobCoordinator {
   // Re-registers under a fresh lease if the heartbeat lease was lost (etcd
   // was unreachable for a whole TTL). Returns whether it had to.
   Result<bool> Maintain();
+  // Plain cluster mode (no root fences a lost host): a thread that calls
+  // Maintain() every `every` until Stop(), so an agent cut off from etcd for
+  // a whole TTL serves again once etcd answers. Launch mode leaves this to
+  // the worker, which must first see whether the root declared it lost.
+  void KeepRegistered(std::chrono::milliseconds every);
   // A recovery moved the job to a new epoch (timeline).
   void SetEpoch(int64_t epoch) { epoch_ = epoch; }
 
@@ -137,6 +144,8 @@ class JobCoordinator {
   int64_t last_epoch_ = -1, last_iteration_ = -2;           // complete_'s thread only
   std::map<std::string, std::unique_ptr<Mirror>> mirrors_;  // guarded by mu_
   std::atomic<bool> stopping_{false};
+  std::condition_variable stop_cv_;  // wakes the maintainer on Stop (mu_)
+  std::thread maintainer_;           // KeepRegistered's
 };
 
 }  // namespace gemini

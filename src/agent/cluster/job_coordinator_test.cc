@@ -34,6 +34,26 @@ TEST(JobCoordinator, RegistersHostsUnderALease) {
   EXPECT_TRUE(Eventually([&] { return a.WatchedHosts()->size() == 1u; }));
 }
 
+// Plain cluster mode: an agent cut off from etcd for longer than its lease
+// registers again, under a new lease, once etcd answers.
+TEST(JobCoordinator, KeepsRegisteredAfterEtcdWasAwayForAWholeLease) {
+  auto base = std::make_shared<FakeKvStore>();
+  JobCoordinator a(JobKv(base), {4, "10.0.0.5", 7000, {4}}, 1);
+  ASSERT_TRUE(a.Register().ok());
+  const LeaseId first = a.lease_id();
+  a.KeepRegistered(std::chrono::milliseconds(50));
+  base->SetUnavailable(true);  // Longer than the TTL: the lease expires in etcd.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  base->SetUnavailable(false);
+  EXPECT_TRUE(Eventually([&] {
+    auto hosts = a.Hosts();
+    return hosts.ok() && hosts->count(4) == 1 && a.lease_id() != first;
+  }));
+  EXPECT_EQ((*a.Hosts())[4].addr, "10.0.0.5");
+  a.Stop();  // Stops the maintainer too: the record goes with the lease.
+  EXPECT_EQ(a.Hosts()->count(4), 0u);
+}
+
 // Records that direct recovery are written only under this agent's own
 // registration: once another agent registered the host id (a replacement
 // after this one's lease expired), this one writes nothing.
