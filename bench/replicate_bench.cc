@@ -12,7 +12,10 @@
 // one fragment) from memory to memory, timed until every receiver's one-byte
 // acknowledgement. Medians over --repeats, after two untimed warm-up
 // transfers each (slot creation on the receivers is a one-time cost of the
-// first two iterations; every later iteration reuses the slots).
+// first two iterations; every later iteration reuses the slots). The two
+// take turns, round by round (which goes first alternates), with both sides'
+// processes up throughout, so that both see the same machine: on shared
+// cores a baseline measured minutes apart is mostly noise.
 //
 // Then host 0's agent is killed and restarted empty (a replacement machine)
 // and fetches its shard back --repeats times: from one peer (copies), or
@@ -25,6 +28,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -50,8 +54,8 @@ using nlohmann::json;
 constexpr int kWarmup = 2;
 
 struct ReplicateArgs {
-  std::string bytes = "1GiB";
-  int repeats = 3;
+  std::string bytes = "256MiB";
+  int repeats = 7;  // Raw TCP between namespace hosts on shared cores is noisy.
   bool json = false;
   std::string redundancy = "copies:2,rs:4+2";
   // Helper roles.
@@ -59,6 +63,7 @@ struct ReplicateArgs {
   uint16_t port = 0;
   std::string socket;
   std::string job = "bench";
+  std::string go;  // Helpers: round r starts when the file GO-r exists.
 };
 
 std::vector<std::string> SplitCommas(const std::string& s) {
@@ -72,6 +77,20 @@ std::vector<std::string> SplitCommas(const std::string& s) {
 }
 
 Deadline Later() { return Clock::now() + std::chrono::minutes(5); }
+
+// A helper's round `r` starts when the bench creates the file GO-r (the
+// helpers run in other network namespaces, on the same file system).
+Status AwaitGo(const std::string& go, int r) {
+  const std::string path = go + "-" + std::to_string(r);
+  for (Deadline end = Later(); access(path.c_str(), F_OK) != 0;) {
+    if (Clock::now() > end) return DeadlineExceeded("no " + path);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return Status::Ok();
+}
+
+// A helper's result for one round, one line each.
+void PrintRound(double seconds) { std::cout << seconds << std::endl; }
 
 int Fail(const std::string& what, const Status& st) {
   std::cerr << "gemini bench replicate: " << what << ": " << st.ToString() << "\n";
@@ -103,8 +122,8 @@ int TcpSource(const ReplicateArgs& a, uint64_t n) {
     conns.push_back(std::move(*c));
   }
   std::vector<uint8_t> buf(n, 7);
-  json secs = json::array();
   for (int r = 0; r < a.repeats + kWarmup; ++r) {
+    if (Status go = AwaitGo(a.go, r); !go.ok()) return Fail("source", go);
     auto t0 = Clock::now();
     std::vector<Status> st(conns.size());
     std::vector<std::thread> threads;
@@ -117,9 +136,8 @@ int TcpSource(const ReplicateArgs& a, uint64_t n) {
     for (auto& t : threads) t.join();
     for (const Status& s : st)
       if (!s.ok()) return Fail("source", s);
-    if (r >= kWarmup) secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    PrintRound(std::chrono::duration<double>(Clock::now() - t0).count());
   }
-  std::cout << secs.dump() << std::endl;
   return 0;
 }
 
@@ -128,8 +146,8 @@ int ReplicateSource(const ReplicateArgs& a, uint64_t n) {
   if (!c.ok()) return Fail("agent", c.status());
   std::vector<uint8_t> buf(n);
   for (uint64_t i = 0; i < n; i += 4096) buf[i] = static_cast<uint8_t>(i >> 12);
-  json secs = json::array();
   for (int r = 1; r <= a.repeats + kWarmup; ++r) {
+    if (Status go = AwaitGo(a.go, r - 1); !go.ok()) return Fail("source", go);
     Status st = (*c)->Save(a.job, 0, 1, r,
                            {{"t", Dtype::kUint8, {static_cast<int64_t>(n)}, buf.data(), n, 0}});
     if (!st.ok()) return Fail("save", st);
@@ -140,9 +158,8 @@ int ReplicateSource(const ReplicateArgs& a, uint64_t n) {
       if (*done >= r) break;
       std::this_thread::sleep_for(std::chrono::microseconds(500));
     }
-    if (r > kWarmup) secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    PrintRound(std::chrono::duration<double>(Clock::now() - t0).count());
   }
-  std::cout << secs.dump() << std::endl;
   return 0;
 }
 
@@ -173,12 +190,14 @@ std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::
   return a;
 }
 
-// Raw TCP from host 0 to hosts 1..holders, `n` bytes to each at once.
-Result<std::vector<double>> RunBaseline(const LocalCluster& c, int holders, uint64_t n,
-                                        int repeats) {
+// Raw TCP from host 0 to hosts 1..holders, `n` bytes to each at once, one
+// transfer per round (`go`). Returns the sinks, then the source.
+Result<std::vector<std::unique_ptr<Subprocess>>> StartBaseline(const LocalCluster& c, int holders,
+                                                               uint64_t n, int repeats,
+                                                               const std::string& go) {
   GEMINI_ASSIGN_OR_RETURN(int port, FreeTcpPort());
   std::string N = std::to_string(n), R = std::to_string(repeats), to;
-  std::vector<std::unique_ptr<Subprocess>> sinks;
+  std::vector<std::unique_ptr<Subprocess>> procs;
   for (int h = 1; h <= holders; ++h) {
     GEMINI_ASSIGN_OR_RETURN(
         auto sink,
@@ -186,21 +205,16 @@ Result<std::vector<double>> RunBaseline(const LocalCluster& c, int holders, uint
                                               std::to_string(port), "--bytes", N, "--repeats", R}),
                           {}));
     GEMINI_RETURN_IF_ERROR(sink->ReadLine(std::chrono::seconds(30)).status());
-    sinks.push_back(std::move(sink));
+    procs.push_back(std::move(sink));
     to += (to.empty() ? "" : ",") + c.addr(h) + ":" + std::to_string(port);
   }
   GEMINI_ASSIGN_OR_RETURN(
       auto src, Subprocess::Start(Cat(c.ExecArgs(0), {SelfExe(), "bench", "tcp-source", "--to", to,
-                                                      "--bytes", N, "--repeats", R}),
+                                                      "--bytes", N, "--repeats", R, "--go", go}),
                                   {}));
-  auto secs = ReadSeconds(*src);
-  for (auto& sink : sinks) (void)sink->Wait(std::chrono::seconds(30));
-  return secs;
+  procs.push_back(std::move(src));
+  return procs;
 }
-
-struct GeminiRun {
-  std::vector<double> replicate_seconds, fetch_seconds;
-};
 
 Result<std::unique_ptr<Subprocess>> StartAgent(const LocalCluster& c, const std::string& etcd,
                                                const std::string& job, int host, int hosts,
@@ -238,67 +252,103 @@ Result<std::unique_ptr<Subprocess>> StartAgent(const LocalCluster& c, const std:
   return p;
 }
 
-Result<GeminiRun> RunGemini(const LocalCluster& c, const std::string& etcd, const std::string& job,
-                            const Redundancy& r, uint64_t n, int repeats,
-                            std::vector<std::unique_ptr<Subprocess>>& agents) {
-  const int hosts = r.width();
-  auto sock = [&](int h, const char* tag = "") {
-    return c.dir() + "/" + job + "-agent-" + std::to_string(h) + tag + ".sock";
-  };
-  for (int h = 0; h < hosts; ++h) {
-    GEMINI_ASSIGN_OR_RETURN(auto p, StartAgent(c, etcd, job, h, hosts, r, n, sock(h)));
-    agents.push_back(std::move(p));
+// Starts round r of a helper and reads its time.
+Result<double> Round(Subprocess& helper, const std::string& go, int r) {
+  std::ofstream(go + "-" + std::to_string(r)) << "";
+  GEMINI_ASSIGN_OR_RETURN(std::string line, helper.ReadLine(std::chrono::minutes(5)));
+  try {
+    return std::stod(line);
+  } catch (...) {
+    return Internal("helper printed '" + line + "'");
   }
-  std::string R = std::to_string(repeats);
-  GeminiRun run;
-  GEMINI_ASSIGN_OR_RETURN(
-      auto src, Subprocess::Start(Cat(c.ExecArgs(0),
-                                      {SelfExe(), "bench", "replicate-source", "--socket", sock(0),
-                                       "--job", job, "--bytes", std::to_string(n), "--repeats", R}),
-                                  {}));
-  GEMINI_ASSIGN_OR_RETURN(run.replicate_seconds, ReadSeconds(*src));
-  // Host 0 is lost and replaced by an empty agent, which fetches rank 0 back.
-  agents[0]->Signal(SIGKILL);
-  (void)agents[0]->Wait(std::chrono::seconds(10));
-  GEMINI_ASSIGN_OR_RETURN(agents[0], StartAgent(c, etcd, job, 0, hosts, r, n, sock(0, "-new")));
-  GEMINI_ASSIGN_OR_RETURN(
-      auto fetch,
-      Subprocess::Start(Cat(c.ExecArgs(0), {SelfExe(), "bench", "replicate-fetch", "--socket",
-                                            sock(0, "-new"), "--job", job, "--repeats", R}),
-                        {}));
-  GEMINI_ASSIGN_OR_RETURN(run.fetch_seconds, ReadSeconds(*fetch));
-  return run;
 }
 
-// One scheme: raw TCP baseline, then Gemini, on the first width() hosts.
+struct Rounds {
+  std::vector<double> tcp, gemini;
+};
+
+// Raw TCP and Gemini take turns: warm-up rounds, then `repeats` timed ones.
+Result<Rounds> RunRounds(Subprocess& tcp, const std::string& tcp_go, Subprocess& gem,
+                         const std::string& gem_go, int repeats) {
+  Rounds out;
+  for (int r = 0; r < repeats + kWarmup; ++r) {
+    double t = 0, g = 0;
+    if (r % 2 == 0) {
+      GEMINI_ASSIGN_OR_RETURN(t, Round(tcp, tcp_go, r));
+      GEMINI_ASSIGN_OR_RETURN(g, Round(gem, gem_go, r));
+    } else {
+      GEMINI_ASSIGN_OR_RETURN(g, Round(gem, gem_go, r));
+      GEMINI_ASSIGN_OR_RETURN(t, Round(tcp, tcp_go, r));
+    }
+    if (r < kWarmup) continue;
+    out.tcp.push_back(t);
+    out.gemini.push_back(g);
+  }
+  return out;
+}
+
+// One scheme on the first width() hosts: raw TCP and Gemini in turns, then
+// host 0 replaced and its shard fetched back.
 Result<json> RunScheme(const LocalCluster& c, const std::string& etcd, const Redundancy& r,
                        uint64_t n, int repeats) {
-  const int holders = r.width() - 1;
+  const int holders = r.width() - 1, hosts = r.width();
   const uint64_t each = r.erasure() ? (n + r.data - 1) / r.data : n;  // What each holder gets.
   const uint64_t sent = each * holders;
-  GEMINI_ASSIGN_OR_RETURN(auto base, RunBaseline(c, holders, each, repeats));
-  std::vector<std::unique_ptr<Subprocess>> agents;
   std::string job = "bench-" + r.ToString();
   for (char& ch : job)
     if (ch == ':' || ch == '+') ch = '-';
-  auto gem = RunGemini(c, etcd, job, r, n, repeats, agents);
-  for (auto& p : agents) {
-    p->Signal(SIGTERM);
-    (void)p->Wait(std::chrono::seconds(10));
+  const std::string tcp_go = c.dir() + "/" + job + "-go-tcp", gem_go = c.dir() + "/" + job + "-go";
+  auto sock = [&](int h, const char* tag = "") {
+    return c.dir() + "/" + job + "-agent-" + std::to_string(h) + tag + ".sock";
+  };
+  GEMINI_ASSIGN_OR_RETURN(auto baseline, StartBaseline(c, holders, each, repeats, tcp_go));
+  std::vector<std::unique_ptr<Subprocess>> agents;
+  auto stop_agents = [&] {
+    for (auto& p : agents) {
+      p->Signal(SIGTERM);
+      (void)p->Wait(std::chrono::seconds(10));
+    }
+  };
+  for (int h = 0; h < hosts; ++h) {
+    auto p = StartAgent(c, etcd, job, h, hosts, r, n, sock(h));
+    if (!p.ok()) return stop_agents(), p.status();
+    agents.push_back(std::move(*p));
   }
-  if (!gem.ok()) return gem.status();
+  std::string R = std::to_string(repeats);
+  auto src = Subprocess::Start(
+      Cat(c.ExecArgs(0), {SelfExe(), "bench", "replicate-source", "--socket", sock(0), "--job", job,
+                          "--bytes", std::to_string(n), "--repeats", R, "--go", gem_go}),
+      {});
+  if (!src.ok()) return stop_agents(), src.status();
+  auto rounds = RunRounds(*baseline.back(), tcp_go, **src, gem_go, repeats);
+  for (auto& p : baseline) (void)p->Wait(std::chrono::seconds(30));
+  if (!rounds.ok()) return stop_agents(), rounds.status();
+  // Host 0 is lost and replaced by an empty agent, which fetches rank 0 back.
+  agents[0]->Signal(SIGKILL);
+  (void)agents[0]->Wait(std::chrono::seconds(10));
+  auto fresh = StartAgent(c, etcd, job, 0, hosts, r, n, sock(0, "-new"));
+  if (!fresh.ok()) return stop_agents(), fresh.status();
+  agents[0] = std::move(*fresh);
+  auto fetch =
+      Subprocess::Start(Cat(c.ExecArgs(0), {SelfExe(), "bench", "replicate-fetch", "--socket",
+                                            sock(0, "-new"), "--job", job, "--repeats", R}),
+                        {});
+  auto fetch_seconds =
+      fetch.ok() ? ReadSeconds(**fetch) : Result<std::vector<double>>(fetch.status());
+  stop_agents();
+  if (!fetch_seconds.ok()) return fetch_seconds.status();
   const double gib = static_cast<double>(sent) / (1ull << 30);
-  const double tcp = gib / Median(base), rep = gib / Median(gem->replicate_seconds);
+  const double tcp = gib / Median(rounds->tcp), rep = gib / Median(rounds->gemini);
   return json{{"redundancy", r.ToString()},
               {"hosts", r.width()},
               {"bytes_sent_per_checkpoint", sent},
               {"tcp_gib_per_s", tcp},
               {"replicate_gib_per_s", rep},
               {"ratio", rep / tcp},
-              {"latency_ratio", Median(gem->replicate_seconds) / Median(base)},
-              {"tcp_seconds", base},
-              {"replicate_seconds", gem->replicate_seconds},
-              {"fetch_seconds", gem->fetch_seconds}};
+              {"latency_ratio", Median(rounds->gemini) / Median(rounds->tcp)},
+              {"tcp_seconds", rounds->tcp},
+              {"replicate_seconds", rounds->gemini},
+              {"fetch_seconds", *fetch_seconds}};
 }
 
 int RunReplicate(const ReplicateArgs& a, uint64_t n) {
@@ -369,6 +419,7 @@ void AddRole(CLI::App& bench, const char* name, const char* help, Fn fn) {
   cmd->add_option("--port", a->port, "Port (tcp-sink)");
   cmd->add_option("--socket", a->socket, "Agent socket (replicate-source, replicate-fetch)");
   cmd->add_option("--job", a->job, "Job (replicate-source, replicate-fetch)");
+  cmd->add_option("--go", a->go, "Round files' prefix (tcp-source, replicate-source)");
   cmd->add_option("--redundancy", a->redundancy, "Schemes to measure, comma-separated")
       ->capture_default_str();
   cmd->callback([a, fn] {

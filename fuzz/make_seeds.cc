@@ -175,6 +175,23 @@ void PeerSeeds() {
          w.PutU32(1);
          return w.Take();
        }()));
+  // The same replica streamed: no CRCs in the header, a CRC trailer after
+  // the last chunk (and one with a forged CRC).
+  Writer sreq;
+  sreq.PutString(EncodeShardHeader(m, {}));
+  sreq.PutU64(3000);
+  sreq.PutU32(2);
+  std::string streamed = Frame(kPeerReplicateStreamed, sreq.str()) +
+                         stream.substr(Frame(kPeerReplicateChunked, req.str()).size());
+  Writer trailer;
+  PutCrcs(trailer, crcs);
+  Seed("peer", "serve_streamed", 2, streamed + Frame(kPeerChunkCrcs, trailer.str()));
+  std::vector<uint32_t> forged = crcs;
+  forged.back() ^= 1;
+  Writer bad_trailer;
+  PutCrcs(bad_trailer, forged);
+  Seed("peer", "serve_streamed_bad_trailer", 2,
+       streamed + Frame(kPeerChunkCrcs, bad_trailer.str()));
   std::string corrupt = stream;
   corrupt[corrupt.size() - 3] ^= 1;
   Seed("peer", "serve_bad_crc", 2, corrupt);

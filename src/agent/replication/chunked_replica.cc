@@ -10,6 +10,7 @@
 #include "agent/replication/peer_protocol.h"
 #include "common/crc32c.h"
 #include "common/wire.h"
+#include "store/protocol.h"
 #include "transport/frame.h"
 
 namespace gemini {
@@ -25,9 +26,10 @@ std::string EncodeChunkAck(uint64_t offset, uint64_t length) {
   return w.Take();
 }
 
-// The checker: checks the manifest's CRC32C of every received chunk in the
-// slot, in order, and acknowledges each. The only sender on the connection
-// while the reader receives.
+// The checker: computes the CRC32C of every received manifest chunk in the
+// slot, in order, checks it against the header's (none in a streamed
+// replica: they come after the data) and acknowledges each. The only sender
+// on the connection while the reader receives.
 class Checker {
  public:
   Checker(transport::Connection& conn, uint8_t* slot, const Manifest& m,
@@ -57,6 +59,8 @@ class Checker {
     }
     cv_.notify_all();
   }
+  // What was computed, chunk by chunk; read after Close().
+  const std::vector<uint32_t>& computed() const { return computed_; }
   // Checks what is queued, stops the thread; the check status.
   Status Close() {
     {
@@ -103,8 +107,9 @@ class Checker {
       crc_ = Crc32c(slot_ + pos, n, crc_);
       done += n;
       if (pos + n == end) {
-        if (crc_ != crcs_[c])
+        if (!crcs_.empty() && crc_ != crcs_[c])
           return DataLoss("CRC32C mismatch in chunk " + std::to_string(c) + " of a replica");
+        computed_.push_back(crc_);
         crc_ = 0;
       }
     }
@@ -115,7 +120,8 @@ class Checker {
   uint8_t* const slot_;
   const uint64_t data_bytes_, chunk_size_;
   const std::vector<uint32_t>& crcs_;
-  uint32_t crc_ = 0;  // Checker thread only.
+  uint32_t crc_ = 0;                // Checker thread only.
+  std::vector<uint32_t> computed_;  // Checker thread only, until Close().
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<bool> busy_;
@@ -126,11 +132,13 @@ class Checker {
   std::thread thread_;
 };
 
+// Receives every chunk into the slot; `crcs` empty (streamed): fills it
+// with what the holder computed.
 Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest& m,
-                     const std::vector<uint32_t>& crcs, uint64_t max_chunk, uint32_t window,
+                     std::vector<uint32_t>* crcs, uint64_t max_chunk, uint32_t window,
                      Deadline deadline) {
   const uint64_t data_bytes = m.data_bytes;
-  Checker checker(conn, slot, m, crcs, window, deadline);
+  Checker checker(conn, slot, m, *crcs, window, deadline);
   FrameLimits limits{{kPeerChunk, max_chunk + 8}};
   uint64_t received = 0;
   Status st;
@@ -159,14 +167,32 @@ Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest&
     received += length;
   }
   Status checked = checker.Close();
+  if (st.ok() && crcs->empty()) *crcs = checker.computed();
   return st.ok() ? checked : st;
+}
+
+// A streamed replica's trailer: the sender's CRC32Cs, each equal to the
+// holder's own of the bytes in the slot.
+Status CheckTrailer(transport::Connection& conn, const Manifest& m,
+                    const std::vector<uint32_t>& computed, Deadline deadline) {
+  GEMINI_ASSIGN_OR_RETURN(
+      auto frame,
+      transport::RecvFrame(conn, FrameLimits{{kPeerChunkCrcs, 4 + 4 * m.NumChunks()}}, deadline));
+  Reader r(frame.payload);
+  std::vector<uint32_t> sent;
+  if (!GetCrcs(r, &sent) || !r.done() || sent.size() != m.NumChunks())
+    return conn.Fail(InvalidArgument("malformed CRC32C trailer of a streamed replica"));
+  for (size_t c = 0; c < sent.size(); ++c)
+    if (sent[c] != computed.at(c))
+      return DataLoss("CRC32C mismatch in chunk " + std::to_string(c) + " of a replica");
+  return Status::Ok();
 }
 
 }  // namespace
 
 Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
                              const std::string& job, const std::string& payload,
-                             const OwnedRank& is_owned, Deadline deadline) {
+                             const OwnedRank& is_owned, Deadline deadline, bool streamed) {
   Reader r(payload);
   std::string header;
   uint64_t max_chunk = 0;
@@ -183,15 +209,17 @@ Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t
                            std::to_string(kMaxReceiveBuffer) + " bytes in all");
   Manifest m;
   std::vector<uint32_t> crcs;
-  GEMINI_RETURN_IF_ERROR(DecodeShardHeader(header, &m, &crcs));
+  GEMINI_RETURN_IF_ERROR(DecodeShardHeader(header, &m, &crcs, streamed));
   if (!IsGenerationOf(job, m.job)) return InvalidArgument("replica of another job '" + m.job + "'");
   if (is_owned(m.job, m.rank))
     return InvalidArgument("replica of rank " + std::to_string(m.rank) +
                            ", which this machine owns");
   GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, store->Begin(writer, m, kSlotWait));
   close(grant.fd);
-  // Every chunk's CRC32C is checked in the slot before it is acknowledged.
-  Status st = ReceiveChunks(conn, grant.data, m, crcs, max_chunk, window, deadline);
+  // Every chunk's CRC32C is checked in the slot before it is acknowledged
+  // (streamed: computed then, checked against the trailer after the last).
+  Status st = ReceiveChunks(conn, grant.data, m, &crcs, max_chunk, window, deadline);
+  if (st.ok() && streamed) st = CheckTrailer(conn, m, crcs, deadline);
   if (st.ok()) st = store->Commit(writer, m.job, m.rank, m.iteration, std::move(crcs));
   if (!st.ok()) store->AbortWriter(writer);
   return st;
@@ -200,17 +228,18 @@ Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t
 Result<std::unique_ptr<ChunkedSender>> ChunkedSender::Start(transport::Connection& conn,
                                                             const ShardPin& shard,
                                                             uint64_t max_chunk, uint32_t window,
-                                                            Deadline deadline) {
+                                                            Deadline deadline, PieceMaker* maker) {
   if (max_chunk == 0 || max_chunk > kMaxChunkBytes || window == 0 || window > kMaxWindow ||
       max_chunk * window > kMaxReceiveBuffer)
     return InvalidArgument("chunked replica of " + std::to_string(window) + " x " +
                            std::to_string(max_chunk) + " bytes is outside the holder's limits");
   Writer w;
-  w.PutString(EncodeShardHeader(shard.manifest, shard.crcs));
+  w.PutString(EncodeShardHeader(shard.manifest, maker ? std::vector<uint32_t>{} : shard.crcs));
   w.PutU64(max_chunk);
   w.PutU32(window);
-  GEMINI_RETURN_IF_ERROR(transport::SendFrame(conn, kPeerReplicateChunked, w.Take(), deadline));
-  return std::unique_ptr<ChunkedSender>(new ChunkedSender(conn, shard, max_chunk, window));
+  GEMINI_RETURN_IF_ERROR(transport::SendFrame(
+      conn, maker ? kPeerReplicateStreamed : kPeerReplicateChunked, w.Take(), deadline));
+  return std::unique_ptr<ChunkedSender>(new ChunkedSender(conn, shard, max_chunk, window, maker));
 }
 
 Status ChunkedSender::Send(uint64_t offset, uint64_t length, Deadline deadline) {
@@ -219,6 +248,7 @@ Status ChunkedSender::Send(uint64_t offset, uint64_t length, Deadline deadline) 
       length > shard_.manifest.data_bytes - sent_)
     return InvalidArgument("chunk [" + std::to_string(offset) + ", +" + std::to_string(length) +
                            ") does not continue the replica at " + std::to_string(sent_));
+  if (maker_) GEMINI_RETURN_IF_ERROR(maker_->MakeUpTo(offset + length));
   while (in_flight_.size() >= window_) GEMINI_RETURN_IF_ERROR(ReadAck(deadline));
   if (in_flight_.empty()) {
     burst_start_ = std::chrono::steady_clock::now();
@@ -241,6 +271,11 @@ Status ChunkedSender::Finish(Deadline deadline) {
   if (sent_ != shard_.manifest.data_bytes)
     return FailedPrecondition("replica finished after " + std::to_string(sent_) + " of " +
                               std::to_string(shard_.manifest.data_bytes) + " bytes");
+  if (maker_ && !finished_) {
+    Writer w;
+    PutCrcs(w, maker_->Crcs());
+    GEMINI_RETURN_IF_ERROR(transport::SendFrame(conn_, kPeerChunkCrcs, w.Take(), deadline));
+  }
   GEMINI_RETURN_IF_ERROR(Drain(deadline));
   GEMINI_ASSIGN_OR_RETURN(
       auto ack, transport::RecvFrame(conn_, FrameLimits{{kPeerReplicateAck, 1 << 20}}, deadline));

@@ -18,6 +18,13 @@
 // unknown frame) aborts the slot and fails the connection; nothing committed
 // changes.
 //
+// Streamed (kPeerReplicateStreamed): for a piece made while it is sent (a
+// parity fragment, encoded stripe by stripe as its chunks go), the header
+// carries no CRC32Cs; the holder computes them as chunks arrive and, after
+// the last chunk, compares them with the sender's (kPeerChunkCrcs [crcs]),
+// computed over the bytes as they were made. Nothing is committed unless
+// every one matches. Acknowledgements then mean "received and checksummed".
+//
 // The sender (ChunkedSender) decides when each chunk goes: the interleaving
 // executor sends chunks as idle spans open; naive mode sends them back to
 // back. Each burst, from a chunk sent into an empty window until every chunk
@@ -48,20 +55,34 @@ constexpr uint64_t kMaxReceiveBuffer = 1ull << 30;  // R
 // peer may write that shard).
 using OwnedRank = std::function<bool(const std::string& job, uint32_t rank)>;
 
-// Holder side: `payload` is the kPeerReplicateChunked frame's. Receives the
+// A piece whose bytes and CRC32Cs are made while it is sent (streamed).
+class PieceMaker {
+ public:
+  virtual ~PieceMaker() = default;
+  // Makes bytes [0, end) of the piece and their chunks' CRC32Cs.
+  virtual Status MakeUpTo(uint64_t end) = 0;
+  // Every chunk's CRC32C; valid once MakeUpTo(data_bytes) returned OK.
+  virtual std::vector<uint32_t> Crcs() const = 0;
+};
+
+// Holder side: `payload` is the kPeerReplicateChunked frame's (or, when
+// `streamed`, the kPeerReplicateStreamed frame's). Receives the
 // chunks into a slot reserved for `writer`, verifies and commits. Replicas of
 // `job` and its generations (store/generations.h) are taken. The caller
 // sends the final kPeerReplicateAck with the returned status.
 Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
                              const std::string& job, const std::string& payload,
-                             const OwnedRank& is_owned, Deadline deadline);
+                             const OwnedRank& is_owned, Deadline deadline, bool streamed = false);
 
 class ChunkedSender {
  public:
-  // Sends the header; max_chunk = R/p, window = p.
+  // Sends the header; max_chunk = R/p, window = p. With a `maker`, the
+  // replica is streamed: shard.data's bytes are made (maker->MakeUpTo) just
+  // before they are sent, and shard.crcs is not used.
   static Result<std::unique_ptr<ChunkedSender>> Start(transport::Connection& conn,
                                                       const ShardPin& shard, uint64_t max_chunk,
-                                                      uint32_t window, Deadline deadline);
+                                                      uint32_t window, Deadline deadline,
+                                                      PieceMaker* maker = nullptr);
   // Sends bytes [offset, offset + length) of the shard; `offset` must be
   // where the last chunk ended and length at most max_chunk. Blocks while
   // `window` chunks are unacknowledged.
@@ -77,8 +98,8 @@ class ChunkedSender {
 
  private:
   ChunkedSender(transport::Connection& conn, const ShardPin& shard, uint64_t max_chunk,
-                uint32_t window)
-      : conn_(conn), shard_(shard), max_chunk_(max_chunk), window_(window) {}
+                uint32_t window, PieceMaker* maker)
+      : conn_(conn), shard_(shard), max_chunk_(max_chunk), window_(window), maker_(maker) {}
   Status ReadAck(Deadline deadline);
 
   struct InFlight {
@@ -90,6 +111,7 @@ class ChunkedSender {
   const ShardPin& shard_;
   const uint64_t max_chunk_;
   const uint32_t window_;
+  PieceMaker* const maker_;  // Streamed; null otherwise.
   uint64_t sent_ = 0;
   std::deque<InFlight> in_flight_;
   std::vector<schedule::TransferSample> samples_;

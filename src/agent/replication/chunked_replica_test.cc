@@ -53,10 +53,11 @@ StoreOptions Opts(const std::string& name) {
 Status ServeOne(transport::Connection& conn, Store* store) {
   auto frame = transport::RecvFrame(conn, PeerRequestLimits(), Soon());
   if (!frame.ok()) return frame.status();
-  if (frame->type != kPeerReplicateChunked) return InvalidArgument("not a chunked replica");
+  if (frame->type != kPeerReplicateChunked && frame->type != kPeerReplicateStreamed)
+    return InvalidArgument("not a chunked replica");
   Status st = ReceiveChunkedReplica(
       conn, store, 7, "job", frame->payload, [](const std::string&, uint32_t) { return false; },
-      Soon());
+      Soon(), frame->type == kPeerReplicateStreamed);
   Status sent = transport::SendFrame(conn, kPeerReplicateAck, EncodeStatusReply(st), Soon());
   return st.ok() ? sent : st;
 }
@@ -88,6 +89,86 @@ TEST_P(ChunkedReplicaTest, ReplicaIsBitIdenticalForAnyWindow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Windows, ChunkedReplicaTest, ::testing::Values(1u, 2u, 4u));
+
+// Makes a copy of a shard's bytes as they are asked for (a fragment encoded
+// as it is sent); `corrupt_crc` forges the CRC of that chunk.
+class CopyMaker : public PieceMaker {
+ public:
+  CopyMaker(const ShardPin& from, int corrupt_crc = -1)
+      : from_(from), out_(from.manifest.data_bytes, 0), corrupt_(corrupt_crc) {}
+  Status MakeUpTo(uint64_t end) override {
+    if (end < made_) return Internal("asked for less than before");
+    std::memcpy(out_.data() + made_, from_.data + made_, end - made_);
+    made_ = end;
+    return Status::Ok();
+  }
+  std::vector<uint32_t> Crcs() const override {
+    std::vector<uint32_t> crcs;
+    const uint64_t cs = from_.manifest.chunk_size;
+    for (uint64_t off = 0; off < made_; off += cs)
+      crcs.push_back(Crc32c(out_.data() + off, std::min(cs, made_ - off)));
+    if (corrupt_ >= 0) crcs.at(corrupt_) ^= 1;
+    return crcs;
+  }
+  std::unique_ptr<ShardPin> Pin() const {
+    return std::make_unique<ShardPin>(from_.manifest, std::vector<uint32_t>{}, out_.data(), [] {});
+  }
+  uint64_t made() const { return made_; }
+
+ private:
+  const ShardPin& from_;
+  std::vector<uint8_t> out_;
+  uint64_t made_ = 0;
+  int corrupt_;
+};
+
+// A streamed replica: bytes are made only as their chunk goes; the holder
+// checks the trailing CRCs against its own and commits them.
+TEST(ChunkedReplica, StreamedReplicaIsMadeAsItGoes) {
+  Store owner(Opts("owner5")), holder(Opts("holder5"));
+  auto pin = MakeShard(owner, 1'000'003);
+  CopyMaker maker(*pin);
+  auto made = maker.Pin();
+  auto pair = RawPair();
+  auto server = std::async(std::launch::async, [&] { return ServeOne(*pair.server, &holder); });
+  auto sender = ChunkedSender::Start(*pair.client, *made, 100'000, 2, Soon(), &maker);
+  ASSERT_TRUE(sender.ok()) << sender.status().ToString();
+  for (uint64_t off = 0; off < pin->manifest.data_bytes; off += 100'000) {
+    ASSERT_EQ(maker.made(), off);  // Nothing is made before it is due.
+    ASSERT_TRUE((*sender)
+                    ->Send(off, std::min<uint64_t>(100'000, pin->manifest.data_bytes - off), Soon())
+                    .ok());
+  }
+  ASSERT_TRUE((*sender)->Finish(Soon()).ok());
+  ASSERT_TRUE(server.get().ok());
+  auto got = holder.Pin("job", 3, 1);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)->crcs, pin->crcs);
+  EXPECT_EQ(0, std::memcmp((*got)->data, pin->data, pin->manifest.data_bytes));
+}
+
+// A trailing CRC that does not match the bytes the holder received: nothing
+// is committed.
+TEST(ChunkedReplica, StreamedReplicaWithAWrongTrailerCommitsNothing) {
+  Store owner(Opts("owner6")), holder(Opts("holder6"));
+  auto pin = MakeShard(owner, 300'000);
+  CopyMaker maker(*pin, 2);
+  auto made = maker.Pin();
+  auto pair = RawPair();
+  auto server = std::async(std::launch::async, [&] { return ServeOne(*pair.server, &holder); });
+  auto sender = ChunkedSender::Start(*pair.client, *made, 100'000, 2, Soon(), &maker);
+  ASSERT_TRUE(sender.ok());
+  for (uint64_t off = 0; off < 300'000; off += 100'000)
+    ASSERT_TRUE((*sender)->Send(off, 100'000, Soon()).ok());
+  EXPECT_EQ((*sender)->Finish(Soon()).code(), Code::kDataLoss);
+  EXPECT_EQ(server.get().code(), Code::kDataLoss);
+  EXPECT_FALSE(holder.Pin("job", 3, 1).ok());
+  // A streamed header that carries CRCs is refused.
+  Manifest m;
+  std::vector<uint32_t> crcs;
+  EXPECT_EQ(DecodeShardHeader(EncodeShardHeader(pin->manifest, pin->crcs), &m, &crcs, true).code(),
+            Code::kInvalidArgument);
+}
 
 TEST(ChunkedReplica, DrainGivesCleanSamples) {
   Store owner(Opts("owner2")), holder(Opts("holder2"));

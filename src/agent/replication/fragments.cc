@@ -2,7 +2,9 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
 
+#include "common/crc32c.h"
 #include "redundancy/reed_solomon.h"
 #include "store/chunks.h"
 
@@ -16,10 +18,23 @@ Result<Redundancy> FragmentScheme(const Redundancy& redundancy, size_t width) {
   return Redundancy::ReedSolomon(static_cast<int>(width) - redundancy.parity, redundancy.parity);
 }
 
+// A streamed fragment's maker: MakeUpTo on its EncodedShard.
+class EncodedShard::Maker : public PieceMaker {
+ public:
+  Maker(EncodedShard* shard, int index) : shard_(shard), index_(index) {}
+  Status MakeUpTo(uint64_t end) override { return shard_->MakeUpTo(index_, end); }
+  std::vector<uint32_t> Crcs() const override { return shard_->crcs_[index_]; }
+
+ private:
+  EncodedShard* const shard_;
+  const int index_;
+};
+
 Result<std::unique_ptr<EncodedShard>> EncodedShard::Make(const ShardPin& shard,
                                                          const Redundancy& code,
                                                          std::vector<uint8_t>* buffer) {
   if (shard.manifest.is_fragment()) return InvalidArgument("a fragment is not cut again");
+  if (shard.manifest.chunk_size == 0) return InvalidArgument("a shard with chunks of 0 bytes");
   GEMINI_ASSIGN_OR_RETURN(auto rs, redundancy::ReedSolomon::Make(code.data, code.parity));
   const uint64_t bytes = shard.manifest.data_bytes, piece = rs->PieceBytes(bytes);
   const int k = code.data, n = rs->pieces();
@@ -34,6 +49,11 @@ Result<std::unique_ptr<EncodedShard>> EncodedShard::Make(const ShardPin& shard,
   auto encoded = std::unique_ptr<EncodedShard>(new EncodedShard(shard, std::move(rs), piece));
   encoded->slices_.resize(n);
   encoded->made_.resize(n);
+  encoded->streamed_.resize(n);
+  encoded->makers_.resize(n);
+  encoded->crcs_.resize(n);
+  const uint64_t stripes = (piece + encoded->stripe_ - 1) / encoded->stripe_;
+  encoded->encoded_ = std::make_unique<std::once_flag[]>(stripes);
   uint8_t* next_short = buffer->data() + (n - k) * piece;
   for (int i = 0; i < k; ++i) {
     auto [off, len] = slice(i);
@@ -52,7 +72,9 @@ Result<std::unique_ptr<EncodedShard>> EncodedShard::Make(const ShardPin& shard,
 
 EncodedShard::EncodedShard(const ShardPin& shard, std::unique_ptr<redundancy::ReedSolomon> rs,
                            uint64_t piece)
-    : shard_(shard), rs_(std::move(rs)), piece_(piece) {}
+    : shard_(shard), rs_(std::move(rs)), piece_(piece), stripe_(shard.manifest.chunk_size) {}
+
+EncodedShard::~EncodedShard() = default;
 
 Result<std::unique_ptr<EncodedShard>> EncodedShard::Encode(const ShardPin& shard,
                                                            const Redundancy& code,
@@ -62,22 +84,67 @@ Result<std::unique_ptr<EncodedShard>> EncodedShard::Encode(const ShardPin& shard
   return encoded;
 }
 
-Result<const ShardPin*> EncodedShard::Fragment(int index) {
-  if (index < 0 || index >= count()) return InvalidArgument("no fragment " + std::to_string(index));
-  if (made_[index]) return made_[index].get();
+Manifest EncodedShard::FragmentManifest(int index) const {
   const Redundancy code = rs_->redundancy();
-  const int k = code.data;
-  uint8_t* out = const_cast<uint8_t*>(slices_[index]);
-  if (index >= k)
-    GEMINI_RETURN_IF_ERROR(rs_->EncodeParityRow(std::span<const uint8_t* const>(slices_.data(), k),
-                                                piece_, index - k, out));
   Manifest m = shard_.manifest;
   m.fragment = {index, static_cast<uint16_t>(code.data), static_cast<uint16_t>(code.parity),
                 shard_.manifest.data_bytes, shard_.crcs};
   m.data_bytes = piece_;
-  std::vector<uint32_t> crcs = ChunkCrcs(out, piece_, m.chunk_size);
-  made_[index] = std::make_unique<ShardPin>(std::move(m), std::move(crcs), out, [] {});
+  return m;
+}
+
+Status EncodedShard::MakeUpTo(int index, uint64_t end) {
+  const int k = rs_->redundancy().data, n = count();
+  std::vector<uint32_t>& crcs = crcs_[index];
+  const uint64_t stripes = (std::min(end, piece_) + stripe_ - 1) / stripe_;
+  while (crcs.size() < stripes) {
+    const uint64_t s = crcs.size(), off = s * stripe_, len = std::min(stripe_, piece_ - off);
+    if (index >= k) {
+      // Every parity row of this stripe at once: the data is read once, and
+      // the row is in cache for its CRC below.
+      std::call_once(encoded_[s], [&] {
+        std::vector<const uint8_t*> data(k);
+        std::vector<uint8_t*> parity(n - k);
+        for (int i = 0; i < k; ++i) data[i] = slices_[i] + off;
+        for (int j = 0; j < n - k; ++j) parity[j] = const_cast<uint8_t*>(slices_[k + j]) + off;
+        // Counts are right by construction (Make): it cannot fail.
+        (void)rs_->EncodeParity(data, len, parity);
+      });
+    }
+    crcs.push_back(ShardChunkCrc(index, off, len).value_or(Crc32c(slices_[index] + off, len)));
+  }
+  return Status::Ok();
+}
+
+std::optional<uint32_t> EncodedShard::ShardChunkCrc(int index, uint64_t off, uint64_t len) const {
+  if (index >= rs_->redundancy().data) return std::nullopt;  // Parity.
+  const uint8_t* at = slices_[index] + off;
+  const uint64_t bytes = shard_.manifest.data_bytes;
+  if (at < shard_.data || at >= shard_.data + bytes) return std::nullopt;  // A padded copy.
+  const uint64_t pos = static_cast<uint64_t>(at - shard_.data);
+  const uint64_t c = pos / stripe_;
+  if (pos % stripe_ != 0 || c >= shard_.crcs.size() || len != std::min(stripe_, bytes - pos))
+    return std::nullopt;
+  return shard_.crcs[c];
+}
+
+Result<const ShardPin*> EncodedShard::Fragment(int index) {
+  if (index < 0 || index >= count()) return InvalidArgument("no fragment " + std::to_string(index));
+  if (made_[index]) return made_[index].get();
+  GEMINI_RETURN_IF_ERROR(MakeUpTo(index, piece_));
+  made_[index] =
+      std::make_unique<ShardPin>(FragmentManifest(index), crcs_[index], slices_[index], [] {});
   return made_[index].get();
+}
+
+Result<EncodedShard::Streamed> EncodedShard::Stream(int index) {
+  if (index < 0 || index >= count()) return InvalidArgument("no fragment " + std::to_string(index));
+  if (!streamed_[index]) {
+    streamed_[index] = std::make_unique<ShardPin>(FragmentManifest(index), std::vector<uint32_t>{},
+                                                  slices_[index], [] {});
+    makers_[index] = std::make_unique<Maker>(this, index);
+  }
+  return Streamed{streamed_[index].get(), makers_[index].get()};
 }
 
 Manifest ShardManifestOf(const Manifest& fragment) {

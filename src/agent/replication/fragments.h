@@ -16,8 +16,11 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
+#include "agent/replication/chunked_replica.h"
 #include "gemini/placement.h"
 #include "redundancy/reed_solomon.h"
 #include "store/manifest.h"
@@ -31,10 +34,13 @@ Result<Redundancy> FragmentScheme(const Redundancy& redundancy, size_t width);
 
 // The fragments of a pinned shard, each as a ShardPin a ChunkedSender sends.
 // Make() lays them out (data fragments are slices of the shard; only short
-// ones at the end and the parity fragments live in `buffer`); Fragment(i)
-// computes fragment i (its parity, if it is one, and its CRCs) on the calling
-// thread, so that the holders' senders can each make their own fragment at
-// once and start sending it while others are still being made.
+// ones at the end and the parity fragments live in `buffer`). Fragments are
+// made stripe by stripe (a stripe is one manifest chunk of every fragment):
+// the first sender to need a stripe's parity encodes every parity row of it
+// in one pass over the data, while it is in cache, and each sender computes
+// its own fragment's CRC32Cs. Fragment(i) makes fragment i whole; Stream(i)
+// gives it to a ChunkedSender that makes each stripe just before its bytes
+// go, so sending starts at once and encoding overlaps it.
 class EncodedShard {
  public:
   // `buffer` is reused across calls (grown as needed); it and `shard` must
@@ -44,20 +50,42 @@ class EncodedShard {
   // Make() and every Fragment().
   static Result<std::unique_ptr<EncodedShard>> Encode(const ShardPin& shard, const Redundancy& code,
                                                       std::vector<uint8_t>* buffer);
-  // Thread-safe for distinct indices; computed once.
+  ~EncodedShard();
+  // Fragment `index`, whole. Thread-safe for distinct indices; made once.
   Result<const ShardPin*> Fragment(int index);
   // A fragment Fragment() has made.
   const ShardPin& fragment(int index) const { return *made_.at(index); }
+  // Fragment `index` to be streamed: its pin (CRCs empty) and the maker a
+  // ChunkedSender calls before each chunk. Thread-safe for distinct indices;
+  // the pointers live as long as this.
+  struct Streamed {
+    const ShardPin* pin;
+    PieceMaker* maker;
+  };
+  Result<Streamed> Stream(int index);
   int count() const { return static_cast<int>(slices_.size()); }
   uint64_t fragment_bytes() const { return piece_; }
 
  private:
+  class Maker;
   EncodedShard(const ShardPin& shard, std::unique_ptr<redundancy::ReedSolomon> rs, uint64_t piece);
+  Manifest FragmentManifest(int index) const;
+  // Bytes [0, end) of fragment `index` and their CRC32Cs.
+  Status MakeUpTo(int index, uint64_t end);
+  // A data fragment's stripe that is exactly one chunk of the shard has that
+  // chunk's committed CRC32C: nothing to compute (and the holder checks the
+  // bytes against what was committed).
+  std::optional<uint32_t> ShardChunkCrc(int index, uint64_t off, uint64_t len) const;
+
   const ShardPin& shard_;
   const std::unique_ptr<redundancy::ReedSolomon> rs_;
-  const uint64_t piece_;
+  const uint64_t piece_, stripe_;       // stripe_: the manifest's chunk size
   std::vector<const uint8_t*> slices_;  // Where each fragment's bytes are (or go).
   std::vector<std::unique_ptr<ShardPin>> made_;
+  std::vector<std::unique_ptr<ShardPin>> streamed_;
+  std::vector<std::unique_ptr<Maker>> makers_;
+  std::unique_ptr<std::once_flag[]> encoded_;  // per stripe: every parity row made
+  std::vector<std::vector<uint32_t>> crcs_;    // per fragment, per stripe made
 };
 
 // A fragment (or a whole shard) fetched from a holder: its bytes have

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
+#include <thread>
 
 #include "store/chunks.h"
 
@@ -38,6 +40,35 @@ FetchedPiece Fetched(const ShardPin& p) {
   FetchedPiece f{p.manifest, p.crcs, {}};
   f.data.assign(p.data, p.data + p.manifest.data_bytes);
   return f;
+}
+
+// Streamed fragments, each made by its own thread stripe by stripe in steps
+// that do not follow the stripes, are the fragments Encode makes, CRCs too.
+TEST(Fragments, StreamedFragmentsAreTheEncodedOnes) {
+  const Redundancy code = Redundancy::ReedSolomon(4, 2);
+  for (uint64_t bytes : {3ull, 4096ull * 4 + 1, 100000ull, 1ull << 20}) {
+    Shard s = MakeShard(bytes, 9);
+    std::vector<uint8_t> whole_buffer, streamed_buffer;
+    auto whole = EncodedShard::Encode(*s.pin, code, &whole_buffer);
+    auto streamed = EncodedShard::Make(*s.pin, code, &streamed_buffer);
+    ASSERT_TRUE(whole.ok() && streamed.ok());
+    std::vector<std::thread> senders;
+    for (int i = 0; i < 6; ++i)
+      senders.emplace_back([&, i] {
+        auto f = (*streamed)->Stream(i);
+        ASSERT_TRUE(f.ok());
+        const uint64_t n = f->pin->manifest.data_bytes;
+        for (uint64_t end = 1000;; end += 1000 + 977 * i) {
+          ASSERT_TRUE(f->maker->MakeUpTo(std::min(end, n)).ok());
+          if (end >= n) break;
+        }
+        const ShardPin& want = (*whole)->fragment(i);
+        EXPECT_EQ(f->pin->manifest.Encode(), want.manifest.Encode());
+        EXPECT_EQ(f->maker->Crcs(), want.crcs);
+        EXPECT_EQ(0, std::memcmp(f->pin->data, want.data, n)) << "fragment " << i;
+      });
+    for (auto& t : senders) t.join();
+  }
 }
 
 TEST(Fragments, EveryKFragmentsRebuildEveryShardSize) {

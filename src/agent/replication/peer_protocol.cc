@@ -7,6 +7,7 @@ namespace gemini {
 
 transport::FrameLimits PeerRequestLimits() {
   return transport::FrameLimits{{kPeerReplicateChunked, kMaxControlFrame},
+                                {kPeerReplicateStreamed, kMaxControlFrame},
                                 {kPeerFetch, 4096},
                                 {kPeerStatus, 0},
                                 {kPeerReplicated, 20}};
@@ -19,13 +20,17 @@ std::string EncodeShardHeader(const Manifest& m, const std::vector<uint32_t>& cr
   return w.Take();
 }
 
-Status DecodeShardHeader(const std::string& payload, Manifest* m, std::vector<uint32_t>* crcs) {
+Status DecodeShardHeader(const std::string& payload, Manifest* m, std::vector<uint32_t>* crcs,
+                         bool crcs_follow) {
   Reader r(payload);
   std::string manifest;
   if (!r.GetString(&manifest, kMaxControlFrame) || !GetCrcs(r, crcs) || !r.done())
     return InvalidArgument("malformed shard header");
   GEMINI_ASSIGN_OR_RETURN(*m, Manifest::Decode(manifest));
-  if (crcs->size() != m->NumChunks())
+  if (crcs_follow && !crcs->empty())
+    return InvalidArgument("streamed shard header with " + std::to_string(crcs->size()) +
+                           " CRCs (they follow the data)");
+  if (!crcs_follow && crcs->size() != m->NumChunks())
     return InvalidArgument("shard header has " + std::to_string(crcs->size()) + " CRCs for " +
                            std::to_string(m->NumChunks()) + " chunks");
   return Status::Ok();

@@ -4,6 +4,9 @@
 //   kPeerReplicateChunked [string shard header][u64 max_chunk][u32 window]
 //                then kPeerChunk frames <- kPeerChunkAck each
 //                -> kPeerReplicateAck [u32 code][string message]   (chunked_replica.h)
+//   kPeerReplicateStreamed  the same, for a piece made while it is sent: the
+//                header's CRC list is empty and kPeerChunkCrcs [crcs] follows
+//                the last kPeerChunk
 //   kPeerFetch       [string job][u32 rank][i64 iteration (-1 newest)]
 //                -> kPeerFetchReply [u32 code][string message][string manifest][crcs]
 //                   then, if OK, kPeerData (data_bytes raw bytes)
@@ -39,6 +42,8 @@ enum PeerMsg : uint32_t {
   kPeerChunkAck = 10,
   kPeerReplicated = 11,  // completion.h
   kPeerReplicatedAck = 12,
+  kPeerReplicateStreamed = 13,  // chunked_replica.h
+  kPeerChunkCrcs = 14,
 };
 
 constexpr uint64_t kMaxControlFrame = 64ull << 20;
@@ -47,8 +52,10 @@ constexpr uint64_t kMaxControlFrame = 64ull << 20;
 transport::FrameLimits PeerRequestLimits();
 
 std::string EncodeShardHeader(const Manifest& m, const std::vector<uint32_t>& crcs);
-// Decodes and validates (Manifest::Decode) a shard header; CRC count must match.
-Status DecodeShardHeader(const std::string& payload, Manifest* m, std::vector<uint32_t>* crcs);
+// Decodes and validates (Manifest::Decode) a shard header; the CRC count must
+// match the manifest's chunks, or be 0 when `crcs_follow` (a streamed replica).
+Status DecodeShardHeader(const std::string& payload, Manifest* m, std::vector<uint32_t>* crcs,
+                         bool crcs_follow = false);
 
 // A host's completion report: every shard of its ranks up to `iteration`
 // (committed in `epoch`) is on every holder.

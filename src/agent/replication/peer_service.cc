@@ -82,9 +82,10 @@ Status PeerService::Serve(transport::Connection& conn) {
         transport::RecvPayload(conn, *hdr, payload.data(), payload.size(), In(kTransfer)));
     Status st;
     switch (hdr->type) {
-      case kPeerReplicateChunked: {
+      case kPeerReplicateChunked:
+      case kPeerReplicateStreamed: {
         st = ReceiveChunkedReplica(conn, store_, next_writer_++, job_, payload, is_owned_,
-                                   In(kTransfer));
+                                   In(kTransfer), hdr->type == kPeerReplicateStreamed);
         Status sent =
             transport::SendFrame(conn, kPeerReplicateAck, EncodeStatusReply(st), In(kTransfer));
         if (st.ok()) st = sent;

@@ -106,7 +106,7 @@ uint64_t Replicator::BytesPerHolder(uint64_t shard_bytes, const JobLayout* layou
 Result<Replicator::PieceFor> Replicator::PiecesFor(const ShardPin& pin, const JobLayout& layout,
                                                    std::unique_ptr<EncodedShard>* encoded) {
   if (!options_.redundancy.erasure())
-    return PieceFor([&pin](size_t) -> Result<const ShardPin*> { return &pin; });
+    return PieceFor([&pin](size_t, bool) -> Result<Piece> { return Piece{&pin, nullptr}; });
   const std::vector<uint32_t> group = layout.Holders(options_.self_host);
   if (group.empty())
     return InvalidArgument("host id " + std::to_string(options_.self_host) +
@@ -119,7 +119,14 @@ Result<Replicator::PieceFor> Replicator::PiecesFor(const ShardPin& pin, const Jo
   for (size_t j = 0; j < group.size(); ++j)
     if (group[j] != options_.self_host) position.push_back(static_cast<int>(j));
   EncodedShard* shard = encoded->get();
-  return PieceFor([shard, position](size_t i) { return shard->Fragment(position.at(i)); });
+  return PieceFor([shard, position](size_t i, bool streamed) -> Result<Piece> {
+    if (streamed) {
+      GEMINI_ASSIGN_OR_RETURN(auto s, shard->Stream(position.at(i)));
+      return Piece{s.pin, s.maker};
+    }
+    GEMINI_ASSIGN_OR_RETURN(const ShardPin* whole, shard->Fragment(position.at(i)));
+    return Piece{whole, nullptr};
+  });
 }
 
 void Replicator::Run() {
@@ -174,6 +181,7 @@ Status Replicator::Replicate(const Task& t) {
     for (const ShardPin* p : pieces)
       if (p) stats_.bytes_sent += p->manifest.data_bytes;
   }
+  const auto sent_at = Clock::now();
   uint32_t world_size = (*pin)->manifest.world_size;
   pieces.clear();
   encoded.reset();
@@ -195,6 +203,10 @@ Status Replicator::Replicate(const Task& t) {
     Status st = coord_->ReportReplicated(t.rank, t.iteration, t.epoch);
     Result<int64_t> complete = st.ok() ? coord_->TryAdvanceComplete(world_size) : st;
     if (complete.ok()) {
+      GEMINI_LOG(DEBUG) << "[replicator] rank " << t.rank << " iteration " << t.iteration
+                        << ": sent in " << std::chrono::duration<double>(sent_at - start).count()
+                        << " s, recorded in "
+                        << std::chrono::duration<double>(Clock::now() - sent_at).count() << " s";
       std::lock_guard<std::mutex> lock(mu_);
       stats_.last_complete = std::max(stats_.last_complete, *complete);
       return Status::Ok();
@@ -243,11 +255,12 @@ Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
     else
       result[i] = conn.status();
   }
-  // Makes peer i's piece (a fragment is encoded here) and sends the header.
+  // Sends peer i's header; a fragment is made as its chunks go (streamed).
   auto start = [&](size_t i) -> Status {
-    GEMINI_ASSIGN_OR_RETURN(pins[i], piece_for(i));
+    GEMINI_ASSIGN_OR_RETURN(Piece piece, piece_for(i, true));
+    pins[i] = piece.pin;
     auto sender = ChunkedSender::Start(*conns[i], *pins[i], interleaver_->max_chunk(),
-                                       interleaver_->window(), end);
+                                       interleaver_->window(), end, piece.maker);
     if (!sender.ok()) return sender.status();
     senders[i] = std::move(*sender);
     return Status::Ok();
@@ -272,8 +285,9 @@ Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
       result[i] = send(i, step);
     }
   } else {
-    // Sent at once: one thread per holder makes its piece and sends it, so
-    // encoding overlaps sending and every link (and core) is busy.
+    // Sent at once: one thread per holder sends its piece, making each
+    // stripe of a fragment just before it goes, so encoding overlaps sending
+    // and every link (and core) is busy.
     std::vector<std::thread> threads;
     for (size_t i = 0; i < n; ++i) {
       if (!result[i].ok()) continue;
@@ -297,11 +311,10 @@ Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
                      << " to host " << peers[i] << ": " << result[i].ToString() << "; retrying";
     conns_[peers[i]].reset();
   }
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < n; ++i) {  // Retried whole: every byte and CRC made first.
     if (result[i].ok()) continue;
-    if (!pins[i]) {
-      GEMINI_ASSIGN_OR_RETURN(pins[i], piece_for(i));
-    }
+    GEMINI_ASSIGN_OR_RETURN(Piece whole, piece_for(i, false));
+    pins[i] = whole.pin;
     GEMINI_RETURN_IF_ERROR(SendTo(peers[i], *pins[i], t.epoch, end));
   }
   return Status::Ok();

@@ -97,9 +97,14 @@ class Replicator {
   Status Replicate(const Task& t);
   // Sends the planned chunks to every peer; retries failed peers at once.
   // What peer holder i (PeerHolders order) gets of `pin`: the shard itself,
-  // or under rs:K+F its fragment (of `encoded`), made by the thread that
-  // sends it. Thread-safe for distinct i.
-  using PieceFor = std::function<Result<const ShardPin*>(size_t i)>;
+  // or under rs:K+F its fragment (of `encoded`). Streamed: the fragment is
+  // made stripe by stripe as its sender sends it (`maker`); otherwise whole,
+  // on the calling thread. Thread-safe for distinct i.
+  struct Piece {
+    const ShardPin* pin = nullptr;
+    PieceMaker* maker = nullptr;  // Streamed pieces only.
+  };
+  using PieceFor = std::function<Result<Piece>(size_t i, bool streamed)>;
   Result<PieceFor> PiecesFor(const ShardPin& pin, const JobLayout& layout,
                              std::unique_ptr<EncodedShard>* encoded);
   Result<std::vector<uint32_t>> PeerHolders(const JobLayout* layout) const;
