@@ -4,6 +4,7 @@ two nodes on this machine, told apart by their addresses (127.0.0.1 and
 127.0.0.2), their sockets and their shared-memory names."""
 import json
 import os
+import shlex
 import shutil
 import ssl
 import subprocess
@@ -182,3 +183,74 @@ def test_etcd_auth_takes_the_user_from_the_certificate(tls_etcd, tmp_path):
                          capture_output=True, text=True, timeout=30, check=True).stdout
     keys = [k for k in got.split() if k]
     assert all(k.startswith("/gemini/deployjob/") for k in keys), keys
+
+
+def test_gemini_provider_brings_up_a_machine_for_a_lost_host(tls_etcd, tmp_path):
+    """Two nodes train; one dies with its agent and trainers, and no standby is
+    left. `gemini provider --command` starts a third node that takes the lost
+    host id over (`--replace-host $GEMINI_REPLACE_HOST`), and the job ends."""
+    url, certs = tls_etcd
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    env.pop("GEMINI_SECRET", None)
+    train = [PYTHON, "-m", "gemini.demo_train", "--iterations", "40", "--sleep", "0.25",
+             "--state-crcs"]
+    flags = ["--lease-ttl", "3", "--replicas", "2"]
+    procs = {name: subprocess.Popen(node(url, certs, tmp_path, name, addr, extra=flags,
+                                         command=train, nproc=1),
+                                    stdout=open(tmp_path / f"{name}.out", "w"),
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+             for name, addr in (("a", "127.0.0.1"), ("b", "127.0.0.2"))}
+    c = node(url, certs, tmp_path, "c", "127.0.0.3", extra=flags, command=train, nproc=1)
+    command = (" ".join(shlex.quote(x) for x in c[:2]) + ' --replace-host "$GEMINI_REPLACE_HOST" '
+               + " ".join(shlex.quote(x) for x in c[2:])
+               + f" > {tmp_path / 'c.out'} 2>&1 & echo $! > {tmp_path / 'c.pid'}")
+    provider = subprocess.Popen(
+        [GEMINI, "provider", "--rdzv-endpoint", url, "--rdzv-id", "deployjob",
+         "--etcd-cacert", str(certs / "ca.pem"), "--etcd-cert", str(certs / "client.pem"),
+         "--etcd-key", str(certs / "client.key"), "--command", command],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    c_pid = None
+    try:
+        # Node b dies (launcher, agent, trainers) once training is under way.
+        def events(*names):  # Rank 0's events (the only rank that logs them).
+            return [json.loads(l) for n in names for f in (tmp_path / n).glob("trainer-*.log")
+                    for l in f.read_text().splitlines() if l.startswith("{")]
+
+        for _ in range(600):
+            if sum(e["event"] == "iteration" for e in events("a", "b")) >= 8:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("node b never trained: " + (tmp_path / "b.out").read_text())
+        lost = int((tmp_path / "b.out").read_text().split("] node ")[1].split()[0])
+        os.killpg(procs["b"].pid, 9)
+        procs["b"].wait()
+        assert procs["a"].wait(timeout=180) == 0, (tmp_path / "a.out").read_text()
+        out = provider.communicate(timeout=30)[0]
+        assert provider.returncode == 0, out
+        assert f"a new machine replaces host {lost}" in out, out
+        c_pid = int((tmp_path / "c.pid").read_text())
+        for _ in range(300):  # The replacement's launcher ends with the job.
+            try:
+                os.kill(c_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        said = (tmp_path / "c.out").read_text()
+        assert "the job finished" in said, said
+        # Rank 0 (on a, or on c if the lost host had it) resumed from memory and finished.
+        ran = events("a", "c")
+        assert any(e["event"] == "start" and (e["resumed_from"] or 0) > 0 for e in ran), ran
+        assert ran[-1]["event"] == "done" and ran[-1]["iterations"] == 40, ran[-1]
+    finally:
+        for p in (*procs.values(), provider):
+            if p.poll() is None:
+                os.killpg(p.pid, 9) if p in procs.values() else p.kill()
+                p.wait()
+        if c_pid is None and (tmp_path / "c.pid").exists():
+            c_pid = int((tmp_path / "c.pid").read_text())
+        if c_pid is not None:
+            try:
+                os.kill(c_pid, 9)
+            except ProcessLookupError:
+                pass

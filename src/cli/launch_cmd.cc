@@ -45,6 +45,7 @@
 #include "coord/etcd_kv_store.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/inject.h"
+#include "launch/provider.h"
 #include "launch/rendezvous.h"
 #include "store/client.h"
 
@@ -125,6 +126,8 @@ class Launcher {
   std::unique_ptr<EtcdCluster> etcd_;
   std::shared_ptr<KvStore> kv_;
   std::string endpoint_, dir_, logs_;
+  std::unique_ptr<MachineProvider> machines_;       // new namespace hosts
+  std::unique_ptr<ProviderService> provider_;       // serves provider/requests/
   std::vector<std::unique_ptr<Subprocess>> nodes_;  // Per-node launchers.
   std::map<int64_t, int> ns_of_host_;               // Host id -> namespace index.
   std::map<std::string, std::string> trainer_env_;  // Every node's environment.
@@ -251,31 +254,31 @@ int64_t Launcher::Complete() {
   return j.is_object() ? j.value("iteration", int64_t{-1}) : -1;
 }
 
+// The harness's machine provider: a new namespace host running the node
+// launcher with --replace-host.
+class NamespaceProvider : public MachineProvider {
+ public:
+  explicit NamespaceProvider(std::function<Status(uint32_t)> replace)
+      : replace_(std::move(replace)) {}
+  Status Replace(uint32_t host) override { return replace_(host); }
+
+ private:
+  std::function<Status(uint32_t)> replace_;
+};
+
 void Launcher::ServeProvider() {
-  auto reqs = kv_->GetPrefix("provider/requests/", DeadlineAfter(milliseconds(500)));
-  if (!reqs.ok() || reqs->kvs.empty()) return;
-  auto cur = kv_->Get("plan", DeadlineAfter(milliseconds(500)));
-  auto plan = cur.ok() ? DecodePlan(cur->value) : Result<Plan>(cur.status());
-  for (const auto& r : reqs->kvs) {
-    // Only for a host the current plan is replacing: a forged request for a
-    // live host would otherwise put a second agent on its host id.
-    auto id = KeyId(r.key);
-    if (!id.ok() || !plan.ok() || !plan->Replaces(*id)) {
-      if (plan.ok()) {
-        Log("provider: ignoring request " + r.key + " (not a host the plan replaces)");
-        (void)kv_->Delete(r.key, DeadlineAfter(kCall));
-      }
-      continue;
-    }
-    const int64_t host = *id;
-    auto ns = cluster_->Add();
-    Status st = ns.ok() ? StartNode(*ns, host, false) : ns.status();
-    Log(st.ok()
-            ? "provider: new machine (namespace host " + std::to_string(*ns) + ") replaces host " +
-                  std::to_string(host)
-            : "provider: could not replace host " + std::to_string(host) + ": " + st.ToString());
-    (void)kv_->Delete(r.key, DeadlineAfter(kCall));
+  if (!provider_) {
+    machines_ = std::make_unique<NamespaceProvider>([this](uint32_t host) -> Status {
+      GEMINI_ASSIGN_OR_RETURN(int ns, cluster_->Add());
+      GEMINI_RETURN_IF_ERROR(StartNode(ns, host, false));
+      Log("provider: namespace host " + std::to_string(ns) + " takes over host " +
+          std::to_string(host));
+      return Status::Ok();
+    });
+    provider_ = std::make_unique<ProviderService>(kv_, machines_.get(),
+                                                  [this](const std::string& l) { Log(l); });
   }
+  provider_->ServeOnce();
 }
 
 void Launcher::Fire(Fired& f) {

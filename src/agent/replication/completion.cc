@@ -158,12 +158,14 @@ void CompletionReporter::Replicated(uint32_t rank, int64_t epoch, int64_t iterat
   auto it = newest_.try_emplace(rank, epoch, iteration).first;
   auto& cur = it->second;
   if (epoch > cur.first || (epoch == cur.first && iteration > cur.second)) cur = {epoch, iteration};
+  news_ = true;
   cv_.notify_all();
 }
 
 void CompletionReporter::SetRanks(std::vector<uint32_t> ranks) {
   std::lock_guard<std::mutex> lock(mu_);
   ranks_ = std::move(ranks);
+  news_ = true;
   cv_.notify_all();
 }
 
@@ -187,9 +189,11 @@ void CompletionReporter::Run() {
   ReplicatedReport last{coord_->self().host, -1, -1};
   int64_t last_root = -1;
   while (!stop_) {
-    // Woken by a replicated shard; every second also looks for a new root.
-    cv_.wait_for(lock, milliseconds(1000));
+    // Woken by a replicated shard (also one that landed while the last
+    // report was on its way); every second also looks for a new root.
+    cv_.wait_for(lock, milliseconds(1000), [&] { return stop_ || news_; });
     if (stop_) break;
+    news_ = false;
     ReplicatedReport r{coord_->self().host, coord_->epoch(), -1};
     r.iteration = HostIteration(r.epoch);
     if (r.iteration < 0) continue;

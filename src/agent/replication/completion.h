@@ -125,6 +125,7 @@ class CompletionReporter {
   std::condition_variable cv_;
   std::map<uint32_t, std::pair<int64_t, int64_t>> newest_;  // rank -> (epoch, iteration)
   bool stop_ = false;
+  bool news_ = false;  // Replicated() or SetRanks() since Run() last looked
   int64_t delivered_ = 0;
   std::thread thread_;
 };

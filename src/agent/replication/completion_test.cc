@@ -134,5 +134,32 @@ TEST(CompletionTest, AHostReportsOnlyWhenEveryRankReplicated) {
   EXPECT_EQ(sent, (std::vector<int64_t>{4}));
 }
 
+// An iteration replicated while the previous report is on its way is sent
+// right after it, not at the reporter's once-a-second look for a new root.
+// (Before, its wake-up was lost and every such report waited up to 1 s.)
+TEST(CompletionTest, AReplicaThatLandsDuringASendIsReportedNext) {
+  Job job;
+  JobCoordinator coord(job.kv, {0, "a", 1, {}}, 5);
+  ASSERT_TRUE(job.kv->Put("root", "0", DeadlineAfter(1s)).ok());
+  std::mutex mu;
+  std::vector<int64_t> sent;
+  CompletionReporter* self = nullptr;
+  CompletionReporter reporter(&coord, {0}, [&](uint32_t, const ReplicatedReport& r) {
+    if (r.iteration == 1) self->Replicated(0, 0, 2);  // Lands while 1 is on its way.
+    std::lock_guard<std::mutex> lock(mu);
+    sent.push_back(r.iteration);
+    return Status::Ok();
+  });
+  self = &reporter;
+  // Let the reporter's first wait pass, so that its once-a-second timer
+  // cannot be what sends iteration 2 within the bound below.
+  reporter.Start();
+  std::this_thread::sleep_for(50ms);
+  reporter.Replicated(0, 0, 1);
+  EXPECT_TRUE(Eventually([&] { return reporter.delivered() == 2; }, 700ms));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(sent, (std::vector<int64_t>{1, 2}));
+}
+
 }  // namespace
 }  // namespace gemini
