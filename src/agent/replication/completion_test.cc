@@ -28,6 +28,25 @@ struct Job {
   }
 };
 
+// What a reporter sent, in order; `during` runs inside each send.
+struct Sent {
+  std::function<void(int64_t)> during;
+  CompletionReporter::Send Send() {
+    return [this](uint32_t, const ReplicatedReport& r) {
+      if (during) during(r.iteration);
+      std::lock_guard<std::mutex> lock(mu);
+      sent.push_back(r.iteration);
+      return Status::Ok();
+    };
+  }
+  std::vector<int64_t> iterations() {
+    std::lock_guard<std::mutex> lock(mu);
+    return sent;
+  }
+  std::mutex mu;
+  std::vector<int64_t> sent;
+};
+
 TEST(CompletionTest, CompleteIsTheSlowestHostAndOnlyGrows) {
   Job job;
   JobCoordinator coord(job.kv, {0, "a", 1, {}}, 5);
@@ -117,21 +136,15 @@ TEST(CompletionTest, AHostReportsOnlyWhenEveryRankReplicated) {
   Job job;
   JobCoordinator coord(job.kv, {0, "a", 1, {}}, 5);
   ASSERT_TRUE(job.kv->Put("root", "0", DeadlineAfter(1s)).ok());
-  std::mutex mu;
-  std::vector<int64_t> sent;
-  CompletionReporter reporter(&coord, {0, 1}, [&](uint32_t, const ReplicatedReport& r) {
-    std::lock_guard<std::mutex> lock(mu);
-    sent.push_back(r.iteration);
-    return Status::Ok();
-  });
+  Sent sent;
+  CompletionReporter reporter(&coord, {0, 1}, sent.Send());
   reporter.Start();
   reporter.Replicated(0, 0, 5);
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(reporter.delivered(), 0);  // Rank 1 has not replicated anything yet.
   reporter.Replicated(1, 0, 4);
   EXPECT_TRUE(Eventually([&] { return reporter.delivered() == 1; }));
-  std::lock_guard<std::mutex> lock(mu);
-  EXPECT_EQ(sent, (std::vector<int64_t>{4}));
+  EXPECT_EQ(sent.iterations(), (std::vector<int64_t>{4}));
 }
 
 // An iteration replicated while the previous report is on its way is sent
@@ -141,24 +154,17 @@ TEST(CompletionTest, AReplicaThatLandsDuringASendIsReportedNext) {
   Job job;
   JobCoordinator coord(job.kv, {0, "a", 1, {}}, 5);
   ASSERT_TRUE(job.kv->Put("root", "0", DeadlineAfter(1s)).ok());
-  std::mutex mu;
-  std::vector<int64_t> sent;
-  CompletionReporter* self = nullptr;
-  CompletionReporter reporter(&coord, {0}, [&](uint32_t, const ReplicatedReport& r) {
-    if (r.iteration == 1) self->Replicated(0, 0, 2);  // Lands while 1 is on its way.
-    std::lock_guard<std::mutex> lock(mu);
-    sent.push_back(r.iteration);
-    return Status::Ok();
-  });
-  self = &reporter;
-  // Let the reporter's first wait pass, so that its once-a-second timer
-  // cannot be what sends iteration 2 within the bound below.
+  Sent sent;
+  CompletionReporter reporter(&coord, {0}, sent.Send());
+  sent.during = [&](int64_t it) {
+    if (it == 1) reporter.Replicated(0, 0, 2);  // Lands while 1 is on its way.
+  };
   reporter.Start();
   std::this_thread::sleep_for(50ms);
   reporter.Replicated(0, 0, 1);
+  // The lost wake-up would leave 2 to the timer, a second after 1 was sent.
   EXPECT_TRUE(Eventually([&] { return reporter.delivered() == 2; }, 700ms));
-  std::lock_guard<std::mutex> lock(mu);
-  EXPECT_EQ(sent, (std::vector<int64_t>{1, 2}));
+  EXPECT_EQ(sent.iterations(), (std::vector<int64_t>{1, 2}));
 }
 
 }  // namespace
