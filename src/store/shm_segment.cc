@@ -16,10 +16,10 @@ size_t PageAlign(size_t n) {
   return (n + page - 1) / page * page;
 }
 
-Result<std::unique_ptr<Mapping>> Mapping::Map(int fd, size_t size, bool writable) {
+Result<std::unique_ptr<Mapping>> Mapping::Map(int fd, size_t size, bool writable, bool populate) {
   if (size == 0) return std::unique_ptr<Mapping>(new Mapping(nullptr, 0));
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void* p = mmap(nullptr, size, prot, MAP_SHARED | MAP_POPULATE, fd, 0);
+  void* p = mmap(nullptr, size, prot, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
   if (p == MAP_FAILED) return ErrnoStatus("mmap of " + std::to_string(size) + " bytes", errno);
   return std::unique_ptr<Mapping>(new Mapping(static_cast<uint8_t*>(p), size));
 }
@@ -41,7 +41,7 @@ Result<std::unique_ptr<ShmSegment>> ShmSegment::Create(const std::string& name, 
     return ErrnoStatus("reserving " + std::to_string(size) + " bytes of shared memory for " + name,
                        err);
   }
-  auto mapping = Mapping::Map(fd, size, /*writable=*/true);
+  auto mapping = Mapping::Map(fd, size, /*writable=*/true, /*populate=*/false);
   if (!mapping.ok()) {
     close(fd);
     return mapping.status();

@@ -7,7 +7,12 @@
 // go away, so an agent that dies leaves nothing behind (no /dev/shm names to
 // clean up). Trainers get the fd over the agent's Unix socket. The agent
 // keeps its own read-write mapping of every segment (data()), used to send
-// replicas and receive them. A segment owns its fd and its mapping; it is not
+// replicas and receive them. That mapping is not populated up front: the
+// pages are reserved already, and setting up the entries of a large slot at
+// once (seconds per GiB on some virtual machines) holds the process's memory
+// map lock all along, stalling every thread of the agent (heartbeats
+// included) and leaving a replica's socket unread until the sender gave up.
+// Entries are made as the bytes are first touched. A segment owns its fd and its mapping; it is not
 // copyable, and not thread-safe (the store guards it).
 #pragma once
 
@@ -22,8 +27,10 @@ namespace gemini {
 
 class Mapping {
  public:
-  // Maps `size` bytes of fd. Writable or read-only.
-  static Result<std::unique_ptr<Mapping>> Map(int fd, size_t size, bool writable);
+  // Maps `size` bytes of fd. Writable or read-only. `populate` sets up every
+  // page table entry now (MAP_POPULATE) rather than on first touch.
+  static Result<std::unique_ptr<Mapping>> Map(int fd, size_t size, bool writable,
+                                              bool populate = true);
   ~Mapping();
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
