@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "agent/replication/peer_protocol.h"
+#include "agent/replication/tcp_channel.h"
 #include "common/log.h"
 #include "coord/etcd_grpc_kv_store.h"
 #include "coord/etcd_kv_store.h"
@@ -231,8 +232,12 @@ Status Agent::StartCluster() {
     };
   }
   replicator_ = std::make_unique<Replicator>(
-      store_.get(), coord_.get(), [this](const HostInfo& h) { return Dial(h); }, interleaver_.get(),
-      ro);
+      store_.get(), coord_.get(),
+      [this](const HostInfo& h) -> Result<std::unique_ptr<Channel>> {
+        GEMINI_ASSIGN_OR_RETURN(auto conn, Dial(h));
+        return std::unique_ptr<Channel>(new TcpChannel(std::move(conn)));
+      },
+      interleaver_.get(), ro);
   if (c.launch) GEMINI_RETURN_IF_ERROR(StartLaunchMode());
   GEMINI_LOG(INFO) << "[agent] host " << c.host << " of job " << c.job << " serving peers on "
                    << c.advertise_addr << ":" << port;

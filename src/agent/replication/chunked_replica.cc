@@ -307,16 +307,4 @@ Status ChunkedSender::ReadAck(Deadline deadline) {
   return Status::Ok();
 }
 
-Status SendAllChunks(transport::Connection& conn, const ShardPin& shard, uint64_t max_chunk,
-                     uint32_t window, Deadline deadline) {
-  GEMINI_ASSIGN_OR_RETURN(auto sender,
-                          ChunkedSender::Start(conn, shard, max_chunk, window, deadline));
-  for (uint64_t off = 0; off < shard.manifest.data_bytes;) {
-    uint64_t len = std::min(max_chunk, shard.manifest.data_bytes - off);
-    GEMINI_RETURN_IF_ERROR(sender->Send(off, len, deadline));
-    off += len;
-  }
-  return sender->Finish(deadline);
-}
-
 }  // namespace gemini

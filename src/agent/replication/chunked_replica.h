@@ -118,8 +118,4 @@ class ChunkedSender {
   bool finished_ = false;
 };
 
-// Sends the whole shard back to back and waits for the holder's verdict.
-Status SendAllChunks(transport::Connection& conn, const ShardPin& shard, uint64_t max_chunk,
-                     uint32_t window, Deadline deadline);
-
 }  // namespace gemini

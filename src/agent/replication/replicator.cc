@@ -9,8 +9,8 @@
 
 namespace gemini {
 
-Replicator::Replicator(Store* store, JobCoordinator* coord, Dialer dial, Interleaver* interleaver,
-                       ReplicatorOptions options)
+Replicator::Replicator(Store* store, JobCoordinator* coord, ChannelDialer dial,
+                       Interleaver* interleaver, ReplicatorOptions options)
     : store_(store),
       coord_(coord),
       dial_(std::move(dial)),
@@ -150,7 +150,7 @@ void Replicator::Run() {
     cv_.notify_all();
   }
   lock.unlock();
-  conns_.clear();
+  channels_.clear();
 }
 
 Status Replicator::Replicate(const Task& t) {
@@ -222,21 +222,21 @@ Status Replicator::Replicate(const Task& t) {
   }
 }
 
-Result<transport::Connection*> Replicator::ConnectTo(uint32_t host) {
+Result<Channel*> Replicator::ChannelTo(uint32_t host) {
   // A new epoch may have replaced a holder with another machine under the
   // same host id (and fenced the old one): dial afresh what etcd lists now.
-  if (int64_t epoch = coord_->epoch(); epoch != conns_epoch_) {
-    conns_.clear();
-    conns_epoch_ = epoch;
+  if (int64_t epoch = coord_->epoch(); epoch != channels_epoch_) {
+    channels_.clear();
+    channels_epoch_ = epoch;
   }
-  auto& conn = conns_[host];
-  if (conn && conn->status().ok()) return conn.get();
-  conn.reset();
+  auto& channel = channels_[host];
+  if (channel && channel->status().ok()) return channel.get();
+  channel.reset();
   GEMINI_ASSIGN_OR_RETURN(auto hosts, coord_->Hosts());
   if (hosts.count(host) == 0)
     return Unavailable("host " + std::to_string(host) + " is not registered");
-  GEMINI_ASSIGN_OR_RETURN(conn, dial_(hosts[host]));
-  return conn.get();
+  GEMINI_ASSIGN_OR_RETURN(channel, dial_(hosts[host]));
+  return channel.get();
 }
 
 Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
@@ -245,22 +245,22 @@ Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
   const size_t n = peers.size();
   std::vector<const ShardPin*>& pins = *sent;
   pins.assign(n, nullptr);
-  std::vector<std::unique_ptr<ChunkedSender>> senders(n);
-  std::vector<transport::Connection*> conns(n, nullptr);
+  std::vector<std::unique_ptr<PieceStream>> senders(n);
+  std::vector<Channel*> channels(n, nullptr);
   std::vector<Status> result(n);
-  for (size_t i = 0; i < n; ++i) {  // Connections first: conns_ is not shared with threads.
-    auto conn = ConnectTo(peers[i]);
-    if (conn.ok())
-      conns[i] = *conn;
+  for (size_t i = 0; i < n; ++i) {  // Channels first: channels_ is not shared with threads.
+    auto channel = ChannelTo(peers[i]);
+    if (channel.ok())
+      channels[i] = *channel;
     else
-      result[i] = conn.status();
+      result[i] = channel.status();
   }
   // Sends peer i's header; a fragment is made as its chunks go (streamed).
   auto start = [&](size_t i) -> Status {
     GEMINI_ASSIGN_OR_RETURN(Piece piece, piece_for(i, true));
     pins[i] = piece.pin;
-    auto sender = ChunkedSender::Start(*conns[i], *pins[i], interleaver_->max_chunk(),
-                                       interleaver_->window(), end, piece.maker);
+    auto sender = channels[i]->Open(*pins[i], piece.maker, interleaver_->max_chunk(),
+                                    interleaver_->window(), end);
     if (!sender.ok()) return sender.status();
     senders[i] = std::move(*sender);
     return Status::Ok();
@@ -309,7 +309,7 @@ Status Replicator::SendScheduled(const Task& t, const PieceFor& piece_for,
     }
     GEMINI_LOG(WARN) << "[replicator] rank " << t.rank << " iteration " << t.iteration
                      << " to host " << peers[i] << ": " << result[i].ToString() << "; retrying";
-    conns_[peers[i]].reset();
+    channels_[peers[i]].reset();
   }
   for (size_t i = 0; i < n; ++i) {  // Retried whole: every byte and CRC made first.
     if (result[i].ok()) continue;
@@ -335,14 +335,14 @@ Status Replicator::SendTo(uint32_t host, const ShardPin& pin, int64_t epoch,
     // holder may have left the job). Stop retrying; the next tasks wait.
     if (coord_->epoch() != epoch)
       return Aborted("the job moved on to epoch " + std::to_string(coord_->epoch()));
-    auto conn = ConnectTo(host);
-    if (!conn.ok()) {
-      last = conn.status();
+    auto channel = ChannelTo(host);
+    if (!channel.ok()) {
+      last = channel.status();
       continue;
     }
-    last = SendAllChunks(**conn, pin, interleaver_->max_chunk(), interleaver_->window(), end);
+    last = SendWhole(**channel, pin, interleaver_->max_chunk(), interleaver_->window(), end);
     if (last.ok()) return last;
-    conns_[host].reset();  // A refused or broken exchange: start over on a fresh connection.
+    channels_[host].reset();  // A refused or broken exchange: start over on a fresh channel.
   }
   return Status(last.code(), "replica of rank " + std::to_string(pin.manifest.rank) + " to host " +
                                  std::to_string(host) + ": " + last.message());

@@ -8,7 +8,8 @@
 // iteration). For a task it pins the shard and sends it, in chunks of at most
 // R/p bytes with at most p unacknowledged (chunked_replica.h), to each other
 // holder of the owner host's shard (mixed placement over num_hosts hosts, m
-// replicas), waiting for each gate's span to open before its chunk. Under
+// replicas), over a channel per holder (channel.h), waiting for each gate's
+// span to open before its chunk. Under
 // rs:K+F each holder gets its own fragment instead of the whole shard
 // (agent/replication/fragments.h), encoded here, off the training thread. It then
 // waits for each holder's verdict (every CRC checked, committed), tells the
@@ -18,8 +19,9 @@
 // error logged, and completion stalls (recovery takes over from there). In
 // mode none nothing is sent and completion records the local captures.
 //
-// Connections to peers are made by a Dialer (TCP + handshake in production)
-// and cached per peer host. Thread-safe; the worker is joined by Stop().
+// Pieces travel over channels (channel.h: TCP in production, with the job's
+// handshake; a fake in tests), made by a ChannelDialer and cached per peer
+// host. Thread-safe; the worker is joined by Stop().
 #pragma once
 
 #include <chrono>
@@ -35,13 +37,11 @@
 #include "agent/cluster/layout.h"
 #include "agent/cluster/plan.h"
 #include "agent/interleave/interleaver.h"
+#include "agent/replication/channel.h"
 #include "agent/replication/fragments.h"
 #include "store/store.h"
-#include "transport/connection.h"
 
 namespace gemini {
-
-using Dialer = std::function<Result<std::unique_ptr<transport::Connection>>(const HostInfo&)>;
 
 struct ReplicatorOptions {
   std::string job;
@@ -65,7 +65,7 @@ struct ReplicatorStats {
 class Replicator {
  public:
   // `interleaver` outlives the replicator.
-  Replicator(Store* store, JobCoordinator* coord, Dialer dial, Interleaver* interleaver,
+  Replicator(Store* store, JobCoordinator* coord, ChannelDialer dial, Interleaver* interleaver,
              ReplicatorOptions options);
   ~Replicator();
 
@@ -113,12 +113,12 @@ class Replicator {
   Status SendScheduled(const Task& t, const PieceFor& piece_for, const std::vector<uint32_t>& peers,
                        Clock::time_point end, std::vector<const ShardPin*>* sent);
   Status SendTo(uint32_t host, const ShardPin& pin, int64_t epoch, Clock::time_point end);
-  // A cached connection to `host`, dialed if needed.
-  Result<transport::Connection*> ConnectTo(uint32_t host);
+  // A cached channel to `host`, dialed if needed.
+  Result<Channel*> ChannelTo(uint32_t host);
 
   Store* store_;
   JobCoordinator* coord_;
-  Dialer dial_;
+  ChannelDialer dial_;
   Interleaver* interleaver_;
   const ReplicatorOptions options_;
   mutable std::mutex mu_;
@@ -128,8 +128,8 @@ class Replicator {
   bool busy_ = false;
   bool stop_ = false;
   ReplicatorStats stats_;
-  std::map<uint32_t, std::unique_ptr<transport::Connection>> conns_;  // Worker thread only.
-  int64_t conns_epoch_ = -1;        // The epoch conns_ were dialed in (worker thread only).
+  std::map<uint32_t, std::unique_ptr<Channel>> channels_;  // Worker thread only.
+  int64_t channels_epoch_ = -1;     // The epoch channels_ were dialed in (worker thread only).
   std::vector<uint8_t> fragments_;  // Encoded fragments (worker thread only; reused).
   std::thread worker_;
 };
