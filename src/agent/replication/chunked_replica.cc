@@ -18,6 +18,8 @@ namespace {
 
 using transport::FrameLimits;
 constexpr std::chrono::milliseconds kSlotWait{60 * 1000};
+// A received chunk is handed to the checker in pieces of this many bytes.
+constexpr uint64_t kCheckPiece = 512 << 10;
 
 std::string EncodeChunkAck(uint64_t offset, uint64_t length) {
   Writer w;
@@ -51,11 +53,13 @@ class Checker {
     cv_.wait(lock, [&] { return !busy_[b] || !status_.ok(); });
     return status_.ok();
   }
-  void Push(size_t b, uint64_t offset, uint64_t length) {
+  // Bytes [offset, offset + length) of the chunk [chunk, chunk + chunk_length)
+  // in window place b arrived; the chunk is acknowledged after its last piece.
+  void Push(size_t b, uint64_t offset, uint64_t length, uint64_t chunk, uint64_t chunk_length) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       busy_[b] = true;
-      queue_.push_back({b, offset, length});
+      queue_.push_back({b, offset, length, chunk, chunk_length});
     }
     cv_.notify_all();
   }
@@ -75,7 +79,9 @@ class Checker {
  private:
   struct Item {
     size_t b;
-    uint64_t offset, length;
+    uint64_t offset, length;       // The piece received.
+    uint64_t chunk, chunk_length;  // The chunk it belongs to (as sent, as acknowledged).
+    bool last() const { return offset + length == chunk + chunk_length; }
   };
   void Run() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -86,11 +92,11 @@ class Checker {
       queue_.pop_front();
       lock.unlock();
       Status st = Check(it);
-      if (st.ok())
-        st = transport::SendFrame(conn_, kPeerChunkAck, EncodeChunkAck(it.offset, it.length),
+      if (st.ok() && it.last())
+        st = transport::SendFrame(conn_, kPeerChunkAck, EncodeChunkAck(it.chunk, it.chunk_length),
                                   deadline_);
       lock.lock();
-      busy_[it.b] = false;
+      if (it.last()) busy_[it.b] = false;
       if (!st.ok() && status_.ok()) status_ = st;
       cv_.notify_all();
     }
@@ -161,9 +167,14 @@ Status ReceiveChunks(transport::Connection& conn, uint8_t* slot, const Manifest&
                                      std::to_string(data_bytes) + " bytes"));
       break;
     }
-    st = conn.RecvAll(slot + offset, length, deadline);
+    // In pieces, each checked while it is still in cache, as the next arrives.
+    for (uint64_t got = 0; got < length && st.ok();) {
+      const uint64_t n = std::min(kCheckPiece, length - got);
+      st = conn.RecvAll(slot + offset + got, n, deadline);
+      if (st.ok()) checker.Push(b, offset + got, n, offset, length);
+      got += n;
+    }
     if (!st.ok()) break;
-    checker.Push(b, offset, length);
     received += length;
   }
   Status checked = checker.Close();

@@ -8,15 +8,15 @@
 //
 // The holder receives each chunk straight into the replica slot (no bounce
 // buffer: memory beyond the slot stays constant however many peers send):
-// one thread receives chunk i+1 while another checks chunk i's CRC32Cs in
-// place and acknowledges it; at most `window` (p) chunks are ahead of the
-// checker. So the sender never has more than R = p * max_chunk bytes in
-// flight, unacknowledged. Chunks
-// must arrive in order, each continuing where the last ended; once every
-// byte is there, every CRC32C is checked and only then is the replica
-// committed. Any broken rule (an out-of-order, empty or oversized chunk, an
-// unknown frame) aborts the slot and fails the connection; nothing committed
-// changes.
+// one thread receives while another checks the CRC32Cs in place, 512 KiB
+// behind, while those bytes are still in cache (checking a whole chunk after
+// it arrived read it back from memory: 25% longer transfers), and
+// acknowledges each chunk once all of it is checked; at most `window` (p)
+// chunks are ahead of the checker. So the sender never has more than
+// R = p * max_chunk bytes in flight, unacknowledged. Chunks must arrive in order, each continuing
+// where the last ended; once every byte is there, every CRC32C is checked and only then is the
+// replica committed. Any broken rule (an out-of-order, empty or oversized chunk, an unknown frame)
+// aborts the slot and fails the connection; nothing committed changes.
 //
 // Streamed (kPeerReplicateStreamed): for a piece made while it is sent (a
 // parity fragment, encoded stripe by stripe as its chunks go), the header
