@@ -6,6 +6,7 @@
 
 #include "agent/replication/chunked_replica.h"
 #include "agent/replication/peer_protocol.h"
+#include "common/crc32c.h"
 #include "common/log.h"
 #include "common/thread_priority.h"
 #include "common/wire.h"
@@ -22,15 +23,28 @@ constexpr milliseconds kSlotWait{60 * 1000};
 
 Deadline In(milliseconds d) { return std::chrono::steady_clock::now() + d; }
 
-// Receives a kPeerData frame of exactly `bytes` into `dst` (capacity `cap`).
-Status RecvData(transport::Connection& conn, uint8_t* dst, uint64_t bytes, uint64_t cap,
-                Deadline deadline) {
+// Receives a kPeerData frame of exactly m.data_bytes into `dst` (capacity
+// `cap`), checking each chunk's CRC32C as soon as its bytes are in, while
+// they are in cache; a mismatch ends the connection (the rest is on the wire).
+Status RecvVerified(transport::Connection& conn, uint8_t* dst, const Manifest& m,
+                    const std::vector<uint32_t>& crcs, uint64_t cap, Deadline deadline) {
+  const uint64_t bytes = m.data_bytes;
   GEMINI_ASSIGN_OR_RETURN(
       auto hdr, transport::RecvFrameHeader(conn, FrameLimits{{kPeerData, bytes}}, deadline));
-  if (hdr.length != bytes)
+  if (hdr.length != bytes || bytes > cap)
     return conn.Fail(InvalidArgument("data frame of " + std::to_string(hdr.length) +
                                      " bytes for a shard of " + std::to_string(bytes)));
-  return transport::RecvPayload(conn, hdr, dst, cap, deadline);
+  if (m.chunk_size == 0 || crcs.size() != m.NumChunks())
+    return conn.Fail(InvalidArgument("shard with no chunk CRCs to check"));
+  for (uint64_t c = 0; c < crcs.size(); ++c) {
+    const uint64_t off = c * m.chunk_size, n = std::min(m.chunk_size, bytes - off);
+    GEMINI_RETURN_IF_ERROR(conn.RecvAll(dst + off, n, deadline));
+    if (Crc32c(dst + off, n) != crcs[c])
+      return conn.Fail(DataLoss("CRC32C mismatch in chunk " + std::to_string(c) + " of rank " +
+                                std::to_string(m.rank) + " iteration " +
+                                std::to_string(m.iteration) + " from the peer"));
+  }
+  return Status::Ok();
 }
 
 // Receives a shard's bytes into a slot reserved for `writer` and commits it
@@ -39,8 +53,7 @@ Status ReceiveShard(transport::Connection& conn, Store* store, uint64_t writer, 
                     std::vector<uint32_t> crcs, Deadline deadline) {
   GEMINI_ASSIGN_OR_RETURN(SlotGrant grant, store->Begin(writer, m, kSlotWait));
   close(grant.fd);
-  Status st = RecvData(conn, grant.data, m.data_bytes, grant.segment_size, deadline);
-  if (st.ok()) st = VerifyChunks(grant.data, m.data_bytes, m.chunk_size, crcs);
+  Status st = RecvVerified(conn, grant.data, m, crcs, grant.segment_size, deadline);
   if (st.ok()) st = store->Commit(writer, m.job, m.rank, m.iteration, std::move(crcs));
   if (!st.ok()) store->AbortWriter(writer);
   return st;
@@ -194,9 +207,7 @@ Result<FetchedPiece> FetchPiece(transport::Connection& conn, const std::string& 
                                        std::to_string(max_bytes) + " fit"));
   p.data.resize(p.manifest.data_bytes);
   GEMINI_RETURN_IF_ERROR(
-      RecvData(conn, p.data.data(), p.manifest.data_bytes, p.data.size(), deadline));
-  GEMINI_RETURN_IF_ERROR(
-      VerifyChunks(p.data.data(), p.manifest.data_bytes, p.manifest.chunk_size, p.crcs));
+      RecvVerified(conn, p.data.data(), p.manifest, p.crcs, p.data.size(), deadline));
   return p;
 }
 
