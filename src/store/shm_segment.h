@@ -28,7 +28,8 @@ namespace gemini {
 class Mapping {
  public:
   // Maps `size` bytes of fd. Writable or read-only. `populate` sets up every
-  // page table entry now (MAP_POPULATE) rather than on first touch.
+  // page table entry now rather than on first touch, in 64 MiB steps that
+  // let the process's other threads map and fault memory in between.
   static Result<std::unique_ptr<Mapping>> Map(int fd, size_t size, bool writable,
                                               bool populate = true);
   ~Mapping();
