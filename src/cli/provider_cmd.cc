@@ -76,7 +76,7 @@ int RunProvider(const ProviderArgs& a) {
     // A request is judged by the plan: looked at again when either changes.
     const std::pair<uint64_t, uint64_t> now{requests.version(), plan.version()};
     auto all = requests.All();
-    if (now == seen || !all.ok() || all->empty()) continue;
+    if ((now == seen && !service.RetryDue()) || !all.ok() || all->empty()) continue;
     seen = now;
     service.ServeOnce();
   }

@@ -1,5 +1,6 @@
 #include "launch/provider.h"
 
+#include <algorithm>
 #include <iostream>
 
 #include "agent/cluster/coord_records.h"
@@ -57,8 +58,19 @@ void FakeProvider::set_fail(bool fail) {
 }
 
 ProviderService::ProviderService(std::shared_ptr<KvStore> job_kv, MachineProvider* provider,
-                                 Log log)
-    : kv_(std::move(job_kv)), provider_(provider), log_(std::move(log)) {}
+                                 Log log, int tries, std::chrono::milliseconds retry_after)
+    : kv_(std::move(job_kv)),
+      provider_(provider),
+      log_(std::move(log)),
+      tries_(std::max(1, tries)),
+      retry_after_(retry_after) {}
+
+bool ProviderService::RetryDue() {
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [request, f] : failed_)
+    if (f.next <= now) return true;
+  return false;
+}
 
 std::string ProviderService::PlanState() {
   auto cur = kv_->Get("plan", DeadlineAfter(kCall));
@@ -73,20 +85,38 @@ int ProviderService::ServeOnce() {
   auto plan = cur.ok() ? DecodePlan(cur->value) : Result<Plan>(cur.status());
   if (!plan.ok()) return 0;  // No plan to judge by now: the next pass.
   int asked = 0;
+  const auto now = std::chrono::steady_clock::now();
+  std::map<std::string, Failed> still_failed;
   for (const KeyValue& r : reqs->kvs) {
+    const std::string request = r.key + "=" + r.value;
+    Failed f = failed_.count(request) ? failed_[request] : Failed{};
     auto id = KeyId(r.key);
     if (!id.ok() || !plan->Replaces(*id)) {
       log_("provider: ignoring request " + r.key + " (not a host the plan of epoch " +
            std::to_string(plan->epoch) + " replaces)");
+    } else if (f.tries > 0 && now < f.next) {
+      still_failed[request] = f;  // Not yet due again.
+      continue;
     } else {
       Status st = provider_->Replace(*id);
-      log_(st.ok()
-               ? "provider: a new machine replaces host " + std::to_string(*id)
-               : "provider: could not replace host " + std::to_string(*id) + ": " + st.ToString());
-      asked += st.ok();
+      ++f.tries;
+      if (st.ok()) {
+        log_("provider: a new machine replaces host " + std::to_string(*id));
+        ++asked;
+      } else if (f.tries < tries_) {
+        log_("provider: could not replace host " + std::to_string(*id) + ": " + st.ToString() +
+             "; trying again in " + std::to_string(retry_after_.count()) + " ms");
+        f.next = now + retry_after_;
+        still_failed[request] = f;
+        continue;  // The request stays.
+      } else {
+        log_("provider: could not replace host " + std::to_string(*id) + ": " + st.ToString() +
+             "; gave up after " + std::to_string(f.tries) + " tries");
+      }
     }
     (void)kv_->Delete(r.key, DeadlineAfter(kCall));
   }
+  failed_.swap(still_failed);  // Requests gone from etcd are forgotten.
   return asked;
 }
 

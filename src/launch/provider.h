@@ -74,21 +74,33 @@ class FakeProvider : public MachineProvider {
 // Serves a job's provider requests (`job_kv` is confined to the job's
 // prefix). Only a host the current plan replaces (Plan::Replaces) gets a
 // machine: a forged request for a live host would put a second agent on its
-// host id. Every request is deleted once looked at; each outcome is logged.
+// host id. A request is deleted once served, refused, or failed `tries`
+// times; a failed one is tried again `retry_after` later (a scheduler that
+// was briefly out of nodes). Each outcome is logged.
 class ProviderService {
  public:
   using Log = std::function<void(const std::string&)>;
-  ProviderService(std::shared_ptr<KvStore> job_kv, MachineProvider* provider, Log log);
+  ProviderService(std::shared_ptr<KvStore> job_kv, MachineProvider* provider, Log log,
+                  int tries = 3, std::chrono::milliseconds retry_after = std::chrono::seconds(5));
   // One pass over the requests; how many machines were asked for.
   int ServeOnce();
+  // Whether a failed request is due to be tried again (call ServeOnce).
+  bool RetryDue();
   // The job's plan state ("" while none can be read): callers stop at
   // "done" or "failed".
   std::string PlanState();
 
  private:
+  struct Failed {
+    int tries = 0;
+    std::chrono::steady_clock::time_point next;
+  };
   const std::shared_ptr<KvStore> kv_;
   MachineProvider* const provider_;
   const Log log_;
+  const int tries_;
+  const std::chrono::milliseconds retry_after_;
+  std::map<std::string, Failed> failed_;  // by request key and value (its epoch)
 };
 
 }  // namespace gemini

@@ -128,17 +128,44 @@ TEST_P(MachineProviderTest, ServesOnlyHostsThePlanReplaces) {
   EXPECT_EQ(subject_->asked(), (std::vector<uint32_t>{2}));
   EXPECT_EQ(kv->GetPrefix("provider/requests/", DeadlineAfter(1s))->kvs.size(), 0u);
   EXPECT_EQ(said.size(), 3u);
-  // A shrink plan takes no machine; a failing provider is logged, not retried.
+  // A shrink plan takes no machine.
   put("plan", EncodePlan(Preparing({4}, "shrink")));
   put("provider/requests/4", "3");
   EXPECT_EQ(service.ServeOnce(), 0);
-  put("plan", EncodePlan(Preparing({4})));
+  EXPECT_EQ(subject_->asked(), (std::vector<uint32_t>{2}));
+  EXPECT_EQ(service.PlanState(), "preparing");
+}
+
+// A provider that fails is tried again later while the request stands, and
+// given up on (the request deleted) after the last try.
+TEST_P(MachineProviderTest, AFailedRequestIsTriedAgainThenGivenUp) {
+  auto kv = std::make_shared<PrefixKvStore>(std::make_shared<FakeKvStore>(), "/gemini/pjob/");
+  auto put = [&](const std::string& k, const std::string& v) {
+    ASSERT_TRUE(kv->Put(k, v, DeadlineAfter(1s)).ok());
+  };
+  auto requests = [&] {
+    return kv->GetPrefix("provider/requests/", DeadlineAfter(1s))->kvs.size();
+  };
+  std::vector<std::string> said;
+  ProviderService service(
+      kv, &subject_->provider(), [&](const std::string& line) { said.push_back(line); }, 3, 0ms);
+  put("plan", EncodePlan(Preparing({4, 6})));
   subject_->Fail(true);
   put("provider/requests/4", "3");
   EXPECT_EQ(service.ServeOnce(), 0);
-  EXPECT_NE(said.back().find("could not replace host 4"), std::string::npos) << said.back();
-  EXPECT_EQ(subject_->asked(), (std::vector<uint32_t>{2}));
-  EXPECT_EQ(service.PlanState(), "preparing");
+  EXPECT_EQ(requests(), 1u);  // Kept for the next try.
+  EXPECT_TRUE(service.RetryDue());
+  subject_->Fail(false);
+  EXPECT_EQ(service.ServeOnce(), 1);
+  EXPECT_EQ(subject_->asked(), (std::vector<uint32_t>{4}));
+  EXPECT_EQ(requests(), 0u);
+  EXPECT_FALSE(service.RetryDue());
+  subject_->Fail(true);
+  put("provider/requests/6", "3");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(service.ServeOnce(), 0);
+  EXPECT_EQ(requests(), 0u);  // Three tries: given up.
+  EXPECT_NE(said.back().find("gave up after 3 tries"), std::string::npos) << said.back();
+  EXPECT_FALSE(service.RetryDue());
 }
 
 INSTANTIATE_TEST_SUITE_P(
