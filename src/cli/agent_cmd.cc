@@ -217,14 +217,7 @@ void AddAgent(CLI::App& app) {
       ->capture_default_str();
   auto* g = cmd->add_option_group("cluster", "Multi-machine mode (replication through etcd)");
   g->add_option("--etcd", a->etcd, "etcd endpoints, comma-separated (enables cluster mode)");
-  g->add_option("--etcd-cacert", a->etcd_tls.ca_file,
-                "PEM file of the CA that signed etcd's certificate (https:// endpoints)")
-      ->check(CLI::ExistingFile);
-  g->add_option("--etcd-cert", a->etcd_tls.cert_file,
-                "PEM file of this agent's client certificate (etcd --client-cert-auth)")
-      ->check(CLI::ExistingFile);
-  g->add_option("--etcd-key", a->etcd_tls.key_file, "PEM file of that certificate's key")
-      ->check(CLI::ExistingFile);
+  AddEtcdTlsFlags(g, &a->etcd_tls);
   g->add_option("--job", a->job, "Job name");
   g->add_option("--host-id", a->host, "This machine's id, 0..hosts-1");
   g->add_option("--hosts", a->hosts, "Machines in the job")->capture_default_str();

@@ -36,12 +36,19 @@ void AddJobFlags(CLI::App* cmd, JobFlags* f) {
   cmd->add_option("--lease-ttl", f->lease_ttl, "Heartbeat TTL, seconds")->capture_default_str();
   cmd->add_option("--budget", f->budget, "Checkpoint memory of each node's agent (/dev/shm)")
       ->capture_default_str();
-  cmd->add_option("--etcd-cacert", f->etcd_tls.ca_file, "CA of an https etcd (PEM)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--etcd-cert", f->etcd_tls.cert_file, "Client certificate for etcd (PEM)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--etcd-key", f->etcd_tls.key_file, "Its key (PEM)")->check(CLI::ExistingFile);
+  AddEtcdTlsFlags(cmd, &f->etcd_tls);
   AddInterleaveFlags(cmd, &f->interleave);
+}
+
+void AddEtcdTlsFlags(CLI::App* cmd, TlsFiles* tls) {
+  cmd->add_option("--etcd-cacert", tls->ca_file,
+                  "PEM file of the CA that signed etcd's certificate (https:// endpoints)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--etcd-cert", tls->cert_file,
+                  "PEM file of this machine's client certificate (etcd --client-cert-auth)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--etcd-key", tls->key_file, "PEM file of that certificate's key")
+      ->check(CLI::ExistingFile);
 }
 
 Result<JobConfig> MakeJobConfig(const JobFlags& f, uint32_t num_hosts) {

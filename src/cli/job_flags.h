@@ -30,6 +30,9 @@ struct JobFlags {
 };
 
 void AddJobFlags(CLI::App* cmd, JobFlags* f);
+// --etcd-cacert, --etcd-cert, --etcd-key (every command that talks to an
+// https etcd with a client certificate).
+void AddEtcdTlsFlags(CLI::App* cmd, TlsFiles* tls);
 
 // The job's config for `num_hosts` machines (the node that closes the
 // rendezvous writes it).

@@ -86,10 +86,13 @@ struct Fired {
 // Shared-memory names of this launcher's agents: "<this prefix><namespace>".
 std::string ShmPrefix() { return "gemini-launch-" + std::to_string(getpid()) + "-"; }
 
-class Launcher {
+// Also the job's machine provider: a replacement is a new namespace host
+// running the node launcher with --replace-host.
+class Launcher : public MachineProvider {
  public:
   explicit Launcher(LaunchArgs a) : a_(std::move(a)) {}
   int Run();
+  Status Replace(uint32_t host) override;
 
  private:
   Status SetUp();
@@ -126,8 +129,7 @@ class Launcher {
   std::unique_ptr<EtcdCluster> etcd_;
   std::shared_ptr<KvStore> kv_;
   std::string endpoint_, dir_, logs_;
-  std::unique_ptr<MachineProvider> machines_;       // new namespace hosts
-  std::unique_ptr<ProviderService> provider_;       // serves provider/requests/
+  std::unique_ptr<ProviderService> provider_;       // serves provider/requests/ with Replace
   std::vector<std::unique_ptr<Subprocess>> nodes_;  // Per-node launchers.
   std::map<int64_t, int> ns_of_host_;               // Host id -> namespace index.
   std::map<std::string, std::string> trainer_env_;  // Every node's environment.
@@ -254,30 +256,18 @@ int64_t Launcher::Complete() {
   return j.is_object() ? j.value("iteration", int64_t{-1}) : -1;
 }
 
-// The harness's machine provider: a new namespace host running the node
-// launcher with --replace-host.
-class NamespaceProvider : public MachineProvider {
- public:
-  explicit NamespaceProvider(std::function<Status(uint32_t)> replace)
-      : replace_(std::move(replace)) {}
-  Status Replace(uint32_t host) override { return replace_(host); }
-
- private:
-  std::function<Status(uint32_t)> replace_;
-};
+Status Launcher::Replace(uint32_t host) {
+  GEMINI_ASSIGN_OR_RETURN(int ns, cluster_->Add());
+  GEMINI_RETURN_IF_ERROR(StartNode(ns, host, false));
+  Log("provider: namespace host " + std::to_string(ns) + " takes over host " +
+      std::to_string(host));
+  return Status::Ok();
+}
 
 void Launcher::ServeProvider() {
-  if (!provider_) {
-    machines_ = std::make_unique<NamespaceProvider>([this](uint32_t host) -> Status {
-      GEMINI_ASSIGN_OR_RETURN(int ns, cluster_->Add());
-      GEMINI_RETURN_IF_ERROR(StartNode(ns, host, false));
-      Log("provider: namespace host " + std::to_string(ns) + " takes over host " +
-          std::to_string(host));
-      return Status::Ok();
-    });
-    provider_ = std::make_unique<ProviderService>(kv_, machines_.get(),
-                                                  [this](const std::string& l) { Log(l); });
-  }
+  if (!provider_)
+    provider_ =
+        std::make_unique<ProviderService>(kv_, this, [this](const std::string& l) { Log(l); });
   provider_->ServeOnce();
 }
 

@@ -17,6 +17,7 @@
 
 #include "agent/cluster/plan.h"
 #include "cli/command.h"
+#include "cli/job_flags.h"
 #include "common/stop_signals.h"
 #include "coord/etcd_grpc_kv_store.h"
 #include "coord/mirror.h"
@@ -96,11 +97,7 @@ void AddProvider(CLI::App& app) {
   cmd->add_option("--command-timeout", a->command_timeout, "Seconds the command may take")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 1e6));
-  cmd->add_option("--etcd-cacert", a->tls.ca_file, "CA of an https etcd (PEM)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--etcd-cert", a->tls.cert_file, "Client certificate for etcd (PEM)")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--etcd-key", a->tls.key_file, "Its key (PEM)")->check(CLI::ExistingFile);
+  AddEtcdTlsFlags(cmd, &a->tls);
   cmd->callback([a] { SetExitCode(RunProvider(*a)); });
 }
 

@@ -72,12 +72,6 @@ bool ProviderService::RetryDue() {
   return false;
 }
 
-std::string ProviderService::PlanState() {
-  auto cur = kv_->Get("plan", DeadlineAfter(kCall));
-  auto plan = cur.ok() ? DecodePlan(cur->value) : Result<Plan>(cur.status());
-  return plan.ok() ? plan->state : "";
-}
-
 int ProviderService::ServeOnce() {
   auto reqs = kv_->GetPrefix("provider/requests/", DeadlineAfter(kCall));
   if (!reqs.ok() || reqs->kvs.empty()) return 0;

@@ -86,9 +86,6 @@ class ProviderService {
   int ServeOnce();
   // Whether a failed request is due to be tried again (call ServeOnce).
   bool RetryDue();
-  // The job's plan state ("" while none can be read): callers stop at
-  // "done" or "failed".
-  std::string PlanState();
 
  private:
   struct Failed {

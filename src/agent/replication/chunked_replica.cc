@@ -201,6 +201,25 @@ Status CheckTrailer(transport::Connection& conn, const Manifest& m,
 
 }  // namespace
 
+Status CheckChunking(uint64_t max_chunk, uint32_t window) {
+  if (max_chunk == 0 || max_chunk > kMaxChunkBytes || window == 0 || window > kMaxWindow ||
+      max_chunk * window > kMaxReceiveBuffer)
+    return InvalidArgument("a replica in " + std::to_string(window) + " buffers of " +
+                           std::to_string(max_chunk) + " bytes; the limits are " +
+                           std::to_string(kMaxWindow) + " buffers, " +
+                           std::to_string(kMaxChunkBytes) + " bytes each, " +
+                           std::to_string(kMaxReceiveBuffer) + " bytes in all");
+  return Status::Ok();
+}
+
+Status CheckContinues(uint64_t offset, uint64_t length, uint64_t sent, uint64_t total,
+                      uint64_t max_chunk) {
+  if (offset != sent || length == 0 || length > max_chunk || length > total - sent)
+    return InvalidArgument("chunk [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                           ") does not continue the piece at " + std::to_string(sent));
+  return Status::Ok();
+}
+
 Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t writer,
                              const std::string& job, const std::string& payload,
                              const OwnedRank& is_owned, Deadline deadline, bool streamed) {
@@ -211,13 +230,7 @@ Status ReceiveChunkedReplica(transport::Connection& conn, Store* store, uint64_t
   if (!r.GetString(&header, kMaxControlFrame) || !r.GetU64(&max_chunk) || !r.GetU32(&window) ||
       !r.done())
     return InvalidArgument("malformed chunked replica header");
-  if (max_chunk == 0 || max_chunk > kMaxChunkBytes || window == 0 || window > kMaxWindow ||
-      max_chunk * window > kMaxReceiveBuffer)
-    return InvalidArgument("chunked replica asks for " + std::to_string(window) + " buffers of " +
-                           std::to_string(max_chunk) + " bytes; the limits are " +
-                           std::to_string(kMaxWindow) + " buffers, " +
-                           std::to_string(kMaxChunkBytes) + " bytes each, " +
-                           std::to_string(kMaxReceiveBuffer) + " bytes in all");
+  GEMINI_RETURN_IF_ERROR(CheckChunking(max_chunk, window));
   Manifest m;
   std::vector<uint32_t> crcs;
   GEMINI_RETURN_IF_ERROR(DecodeShardHeader(header, &m, &crcs, streamed));
@@ -240,10 +253,7 @@ Result<std::unique_ptr<ChunkedSender>> ChunkedSender::Start(transport::Connectio
                                                             const ShardPin& shard,
                                                             uint64_t max_chunk, uint32_t window,
                                                             Deadline deadline, PieceMaker* maker) {
-  if (max_chunk == 0 || max_chunk > kMaxChunkBytes || window == 0 || window > kMaxWindow ||
-      max_chunk * window > kMaxReceiveBuffer)
-    return InvalidArgument("chunked replica of " + std::to_string(window) + " x " +
-                           std::to_string(max_chunk) + " bytes is outside the holder's limits");
+  GEMINI_RETURN_IF_ERROR(CheckChunking(max_chunk, window));
   Writer w;
   w.PutString(EncodeShardHeader(shard.manifest, maker ? std::vector<uint32_t>{} : shard.crcs));
   w.PutU64(max_chunk);
@@ -255,10 +265,8 @@ Result<std::unique_ptr<ChunkedSender>> ChunkedSender::Start(transport::Connectio
 
 Status ChunkedSender::Send(uint64_t offset, uint64_t length, Deadline deadline) {
   if (finished_) return FailedPrecondition("replica already finished");
-  if (offset != sent_ || length == 0 || length > max_chunk_ ||
-      length > shard_.manifest.data_bytes - sent_)
-    return InvalidArgument("chunk [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                           ") does not continue the replica at " + std::to_string(sent_));
+  GEMINI_RETURN_IF_ERROR(
+      CheckContinues(offset, length, sent_, shard_.manifest.data_bytes, max_chunk_));
   if (maker_) GEMINI_RETURN_IF_ERROR(maker_->MakeUpTo(offset + length));
   while (in_flight_.size() >= window_) GEMINI_RETURN_IF_ERROR(ReadAck(deadline));
   if (in_flight_.empty()) {

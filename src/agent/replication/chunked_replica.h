@@ -51,6 +51,13 @@ constexpr uint64_t kMaxChunkBytes = 256ull << 20;
 constexpr uint32_t kMaxWindow = 64;
 constexpr uint64_t kMaxReceiveBuffer = 1ull << 30;  // R
 
+// The holder's limits on a replica's chunking (max_chunk = R/p, window = p).
+Status CheckChunking(uint64_t max_chunk, uint32_t window);
+// Whether chunk [offset, offset + length) continues a piece of `total` bytes
+// of which `sent` went already, within max_chunk.
+Status CheckContinues(uint64_t offset, uint64_t length, uint64_t sent, uint64_t total,
+                      uint64_t max_chunk);
+
 // Whether a trainer on this machine owns `rank` of store job `job` (then no
 // peer may write that shard).
 using OwnedRank = std::function<bool(const std::string& job, uint32_t rank)>;

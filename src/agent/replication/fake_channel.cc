@@ -20,11 +20,9 @@ class FakeChannel::Stream : public PieceStream {
 
   Status Send(uint64_t offset, uint64_t length, Deadline) override {
     GEMINI_RETURN_IF_ERROR(channel_->status());
-    const uint64_t bytes = piece_.manifest.data_bytes;
     if (finished_) return FailedPrecondition("piece already finished");
-    if (offset != sent_ || length == 0 || length > max_chunk_ || length > bytes - sent_)
-      return InvalidArgument("chunk [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                             ") does not continue the piece at " + std::to_string(sent_));
+    GEMINI_RETURN_IF_ERROR(
+        CheckContinues(offset, length, sent_, piece_.manifest.data_bytes, max_chunk_));
     if (maker_) GEMINI_RETURN_IF_ERROR(maker_->MakeUpTo(offset + length));
     const auto start = std::chrono::steady_clock::now();
     std::memcpy(slot_ + offset, piece_.data + offset, length);
@@ -70,10 +68,7 @@ Result<std::unique_ptr<PieceStream>> FakeChannel::Open(const ShardPin& piece, Pi
                                                        uint64_t max_chunk, uint32_t window,
                                                        Deadline) {
   GEMINI_RETURN_IF_ERROR(status());
-  if (max_chunk == 0 || max_chunk > kMaxChunkBytes || window == 0 || window > kMaxWindow ||
-      max_chunk * window > kMaxReceiveBuffer)
-    return InvalidArgument("piece of " + std::to_string(window) + " x " +
-                           std::to_string(max_chunk) + " bytes is outside the holder's limits");
+  GEMINI_RETURN_IF_ERROR(CheckChunking(max_chunk, window));
   GEMINI_ASSIGN_OR_RETURN(SlotGrant grant,
                           holder_->Begin(writer_, piece.manifest, std::chrono::seconds(1)));
   close(grant.fd);
