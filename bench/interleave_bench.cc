@@ -59,7 +59,8 @@ struct InterleaveArgs {
   int ablation_iterations = 14;
   bool json_out = false;
   std::string plot;
-  std::string keep;  // Keep logs here.
+  std::string keep;            // Keep logs here.
+  std::string device = "cpu";  // Where the model and its checkpointed state live.
 };
 
 struct ModeRun {
@@ -125,7 +126,9 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
                                    "--layers",
                                    std::to_string(a.layers),
                                    "--batch",
-                                   std::to_string(a.batch)};
+                                   std::to_string(a.batch),
+                                   "--device",
+                                   a.device};
   if (!rate.empty()) argv.insert(argv.begin() + 4, {"--rate", rate});
   std::map<std::string, std::string> env = {{"GEMINI_TIMING_DIR", dir + "/t"}};
   GEMINI_ASSIGN_OR_RETURN(auto proc, Subprocess::Start(argv, env, false, dir + "/launch.log"));
@@ -179,9 +182,15 @@ Status RunMode(const InterleaveArgs& a, const std::string& dir, ModeRun* run) {
 }
 
 // Checks that must hold whatever the timings; appends problems.
-void Check(const std::vector<ModeRun>& runs, std::vector<std::string>* problems) {
+void Check(const InterleaveArgs& a, const std::vector<ModeRun>& runs,
+           std::vector<std::string>* problems) {
   for (const auto& run : runs) {
     for (const auto& s : run.summaries) {
+      // On GPUs every checkpoint must have taken the GPU data path (a CPU
+      // build of the package copies CUDA tensors synchronously instead).
+      if (a.device == "cuda" && !s.value("gpu_path", false))
+        problems->push_back(run.name + ": rank " + s["rank"].dump() +
+                            " did not take the GPU data path");
       for (const char* k : {"due_timeouts", "skipped"})
         if (s.value(k, 0) != 0)
           problems->push_back(run.name + ": rank " + s["rank"].dump() + " " + k + " = " +
@@ -272,6 +281,7 @@ int RunInterleave(const InterleaveArgs& a) {
            {"measured_iterations", a.measure},
            {"warmup_iterations", a.warmup},
            {"model", {{"dim", a.dim}, {"layers", a.layers}, {"batch", a.batch}}},
+           {"device", a.device},
            {"iter_s", json::object()},
            {"modes", json::object()}};
   for (const auto& r : runs) {
@@ -305,6 +315,12 @@ int RunInterleave(const InterleaveArgs& a) {
     out["gated_chunks"] = il->agent.value("gated_chunks", 0);
     if (il->agent.contains("link")) out["link"] = il->agent["link"];
   }
+  if (!runs.empty())  // Rank 0's device as torch names it ("cpu" or the GPU's name).
+    for (const auto& sm : runs.front().summaries)
+      if (sm.value("rank", -1) == 0) {
+        out["device_name"] = sm.value("device", std::string("cpu"));
+        out["gpus"] = sm.value("gpus", 0);
+      }
   if (p1 && p4)
     out["ablation"] = {
         {"buffer", a.ablation_buffer},
@@ -316,7 +332,7 @@ int RunInterleave(const InterleaveArgs& a) {
         {"ratio_send_p1_over_p4",
          p4->wait_iteration_s > 0 ? p1->wait_iteration_s / p4->wait_iteration_s : 0.0}};
   std::vector<std::string> problems;
-  Check(runs, &problems);
+  Check(a, runs, &problems);
   size_t compared = 0;
   for (const auto& r : runs)
     for (const auto& rank : r.ranks)
@@ -381,6 +397,11 @@ void AddInterleave(CLI::App& bench) {
       ->capture_default_str();
   cmd->add_option("--keep", a->keep, "Keep every run's logs in this directory");
   cmd->add_option("--plot", a->plot, "Write the figure (PNG) here");
+  cmd->add_option("--device", a->device,
+                  "Where the model lives: cpu, or cuda (ranks share the machine's GPUs; "
+                  "checkpoints take the GPU data path)")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
   cmd->add_flag("--json", a->json_out, "JSON output");
   cmd->callback([a] { SetExitCode(RunInterleave(*a)); });
 }

@@ -74,6 +74,26 @@ def test_round_trip_is_bit_identical(agent):
         assert torch.equal(v, model.state_dict()[k]), k
 
 
+def test_an_open_shard_keeps_its_client_and_mapping_alive(agent):
+    # `Client(sock).open(...)` drops the client at once; the shard points into
+    # that client's mapping of the slot, so it must keep the client alive.
+    # Before, the mapping went with the client: the memory was reused (here by
+    # the allocations below) and read_into read other bytes (a CRC error) or
+    # unmapped memory.
+    x = torch.randint(0, 256, (16 << 20,), dtype=torch.uint8)
+    ckpt = gt.Checkpointer(tensors={"x": x}, rng=False, socket=agent.socket, job="keep")
+    ckpt.save(1)
+    ckpt.wait()
+    shard = gemini.Client(agent.socket).open("keep", 0, 1)
+    junk = [torch.full((16 << 20,), 7, dtype=torch.uint8) for _ in range(8)]
+    buf = torch.empty(shard.manifest["data_bytes"], dtype=torch.uint8)
+    gemini.Client.read_into(shard, buf.data_ptr(), 2)  # Checks every chunk's CRC32C.
+    _, _, _, off, length, _ = next(e for e in shard.manifest["entries"] if e[0].endswith("x"))
+    assert torch.equal(buf[off:off + length], x)
+    assert all(int(j[0]) == 7 for j in junk)
+    ckpt.close()
+
+
 def test_sync_mode_and_stats(agent):
     t = {"x": torch.arange(1000.0)}
     ckpt = gt.Checkpointer(tensors=t, socket=agent.socket, job="sync", asynchronous=False)

@@ -9,6 +9,13 @@ was taken, and the CRC of the previous iteration's checkpoint shard (so runs
 in different modes can be compared byte for byte). Rank 0 also writes the
 agent's interleaving status at the end (agent.json).
 
+With --device cuda the model, data and optimizer state live on the GPU (rank
+r on GPU r mod the GPU count; ranks may share one), DDP still allreduces over
+gloo (so the training traffic crosses the hosts' links like the replicas do,
+and ranks can share a GPU), and the checkpointer takes its GPU path: CRC32C
+on the GPU, device-to-host copies into the agent's slot, the same agent
+replicating the slot to its peers.
+
     RANK=0 WORLD_SIZE=1 GEMINI_SOCKET=/tmp/a.sock python -m gemini.interleave_train --iterations 5
 """
 import argparse
@@ -45,18 +52,25 @@ def main():
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--job", default=os.environ.get("GEMINI_JOB", "bench"))
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = p.parse_args()
 
     torch.set_num_threads(1)
     world = int(os.environ.get("WORLD_SIZE", 1))
     rank = int(os.environ.get("RANK", 0))
+    device = torch.device("cpu")
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("interleave_train: --device cuda, but torch sees no GPU")
+        device = torch.device("cuda", rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
     if world > 1:
         dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(args.seed)  # Python's and numpy's RNGs are in the checkpoint too.
     random.seed(args.seed)
     np.random.seed(args.seed)
     model = nn.Sequential(*[nn.Sequential(nn.Linear(args.dim, args.dim, bias=False), nn.Tanh())
-                            for _ in range(args.layers)])
+                            for _ in range(args.layers)]).to(device)
     if world > 1:
         model = nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -68,8 +82,8 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
     out = open(os.path.join(out_dir, f"rank{rank}.jsonl"), "w")
     g = torch.Generator().manual_seed(args.seed * 1000 + rank)
-    x = torch.randn(args.batch, args.dim, generator=g)
-    y = torch.randn(args.batch, args.dim, generator=g)
+    x = torch.randn(args.batch, args.dim, generator=g).to(device)
+    y = torch.randn(args.batch, args.dim, generator=g).to(device)
     last_saved = None
     cpu_marks = {}
     for it in range(1, args.iterations + 1):
@@ -84,6 +98,8 @@ def main():
         opt.zero_grad(set_to_none=True)
         saves = ckpt.stats["saves"]
         ckpt.save(it)
+        if device.type == "cuda":  # The iteration's GPU work is in its time.
+            torch.cuda.synchronize()
         waits_i, waits_s = ckpt.stats["wait_iteration_ms"], ckpt.stats["wait_step_ms"]
         tl = ckpt.last_timeline
         t_start = next((t for k, _, t in tl if k == 1), None)
@@ -109,7 +125,11 @@ def main():
                if lo in cpu_marks and hi in cpu_marks and hi > lo else None, "due_timeouts": ckpt.stats["due_timeouts"],
                "skipped": ckpt.stats["skipped"], "not_due": ckpt.stats["not_due"],
                "state_crc": gt.state_crc(model, opt), "params": sum(
-                   q.numel() for q in model.parameters())}
+                   q.numel() for q in model.parameters()),
+               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+               "gpus": torch.cuda.device_count() if device.type == "cuda" else 0,
+               # Whether checkpoints took the GPU data path (GPU CRCs, D2H into the slot).
+               "gpu_path": ckpt._gpu is not None}
     if rank == 0:
         try:
             st = json.loads(ckpt.client.status_json())
