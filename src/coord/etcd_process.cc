@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -61,9 +62,26 @@ Status EtcdProcess::AwaitReady() {
   return Status(st.code(), st.message() + "; etcd log: " + LogTail(log_path_));
 }
 
+std::string DefaultEtcdBinary() {
+  if (const char* env = std::getenv("GEMINI_ETCD"); env != nullptr && *env != '\0') return env;
+  if (const char* path = std::getenv("PATH"); path != nullptr) {
+    std::string dirs = path;
+    for (size_t at = 0; at <= dirs.size();) {
+      size_t end = dirs.find(':', at);
+      if (end == std::string::npos) end = dirs.size();
+      std::string dir = dirs.substr(at, end - at);
+      if (!dir.empty() && ::access((dir + "/etcd").c_str(), X_OK) == 0) return dir + "/etcd";
+      at = end + 1;
+    }
+  }
+  return "/usr/bin/etcd";
+}
+
 Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(EtcdProcessOptions options) {
+  if (options.binary.empty()) options.binary = DefaultEtcdBinary();
   if (::access(options.binary.c_str(), X_OK) != 0) {
-    return NotFound("etcd binary not found or not executable: " + options.binary);
+    return NotFound("etcd binary not found or not executable: " + options.binary +
+                    " (install Debian's etcd-server, put etcd on PATH or set GEMINI_ETCD)");
   }
   std::unique_ptr<EtcdProcess> p(new EtcdProcess());
   char tmpl[] = "/tmp/gemini-etcd-XXXXXX";

@@ -24,9 +24,13 @@
 
 namespace gemini {
 
+// The etcd binary Gemini starts: $GEMINI_ETCD if set, else `etcd` on PATH,
+// else Debian's /usr/bin/etcd (package etcd-server).
+std::string DefaultEtcdBinary();
+
 struct EtcdProcessOptions {
-  // The etcd binary. Default: Debian's etcd-server package.
-  std::string binary = "/usr/bin/etcd";
+  // The etcd binary. Empty: DefaultEtcdBinary().
+  std::string binary;
   // Address to listen on for clients and peers. Default loopback; a cluster
   // bridge address (scripts/cluster) makes it reachable from every host.
   std::string host = "127.0.0.1";
