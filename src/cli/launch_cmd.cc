@@ -1,7 +1,7 @@
 // `gemini launch`: a training job with Gemini's failure recovery, like
 // torchrun plus a fault tolerance layer. Two forms:
 //
-// On every machine of a job (the real one; cli/node_launch.h):
+// On every machine of a job (the real one; launch/node.h):
 //   gemini launch --nnodes N|MIN:MAX --nproc-per-node P --rdzv-endpoint HOST:PORT
 //       --rdzv-id JOB [--standby] [--redundancy ...] [--etcd-cacert F ...] SCRIPT ARGS...
 //
@@ -37,7 +37,6 @@
 #include "cli/command.h"
 #include "cli/job_flags.h"
 #include "cli/local_cluster.h"
-#include "cli/node_launch.h"
 #include "common/paths.h"
 #include "common/subprocess.h"
 #include "coord/etcd_cluster.h"
@@ -45,6 +44,7 @@
 #include "coord/etcd_kv_store.h"
 #include "coord/prefix_kv_store.h"
 #include "launch/inject.h"
+#include "launch/node.h"
 #include "launch/provider.h"
 #include "launch/rendezvous.h"
 #include "store/client.h"
@@ -57,7 +57,7 @@ using std::chrono::milliseconds;
 constexpr milliseconds kCall{2000};
 
 struct LaunchArgs {
-  NodeArgs node;  // Job settings and, with --rdzv-endpoint, this node's.
+  NodeOptions node;  // Job settings and, with --rdzv-endpoint, this node's.
   // The namespace harness.
   int hosts = 4;
   int standby_hosts = 0;
@@ -605,7 +605,7 @@ int Launcher::Run() {
 
 void AddLaunch(CLI::App& app) {
   auto a = std::make_shared<LaunchArgs>();
-  NodeArgs& n = a->node;
+  NodeOptions& n = a->node;
   auto* cmd = app.add_subcommand(
       "launch",
       "Run a training job with failure recovery: on every node with --rdzv-endpoint "
