@@ -30,7 +30,6 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
-#include "cli/local_cluster.h"
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/subprocess.h"

@@ -34,11 +34,11 @@
 #include <thread>
 
 #include "cli/command.h"
-#include "cli/local_cluster.h"
 #include "common/subprocess.h"
 #include "common/units.h"
 #include "coord/etcd_process.h"
 #include "gemini/placement.h"
+#include "harness/cluster.h"
 #include "store/client.h"
 #include "timing.h"
 #include "transport/tcp/tcp_connection.h"
@@ -48,6 +48,7 @@ namespace gemini::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using harness::LocalCluster;
 using nlohmann::json;
 // Untimed transfers first: the receiver's two slots are created (and their
 // memory reserved) by the first two replicas; steady state reuses them.

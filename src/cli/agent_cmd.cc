@@ -15,7 +15,7 @@
 #include "agent/cluster/coord_records.h"
 #include "cli/command.h"
 #include "cli/interleave_flags.h"
-#include "cli/node_launch.h"
+#include "cli/job_flags.h"
 #include "cli/redundancy_flags.h"
 #include "common/log.h"
 #include "common/paths.h"
@@ -25,6 +25,7 @@
 #include "coord/etcd_kv_store.h"
 #include "coord/lease_keeper.h"
 #include "coord/prefix_kv_store.h"
+#include "launch/node.h"
 
 namespace gemini::cli {
 namespace {

@@ -8,7 +8,6 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "cli/local_cluster.h"
 #include "common/subprocess.h"
 
 namespace gemini::cli {

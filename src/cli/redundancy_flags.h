@@ -1,19 +1,15 @@
 // The --replicas / --redundancy pair shared by `gemini agent`, `launch`,
 // `demo` and `placement`: copies:M (full copies, --replicas M) or rs:K+F
 // (Reed–Solomon fragments, include/gemini/placement.h). The two exclude each other.
+// Their values (RedundancyFlags, ToRedundancy) are launch/job.h's.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "gemini/placement.h"
+#include "launch/job.h"
 
 namespace gemini::cli {
-
-struct RedundancyFlags {
-  int replicas = 0;        // 0: not given.
-  std::string redundancy;  // "": not given.
-};
 
 inline void AddRedundancyFlags(CLI::App* cmd, RedundancyFlags* f,
                                const std::string& replicas_help) {
@@ -24,17 +20,6 @@ inline void AddRedundancyFlags(CLI::App* cmd, RedundancyFlags* f,
       "K+F machines of a group; default copies:2)");
   replicas->excludes(redundancy);
   redundancy->excludes(replicas);
-}
-
-// What the flags ask for; `fallback` when neither was given.
-inline Result<Redundancy> ToRedundancy(const RedundancyFlags& f,
-                                       Redundancy fallback = Redundancy::Copies(2)) {
-  if (!f.redundancy.empty()) return ParseRedundancy(f.redundancy);
-  if (f.replicas != 0) {
-    if (f.replicas < 1) return InvalidArgument("--replicas must be at least 1");
-    return Redundancy::Copies(f.replicas);
-  }
-  return fallback;
 }
 
 }  // namespace gemini::cli

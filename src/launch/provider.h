@@ -12,7 +12,7 @@
 // Implementations:
 //   CommandProvider   a user's command (a script that asks a scheduler for a
 //                     node, ssh, kubectl ...): `gemini provider --command`
-//   namespace hosts   the harness's (cli/launch_cmd.cc): a new network
+//   namespace hosts   the harness's (harness/launcher.cc): a new network
 //                     namespace on this machine
 //   FakeProvider      tests: records what it was asked for
 // Every implementation passes provider_test.cc's shared suite.

@@ -20,7 +20,7 @@
 
 #include "common/status.h"
 
-namespace gemini {
+namespace gemini::harness {
 
 struct Injection {
   enum class Kind {
@@ -45,4 +45,4 @@ Result<std::vector<Injection>> ParseInjections(const std::string& spec);
 // report uses.
 const char* InjectionEventKind(const Injection& i);
 
-}  // namespace gemini
+}  // namespace gemini::harness

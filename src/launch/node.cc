@@ -1,4 +1,4 @@
-#include "cli/node_launch.h"
+#include "launch/node.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -25,7 +25,7 @@
 #include "coord/prefix_kv_store.h"
 #include "launch/rendezvous.h"
 
-namespace gemini::cli {
+namespace gemini {
 namespace {
 
 using std::chrono::milliseconds;
@@ -78,7 +78,7 @@ constexpr char kFencedLine[] =
 
 class Node {
  public:
-  explicit Node(const NodeArgs& a) : a_(a) {}
+  explicit Node(const NodeOptions& a) : a_(a) {}
   int Run();
 
  private:
@@ -91,7 +91,7 @@ class Node {
   int Follow();
   void Timeline(const Plan& plan);
 
-  NodeArgs a_;
+  NodeOptions a_;
   std::shared_ptr<KvStore> kv_;
   std::pair<uint32_t, uint32_t> nnodes_{1, 1};  // --nnodes MIN:MAX.
   RendezvousResult joined_;
@@ -351,6 +351,6 @@ Result<std::pair<uint32_t, uint32_t>> ParseNnodes(const std::string& text) {
   return std::make_pair(lo, hi);
 }
 
-int RunNode(const NodeArgs& a) { return Node(a).Run(); }
+int RunNode(const NodeOptions& o) { return Node(o).Run(); }
 
-}  // namespace gemini::cli
+}  // namespace gemini

@@ -16,20 +16,25 @@
 // every trainer finished, 1 when the job failed, kFencedExit when this node
 // was declared lost while it ran (stalled past its lease: a replacement
 // serves its host id). SIGTERM or SIGINT stop the agent and its trainers.
+//
+// The flags are src/cli/launch_cmd.cc's; RunNode takes their values.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "cli/job_flags.h"
+#include "common/status.h"
+#include "launch/job.h"
 
-namespace gemini::cli {
+namespace gemini {
 
 // Exit code of an agent (and its node launcher) that stood down because its
 // host was declared lost while it ran.
 inline constexpr int kFencedExit = 3;
 
-struct NodeArgs {
+struct NodeOptions {
   JobFlags job;
   std::string nnodes = "1";   // N or MIN:MAX.
   std::string rdzv_endpoint;  // etcd endpoints, comma-separated.
@@ -46,9 +51,12 @@ struct NodeArgs {
   std::vector<std::string> command;
 };
 
-int RunNode(const NodeArgs& a);
+// Runs this node until the job ends; returns the exit status above (2: options
+// that make no job here, e.g. no command or too little /dev/shm; 128+N:
+// stopped by signal N).
+int RunNode(const NodeOptions& o);
 
 // "N" or "MIN:MAX".
 Result<std::pair<uint32_t, uint32_t>> ParseNnodes(const std::string& text);
 
-}  // namespace gemini::cli
+}  // namespace gemini

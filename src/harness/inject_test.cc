@@ -1,8 +1,8 @@
-#include "launch/inject.h"
+#include "harness/inject.h"
 
 #include <gtest/gtest.h>
 
-namespace gemini {
+namespace gemini::harness {
 namespace {
 
 TEST(Inject, ParsesEveryKind) {
@@ -50,4 +50,4 @@ TEST(Inject, RejectsBadSpecsClearly) {
 }
 
 }  // namespace
-}  // namespace gemini
+}  // namespace gemini::harness

@@ -1,9 +1,9 @@
-#include "launch/inject.h"
+#include "harness/inject.h"
 
 #include <cstdlib>
 #include <sstream>
 
-namespace gemini {
+namespace gemini::harness {
 namespace {
 
 bool ParseInt(const std::string& s, int64_t* v) {
@@ -95,4 +95,4 @@ const char* InjectionEventKind(const Injection& i) {
   return "?";
 }
 
-}  // namespace gemini
+}  // namespace gemini::harness

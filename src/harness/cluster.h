@@ -1,7 +1,7 @@
-// LocalCluster: the CLI's handle on a namespace cluster made by
-// scripts/cluster (see docs/cluster.md), plus a job secret file, for the
-// demo and benchmarks. Hosts are network namespaces; ExecArgs(i) prefixes a
-// command so that it runs inside host i. Down() (also run by the
+// LocalCluster: a handle on a namespace cluster made by scripts/cluster (see
+// docs/cluster.md), plus a job secret file, for the namespace harness
+// (launcher.h) and the benchmarks. Hosts are network namespaces; ExecArgs(i)
+// prefixes a command so that it runs inside host i. Down() (also run by the
 // destructor) removes exactly the cluster it created. Needs root.
 // Not thread-safe; one owner.
 #pragma once
@@ -12,7 +12,7 @@
 
 #include "common/status.h"
 
-namespace gemini::cli {
+namespace gemini::harness {
 
 class LocalCluster {
  public:
@@ -46,4 +46,4 @@ class LocalCluster {
   bool up_ = false;
 };
 
-}  // namespace gemini::cli
+}  // namespace gemini::harness

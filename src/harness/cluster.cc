@@ -1,4 +1,4 @@
-#include "cli/local_cluster.h"
+#include "harness/cluster.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include "common/paths.h"
 #include "common/subprocess.h"
 
-namespace gemini::cli {
+namespace gemini::harness {
 
 Result<std::string> LocalCluster::Run(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{"bash", script_};
@@ -84,4 +84,4 @@ void LocalCluster::Down(bool keep_logs) {
 
 LocalCluster::~LocalCluster() { Down(); }
 
-}  // namespace gemini::cli
+}  // namespace gemini::harness
