@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "agent/testing.h"
 #include "common/unix_socket.h"
 #include "store/client.h"
 #include "store/protocol.h"
@@ -16,26 +17,15 @@
 namespace gemini {
 namespace {
 
-class AgentServerTest : public ::testing::Test {
+class AgentServerTest : public InProcessAgentTest {
  protected:
-  void SetUp() override {
-    path_ = "/tmp/gemini-test-" + std::to_string(getpid()) + ".sock";
-    store_ = std::make_unique<Store>(StoreOptions{
-        .budget_bytes = 256 << 20, .shm_prefix = "gemini-t" + std::to_string(getpid())});
-    server_ = std::make_unique<AgentServer>(store_.get(), path_);
-    ASSERT_TRUE(server_->Start().ok());
-  }
-  void TearDown() override { server_->Stop(); }
+  AgentServerTest() : InProcessAgentTest("test") {}
 
   std::unique_ptr<AgentClient> Client() {
     auto c = AgentClient::Connect(path_);
     EXPECT_TRUE(c.ok()) << c.status().ToString();
     return std::move(c).value();
   }
-
-  std::string path_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<AgentServer> server_;
 };
 
 // Finding 8: the socket checked no peer credentials (it hands out shm fds).

@@ -41,9 +41,12 @@ void CaptureRange(uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,
   }
 }
 
+constexpr int kMaxThreads = 64;
+
 template <typename Fn>
 void SplitChunks(uint64_t chunks, int threads, Fn fn) {
-  threads = std::max(1, std::min<int>(threads, static_cast<int>(std::min<uint64_t>(chunks, 64))));
+  threads = std::max(
+      1, std::min<int>(threads, static_cast<int>(std::min<uint64_t>(chunks, kMaxThreads))));
   if (threads == 1) return fn(0, chunks, 0);
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t)
@@ -76,16 +79,31 @@ std::vector<uint32_t> ChunkCrcs(const uint8_t* region, uint64_t data_bytes, uint
 
 Status CopyOutVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
                        uint64_t chunk_size, const std::vector<uint32_t>& crcs, int threads) {
+  return CopyRangeVerified(dst, region, data_bytes, chunk_size, crcs, 0, data_bytes, threads);
+}
+
+Status CopyRangeVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
+                         uint64_t chunk_size, const std::vector<uint32_t>& crcs, uint64_t offset,
+                         uint64_t length, int threads) {
   uint64_t chunks = (data_bytes + chunk_size - 1) / chunk_size;
   if (crcs.size() != chunks)
     return DataLoss("shard has " + std::to_string(crcs.size()) + " CRCs for " +
                     std::to_string(chunks) + " chunks");
-  std::vector<int64_t> bad(std::max(1, threads), -1);
-  SplitChunks(chunks, threads, [&](uint64_t first, uint64_t last, int t) {
-    for (uint64_t c = first; c < last; ++c) {
-      uint64_t pos = c * chunk_size, n = std::min(chunk_size, data_bytes - pos);
-      if (CopyWithCrc32c(dst + pos, region + pos, n) != crcs[c] && bad[t] < 0)
-        bad[t] = static_cast<int64_t>(c);
+  if (offset > data_bytes || length > data_bytes - offset)
+    return InvalidArgument("bytes [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                           ") lie outside the shard's " + std::to_string(data_bytes) + " bytes");
+  if (length == 0) return Status::Ok();
+  const uint64_t first = offset / chunk_size, end = offset + length;
+  threads = std::clamp(threads, 1, kMaxThreads);
+  std::vector<int64_t> bad(threads, -1);
+  SplitChunks((end - 1) / chunk_size + 1 - first, threads, [&](uint64_t a, uint64_t b, int t) {
+    for (uint64_t c = first + a; c < first + b; ++c) {
+      uint64_t pos = c * chunk_size, stop = std::min(data_bytes, pos + chunk_size);
+      uint64_t from = std::max(pos, offset), to = std::min(stop, end);
+      uint32_t crc = Crc32c(region + pos, from - pos);  // The chunk's bytes before the range,
+      crc = CopyWithCrc32c(dst + (from - offset), region + from, to - from, crc);
+      crc = Crc32c(region + to, stop - to, crc);  // and after it.
+      if (crc != crcs[c] && bad[t] < 0) bad[t] = static_cast<int64_t>(c);
     }
   });
   for (int64_t c : bad)

@@ -6,8 +6,9 @@
 // the bytes between pieces (alignment padding) are zeroed so the CRCs cover
 // the whole region. CopyOutVerified() copies a region out of a slot and checks
 // every chunk's CRC; on a mismatch it returns DataLoss naming the chunk, and
-// the destination must be discarded. Both may split the work over `threads`
-// threads (chunks are independent). Thread-safe on disjoint buffers.
+// the destination must be discarded. CopyRangeVerified() does the same for a
+// part of the region. All may split the work over `threads` threads (chunks
+// are independent; at most 64). Thread-safe on disjoint buffers.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +31,15 @@ std::vector<uint32_t> CaptureInto(uint8_t* region, uint64_t data_bytes, uint64_t
 
 Status CopyOutVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
                        uint64_t chunk_size, const std::vector<uint32_t>& crcs, int threads = 1);
+
+// Copies bytes [offset, offset + length) of a region (e.g. one tensor) out of a
+// slot into dst, checking the CRC of every chunk they touch: the chunk's bytes
+// outside the range are checksummed in place, those inside as they are copied.
+// DataLoss naming the first bad chunk (dst must then be discarded);
+// InvalidArgument for a range outside the region.
+Status CopyRangeVerified(uint8_t* dst, const uint8_t* region, uint64_t data_bytes,
+                         uint64_t chunk_size, const std::vector<uint32_t>& crcs, uint64_t offset,
+                         uint64_t length, int threads = 1);
 
 // One CRC32C per chunk of a region, computed in place.
 std::vector<uint32_t> ChunkCrcs(const uint8_t* region, uint64_t data_bytes, uint64_t chunk_size,

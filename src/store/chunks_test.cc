@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "common/crc32c.h"
 
 namespace gemini {
@@ -41,6 +43,45 @@ TEST(Chunks, CorruptionIsDataLossNamingTheChunk) {
   crcs.pop_back();
   EXPECT_EQ(CopyOutVerified(out.data(), region.data(), src.size(), 8192, crcs).code(),
             Code::kDataLoss);
+}
+
+// A part of the region (one tensor): its bytes exactly, every chunk it touches
+// checked, the chunks it does not touch left alone.
+TEST(Chunks, RangeCopiesItsBytesAndChecksTheChunksItTouches) {
+  const uint64_t data_bytes = 10 * 4096 + 1000, chunk = 4096;
+  std::vector<uint8_t> src(data_bytes), region(data_bytes);
+  std::mt19937 g(1);
+  for (auto& b : src) b = static_cast<uint8_t>(g());
+  auto crcs = CaptureInto(region.data(), data_bytes, chunk, {{src.data(), 0, data_bytes}});
+  std::vector<std::pair<uint64_t, uint64_t>> ranges{
+      {0, data_bytes}, {0, 0}, {4096, 4096}, {100, 5}, {4000, 300}, {8191, 20000}, {40960, 1000}};
+  for (int i = 0; i < 50; ++i) {
+    uint64_t off = g() % data_bytes;
+    ranges.emplace_back(off, g() % (data_bytes - off + 1));
+  }
+  for (auto [off, len] : ranges) {
+    for (int threads : {1, 3, 1000}) {
+      std::vector<uint8_t> out(len + 1, 0xEE);
+      ASSERT_TRUE(
+          CopyRangeVerified(out.data(), region.data(), data_bytes, chunk, crcs, off, len, threads)
+              .ok())
+          << off << "+" << len;
+      EXPECT_TRUE(std::equal(out.begin(), out.begin() + len, src.begin() + off)) << off;
+      EXPECT_EQ(out[len], 0xEE);  // Nothing beyond the range.
+    }
+  }
+  region[2 * 4096 + 10] ^= 0x01;  // Chunk 2, outside the range [2*4096+100, +50) but in its chunk.
+  std::vector<uint8_t> out(data_bytes);
+  Status s = CopyRangeVerified(out.data(), region.data(), data_bytes, chunk, crcs, 8292, 50);
+  EXPECT_EQ(s.code(), Code::kDataLoss);
+  EXPECT_NE(s.message().find("chunk 2"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(CopyRangeVerified(out.data(), region.data(), data_bytes, chunk, crcs, 0, 8192).ok());
+  EXPECT_EQ(
+      CopyRangeVerified(out.data(), region.data(), data_bytes, chunk, crcs, data_bytes, 1).code(),
+      Code::kInvalidArgument);
+  EXPECT_EQ(
+      CopyRangeVerified(out.data(), region.data(), data_bytes, chunk, crcs, 1, UINT64_MAX).code(),
+      Code::kInvalidArgument);
 }
 
 }  // namespace

@@ -91,9 +91,9 @@ Result<std::string> AgentClient::Call(uint32_t type, const std::string& payload,
   return body;
 }
 
-Result<uint8_t*> AgentClient::MapSlot(const std::string& job, uint32_t rank, uint32_t slot,
-                                      const std::string& segment, uint64_t size, int fd,
-                                      bool writable) {
+Result<std::shared_ptr<Mapping>> AgentClient::MapSlot(const std::string& job, uint32_t rank,
+                                                      uint32_t slot, const std::string& segment,
+                                                      uint64_t size, int fd, bool writable) {
   struct CloseFd {
     int fd;
     ~CloseFd() { close(fd); }
@@ -103,12 +103,13 @@ Result<uint8_t*> AgentClient::MapSlot(const std::string& job, uint32_t rank, uin
   if (c.segment != segment || !c.mapping || c.mapping->size() != size ||
       (writable && !c.writable)) {
     if (c.mapping && unmap_hook_) unmap_hook_(c.mapping->data(), c.mapping->size());
-    c.mapping.reset();  // Drop the old mapping first: its memory may be freed.
+    // Drop the old mapping first (unless an OpenShard holds it): its memory may be freed.
+    c.mapping.reset();
     GEMINI_ASSIGN_OR_RETURN(c.mapping, Mapping::Map(fd, size, writable));
     c.segment = segment;
     c.writable = writable;
   }
-  return c.mapping->data();
+  return c.mapping;
 }
 
 Result<SaveGrant> AgentClient::BeginSave(const std::string& job, uint32_t rank, uint32_t world_size,
@@ -129,9 +130,9 @@ Result<SaveGrant> AgentClient::BeginSave(const std::string& job, uint32_t rank, 
     if (fd >= 0) close(fd);
     return Internal("malformed begin reply from the agent");
   }
-  GEMINI_ASSIGN_OR_RETURN(uint8_t * region,
+  GEMINI_ASSIGN_OR_RETURN(std::shared_ptr<Mapping> mapping,
                           MapSlot(job, rank, g.slot, g.segment, g.size, fd, /*writable=*/true));
-  return SaveGrant{std::move(m), region, g.size};
+  return SaveGrant{std::move(m), mapping->data(), g.size};
 }
 
 Status AgentClient::CommitSave(const SaveGrant& grant, const std::vector<uint32_t>& crcs) {
@@ -190,9 +191,9 @@ Result<OpenShard> AgentClient::Open(const std::string& job, uint32_t rank, int64
     return bad;
   }
   shard.manifest = std::move(*m);
-  GEMINI_ASSIGN_OR_RETURN(uint8_t * region,
+  GEMINI_ASSIGN_OR_RETURN(shard.mapping,
                           MapSlot(job, rank, g.slot, g.segment, g.size, fd, /*writable=*/false));
-  shard.data = region;
+  shard.data = shard.mapping->data();
   return shard;
 }
 

@@ -45,12 +45,15 @@ struct SaveOptions {
   std::chrono::milliseconds wait{std::chrono::minutes(2)};
 };
 
-// A committed shard opened for reading; valid until the next call on the client
-// that maps the same slot.
+// A committed shard opened for reading. `data` stays mapped while the shard
+// (or a copy) lives, even once the client maps the slot anew or is gone. The
+// agent may reuse the slot for a newer iteration two saves later; reads then
+// fail the CRC check (DataLoss).
 struct OpenShard {
   Manifest manifest;
   std::vector<uint32_t> crcs;
   const uint8_t* data = nullptr;
+  std::shared_ptr<const Mapping> mapping;  // Keeps `data` mapped.
 };
 
 // An in-progress slot granted by BeginSave(): the caller fills `region` (the
@@ -80,8 +83,9 @@ class AgentClient {
                               int64_t iteration, const std::vector<TensorSource>& tensors,
                               const SaveOptions& options = {});
   Status CommitSave(const SaveGrant& grant, const std::vector<uint32_t>& crcs);
-  // Called with a cached mapping's (data, size) just before it is unmapped
-  // (e.g. to cudaHostUnregister it). Set it before the first save.
+  // Called with a cached mapping's (data, size) just before the client lets
+  // go of it (e.g. to cudaHostUnregister it): unmapped then, or once the last
+  // OpenShard that holds it goes. Set it before the first save.
   void SetUnmapHook(std::function<void(uint8_t*, size_t)> hook);
   // iteration -1: the rank's newest committed.
   Result<OpenShard> Open(const std::string& job, uint32_t rank, int64_t iteration);
@@ -111,12 +115,13 @@ class AgentClient {
   Result<std::string> Call(uint32_t type, const std::string& payload, int* fd,
                            std::chrono::milliseconds timeout);
   // Mapping of a granted slot, from the cache or freshly mapped from fd.
-  Result<uint8_t*> MapSlot(const std::string& job, uint32_t rank, uint32_t slot,
-                           const std::string& segment, uint64_t size, int fd, bool writable);
+  Result<std::shared_ptr<Mapping>> MapSlot(const std::string& job, uint32_t rank, uint32_t slot,
+                                           const std::string& segment, uint64_t size, int fd,
+                                           bool writable);
 
   struct CachedMap {
     std::string segment;
-    std::unique_ptr<Mapping> mapping;
+    std::shared_ptr<Mapping> mapping;
     bool writable = false;
   };
 
