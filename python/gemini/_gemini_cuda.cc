@@ -172,6 +172,7 @@ PYBIND11_MODULE(_gemini_cuda, m) {
                 [&] { return s.Restore(shard.shard, ps, AsStream(stream), threads, pin); }));
             py::dict d;
             d["verify_s"] = st.verify_s;
+            d["recheck_s"] = st.recheck_s;
             d["pin_s"] = st.pin_s;
             d["copy_s"] = st.copy_s;
             d["pinned"] = st.pinned;

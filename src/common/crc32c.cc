@@ -70,4 +70,19 @@ uint32_t CopyWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc) {
   return ~state;
 }
 
+uint32_t CopyOutWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc) {
+  auto* d = static_cast<unsigned char*>(dst);
+  auto* s = static_cast<const unsigned char*>(src);
+  uint32_t state = ~crc;
+  while (len > 0) {
+    size_t n = std::min(len, kPiece);
+    std::memcpy(d, s, n);
+    state = crc32_iscsi(d, static_cast<int>(n), state);  // What landed, from cache.
+    d += n;
+    s += n;
+    len -= n;
+  }
+  return ~state;
+}
+
 }  // namespace gemini

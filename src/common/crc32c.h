@@ -19,4 +19,12 @@ uint32_t Crc32c(const void* data, size_t len, uint32_t crc = 0);
 // read from memory once and written once, as by a large memcpy.
 uint32_t CopyWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc = 0);
 
+// Copies len bytes from src to dst and returns the CRC32C of the bytes written
+// to dst, continuing from `crc`: for reads out of memory that another process
+// may change meanwhile (a slot reused by a newer save), the checksum then
+// vouches for exactly what the caller got, never for bytes read a moment
+// earlier. Works in cache-sized pieces: each is copied with plain stores (so
+// it stays in cache) and then checksummed from dst.
+uint32_t CopyOutWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc = 0);
+
 }  // namespace gemini

@@ -31,4 +31,13 @@ TEST(Crc32c, CopyWithCrcCopiesAndChecksums) {
   EXPECT_EQ(c, Crc32c(src.data(), src.size()));
 }
 
+TEST(Crc32c, CopyOutWithCrcChecksumsWhatItWrote) {
+  std::vector<unsigned char> src(300000), dst(300000);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<unsigned char>(i ^ (i >> 8));
+  uint32_t c = CopyOutWithCrc32c(dst.data(), src.data(), 131073);  // Across a 128 KiB piece.
+  c = CopyOutWithCrc32c(dst.data() + 131073, src.data() + 131073, src.size() - 131073, c);
+  EXPECT_EQ(src, dst);
+  EXPECT_EQ(c, Crc32c(dst.data(), dst.size()));
+}
+
 }  // namespace gemini

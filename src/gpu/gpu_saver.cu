@@ -369,6 +369,12 @@ Result<RestoreStats> GpuSaver::Restore(const OpenShard& shard,
   }
   GEMINI_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
   st.copy_s = Since(t0);
+  t0 = Clock::now();
+  Status again = VerifyChunksParallel(shard.data, m.data_bytes, m.chunk_size, shard.crcs, threads);
+  if (!again.ok())
+    return DataLoss("the slot changed while it was copied to the GPU (a newer save reused it?): " +
+                    again.message() + "; the restored tensors must be discarded");
+  st.recheck_s = Since(t0);
   return st;
 }
 

@@ -27,7 +27,10 @@
 // Submit() (which first waits for the previous save).
 //
 // Restore() loads a committed shard back into device memory: it verifies
-// every chunk's CRC32C on the host, then copies with cudaMemcpyAsync.
+// every chunk's CRC32C on the host, copies with cudaMemcpyAsync, and once the
+// copies are done verifies the slot again: the agent may reuse a slot for a
+// newer save while an old one is read, and the bytes the copies took then
+// pass only if the slot held the checked bytes before and after them.
 // Thread-safe; the worker is joined by the destructor.
 #pragma once
 
@@ -80,9 +83,10 @@ struct RestorePiece {
 };
 
 struct RestoreStats {
-  double verify_s = 0;  // CRC32C of every chunk.
-  double pin_s = 0;     // Page-locking the slot (0 when already pinned or not asked).
-  double copy_s = 0;    // Host-to-device copies.
+  double verify_s = 0;   // CRC32C of every chunk.
+  double pin_s = 0;      // Page-locking the slot (0 when already pinned or not asked).
+  double copy_s = 0;     // Host-to-device copies.
+  double recheck_s = 0;  // CRC32C of every chunk again, after the copies.
   bool pinned = false;
   uint64_t bytes = 0;
 };

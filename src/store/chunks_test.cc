@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "common/crc32c.h"
 
@@ -82,6 +84,46 @@ TEST(Chunks, RangeCopiesItsBytesAndChecksTheChunksItTouches) {
   EXPECT_EQ(
       CopyRangeVerified(out.data(), region.data(), data_bytes, chunk, crcs, 1, UINT64_MAX).code(),
       Code::kInvalidArgument);
+}
+
+// A slot rewritten while it is read (another process's newer save): a read
+// that passes its CRCs holds exactly the committed bytes. The writer flips
+// one 4 KiB page at a time and puts it back; a copy that took a flipped page
+// must fail, even when the check of that piece (before or after) saw it
+// intact.
+TEST(Chunks, AReadRacingAWriterNeverPassesOtherBytes) {
+  constexpr uint64_t kBytes = 4 << 20, kChunk = 1 << 20, kPage = 4096;
+  std::vector<uint8_t> region(kBytes);
+  std::mt19937_64 rng(7);
+  for (auto& b : region) b = static_cast<uint8_t>(rng());
+  const std::vector<uint8_t> committed = region;
+  const std::vector<uint32_t> crcs = ChunkCrcs(region.data(), kBytes, kChunk);
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    std::mt19937_64 r(11);
+    volatile uint8_t* p = region.data();
+    while (!stop.load(std::memory_order_relaxed)) {
+      uint64_t at = r() % (kBytes / kPage) * kPage;
+      for (uint64_t i = at; i < at + kPage; i += 64) p[i] = static_cast<uint8_t>(~p[i]);
+      for (int spin = 0; spin < 200; ++spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+      for (uint64_t i = at; i < at + kPage; i += 64) p[i] = static_cast<uint8_t>(~p[i]);
+    }
+  });
+  std::vector<uint8_t> dst(kBytes);
+  int passed = 0, refused = 0, wrong = 0;
+  for (int round = 0; round < 300; ++round) {
+    std::fill(dst.begin(), dst.end(), 0);
+    if (CopyOutVerified(dst.data(), region.data(), kBytes, kChunk, crcs).ok()) {
+      ++passed;
+      wrong += dst != committed;
+    } else {
+      ++refused;
+    }
+  }
+  stop = true;
+  writer.join();
+  EXPECT_EQ(wrong, 0) << passed << " reads passed their CRCs, " << refused << " refused";
+  EXPECT_EQ(passed + refused, 300);
 }
 
 }  // namespace
