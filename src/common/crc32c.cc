@@ -51,38 +51,40 @@ void StreamCopy(unsigned char* d, const unsigned char* s, size_t n) {
   std::memcpy(d, s, n % 64);
 }
 
-}  // namespace
-
-uint32_t CopyWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc) {
-  auto* d = static_cast<unsigned char*>(dst);
-  auto* s = static_cast<const unsigned char*>(src);
+// Copies len bytes in cache-sized pieces, returning their CRC32C. Capture
+// (kChecksumCopy false) checksums each source piece, pulling it into cache,
+// then streams it out; reads (true) copy each piece with plain stores and
+// checksum the copy, so the CRC vouches for exactly the bytes written.
+template <bool kChecksumCopy>
+uint32_t CopyPieces(unsigned char* d, const unsigned char* s, size_t len, uint32_t crc) {
   uint32_t state = ~crc;
   while (len > 0) {
     size_t n = std::min(len, kPiece);
-    // Checksum the source piece (pulling it into cache), then stream it out.
-    state = crc32_iscsi(const_cast<unsigned char*>(s), static_cast<int>(n), state);
-    StreamCopy(d, s, n);
+    if constexpr (kChecksumCopy) {
+      std::memcpy(d, s, n);
+      state = crc32_iscsi(d, static_cast<int>(n), state);
+    } else {
+      state = crc32_iscsi(const_cast<unsigned char*>(s), static_cast<int>(n), state);
+      StreamCopy(d, s, n);
+    }
     d += n;
     s += n;
     len -= n;
   }
-  _mm_sfence();  // Streaming stores are visible to other threads/processes after this.
+  if constexpr (!kChecksumCopy) _mm_sfence();  // Streamed stores visible to others after this.
   return ~state;
 }
 
+}  // namespace
+
+uint32_t CopyWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc) {
+  return CopyPieces<false>(static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src),
+                           len, crc);
+}
+
 uint32_t CopyOutWithCrc32c(void* dst, const void* src, size_t len, uint32_t crc) {
-  auto* d = static_cast<unsigned char*>(dst);
-  auto* s = static_cast<const unsigned char*>(src);
-  uint32_t state = ~crc;
-  while (len > 0) {
-    size_t n = std::min(len, kPiece);
-    std::memcpy(d, s, n);
-    state = crc32_iscsi(d, static_cast<int>(n), state);  // What landed, from cache.
-    d += n;
-    s += n;
-    len -= n;
-  }
-  return ~state;
+  return CopyPieces<true>(static_cast<unsigned char*>(dst), static_cast<const unsigned char*>(src),
+                          len, crc);
 }
 
 }  // namespace gemini
