@@ -26,6 +26,9 @@
 //                     moment the bench's own watch of `complete` shows it (it
 //                     waits behind the other N watchers' deliveries, all
 //                     processed by this one process)
+//                     split into reports_in (to the moment the root's tracker
+//                     had every host's report of it) and swap (from there to
+//                     etcd accepting the compare-and-swap)
 //   etcd requests/s per agent  etcd's own count of gRPC messages received
 //                     (unary calls, keepalives, watch creations) over the
 //                     steady window / window / N; also the agents' own count
@@ -159,7 +162,7 @@ class SeverableKv : public KvStore {
 // One simulated agent.
 class SimAgent {
  public:
-  using Advanced = std::function<void(int64_t epoch, int64_t iteration)>;
+  using Advanced = CompletionTracker::Advanced;
   SimAgent(uint32_t host, const std::string& endpoint, const JobConfig& config, int ttl,
            const transport::JobSecret& secret, Advanced on_advanced)
       : host_(host),
@@ -357,9 +360,18 @@ class Observer {
     return std::nullopt;
   }
   // The root's compare-and-swap of `complete` to (epoch, iteration) succeeded.
-  void Advanced(int64_t epoch, int64_t iteration) {
+  // `reported`: when the root's tracker found every host's report in.
+  void Advanced(int64_t epoch, int64_t iteration, Clock::time_point reported) {
     std::lock_guard<std::mutex> lock(mu_);
     written_.emplace(std::make_pair(epoch, iteration), Clock::now());
+    reported_.emplace(std::make_pair(epoch, iteration), reported);
+  }
+  // When the root had every host's report of (epoch, iteration) or beyond.
+  std::optional<Clock::time_point> ReportedAt(int64_t epoch, int64_t iteration) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = reported_.lower_bound({epoch, iteration}); it != reported_.end(); ++it)
+      return it->second;
+    return std::nullopt;
   }
   // When `complete` was first written at (epoch, iteration) or beyond.
   std::optional<Clock::time_point> WrittenAt(int64_t epoch, int64_t iteration) {
@@ -394,6 +406,7 @@ class Observer {
   std::vector<SeenPlan> plans_;
   std::map<std::pair<int64_t, int64_t>, Clock::time_point> completes_;
   std::map<std::pair<int64_t, int64_t>, Clock::time_point> written_;
+  std::map<std::pair<int64_t, int64_t>, Clock::time_point> reported_;
 };
 
 class CoordinationBench {
@@ -501,7 +514,9 @@ class CoordinationBench {
     for (int attempt = 0; attempt < 5; ++attempt) {  // A loaded machine may time out a dial.
       agent = std::make_unique<SimAgent>(
           host, etcd_->endpoint(), config_, a_.lease_ttl, *secret_,
-          [this](int64_t epoch, int64_t iteration) { observer_->Advanced(epoch, iteration); });
+          [this](int64_t epoch, int64_t iteration, Clock::time_point reported) {
+            observer_->Advanced(epoch, iteration, reported);
+          });
       st = agent->Start();
       if (st.ok()) break;
       agent->Stop();
@@ -610,7 +625,7 @@ class CoordinationBench {
     auto after = ReadEtcd(*etcd_);
     const int64_t agent_after = AgentRequests();
     std::this_thread::sleep_for(milliseconds(1000));  // The last completes arrive.
-    std::vector<double> latency_ms, seen_ms;
+    std::vector<double> latency_ms, seen_ms, reports_ms, swap_ms;
     int64_t missing = 0;
     for (const auto& [it, at] : told) {
       if (it - told.begin()->first < warm) continue;
@@ -621,6 +636,10 @@ class CoordinationBench {
         continue;
       }
       latency_ms.push_back(std::max(0.0, Seconds(*written - at) * 1e3));
+      if (auto reported = observer_->ReportedAt(epoch, it)) {
+        reports_ms.push_back(std::max(0.0, Seconds(*reported - at) * 1e3));
+        swap_ms.push_back(std::max(0.0, Seconds(*written - *reported) * 1e3));
+      }
       seen_ms.push_back(std::max(0.0, Seconds(*seen - at) * 1e3));
     }
     nlohmann::json j;
@@ -632,6 +651,12 @@ class CoordinationBench {
     j["complete_ms_max"] = Percentile(latency_ms, 1.0);
     j["seen_ms_p50"] = Percentile(seen_ms, 0.5);
     j["seen_ms_p99"] = Percentile(seen_ms, 0.99);
+    // The split: every host's report in at the root (N reporters' sends and
+    // the root's receives), then the root's compare-and-swap in etcd.
+    j["reports_in_ms_p50"] = Percentile(reports_ms, 0.5);
+    j["reports_in_ms_p99"] = Percentile(reports_ms, 0.99);
+    j["swap_ms_p50"] = Percentile(swap_ms, 0.5);
+    j["swap_ms_p99"] = Percentile(swap_ms, 0.99);
     if (before && after.ok()) {
       const double window = Seconds(after->at - before->at);
       j["window_s"] = window;
@@ -648,7 +673,10 @@ class CoordinationBench {
     if (missing > 0) ok_ = false;
     Progress("  commit to complete (etcd accepted the root's swap) p50 " +
              Fmt(j["complete_ms_p50"], "%.1f") + " ms, p99 " + Fmt(j["complete_ms_p99"], "%.1f") +
-             " ms; seen by a watcher in this process p50 " + Fmt(j["seen_ms_p50"], "%.1f") +
+             " ms (every report in at the root p50 " + Fmt(j["reports_in_ms_p50"], "%.1f") +
+             ", p99 " + Fmt(j["reports_in_ms_p99"], "%.1f") + " ms; then the swap p50 " +
+             Fmt(j["swap_ms_p50"], "%.1f") + ", p99 " + Fmt(j["swap_ms_p99"], "%.1f") +
+             " ms); seen by a watcher in this process p50 " + Fmt(j["seen_ms_p50"], "%.1f") +
              " ms, p99 " + Fmt(j["seen_ms_p99"], "%.1f") + " ms; etcd requests/s per agent " +
              Fmt(j.value("etcd_requests_per_s_per_agent", -1.0), "%.3f") + " (ratio vs idle " +
              Fmt(j.value("requests_ratio_vs_idle", -1.0), "%.3f") + "); etcd CPU " +

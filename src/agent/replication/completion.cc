@@ -16,7 +16,7 @@ constexpr size_t kEpochsKept = 4;  // reports of newer epochs than the root has 
 }  // namespace
 
 CompletionTracker::CompletionTracker(JobCoordinator* coord, uint32_t num_hosts,
-                                     std::function<void(int64_t, int64_t)> on_advanced)
+                                     Advanced on_advanced)
     : coord_(coord), num_hosts_(num_hosts), on_advanced_(std::move(on_advanced)) {}
 
 CompletionTracker::~CompletionTracker() { Stop(); }
@@ -98,6 +98,7 @@ void CompletionTracker::Run() {
     else
       cv_.wait_for(lock, milliseconds(1000), [&] { return dirty_ || stop_; });
     if (stop_) break;
+    const auto reported = std::chrono::steady_clock::now();
     dirty_ = retry = false;
     const int64_t epoch = coord_->epoch();
     reported_.erase(reported_.begin(), reported_.lower_bound(epoch));
@@ -107,7 +108,7 @@ void CompletionTracker::Run() {
     if (newest < 0 || (advanced.count(epoch) && advanced[epoch] >= newest)) continue;
     lock.unlock();
     Result<int64_t> done = coord_->AdvanceComplete(epoch, newest);
-    if (done.ok() && *done == newest && on_advanced_) on_advanced_(epoch, newest);
+    if (done.ok() && *done == newest && on_advanced_) on_advanced_(epoch, newest, reported);
     lock.lock();
     if (done.ok()) {
       advanced[epoch] = *done;

@@ -27,6 +27,7 @@
 // by Stop().
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -45,9 +46,13 @@ namespace gemini {
 class CompletionTracker {
  public:
   // on_advanced (optional) is called on the tracker's thread each time etcd
-  // accepted a new `complete` (what `gemini bench coordination` times).
-  CompletionTracker(JobCoordinator* coord, uint32_t num_hosts,
-                    std::function<void(int64_t epoch, int64_t iteration)> on_advanced = nullptr);
+  // accepted a new `complete` (what `gemini bench coordination` times), with
+  // the moment the tracker found every host's report of that iteration in
+  // (before its compare-and-swap): the split of the latency between the
+  // hosts' reports and etcd.
+  using Advanced = std::function<void(int64_t epoch, int64_t iteration,
+                                      std::chrono::steady_clock::time_point reported)>;
+  CompletionTracker(JobCoordinator* coord, uint32_t num_hosts, Advanced on_advanced = nullptr);
   ~CompletionTracker();
   void Start();
   void Stop();
@@ -69,7 +74,7 @@ class CompletionTracker {
 
   JobCoordinator* const coord_;
   const uint32_t num_hosts_;
-  const std::function<void(int64_t, int64_t)> on_advanced_;
+  const Advanced on_advanced_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<int64_t, EpochReports> reported_;      // by epoch

@@ -66,6 +66,34 @@ TEST(CompletionTest, CompleteIsTheSlowestHostAndOnlyGrows) {
   EXPECT_EQ(tracker.Record({3, 0, 9}).code(), Code::kInvalidArgument);  // Not a host of the job.
 }
 
+// The callback of each accepted advance says when every report was in: after
+// the last report that raised the slowest host, before etcd took the swap.
+TEST(CompletionTest, AnAdvanceSaysWhenItsReportsWereIn) {
+  Job job;
+  JobCoordinator coord(job.kv, {0, "a", 1, {}}, 5);
+  std::mutex mu;
+  std::vector<std::pair<int64_t, std::chrono::steady_clock::time_point>> seen;
+  CompletionTracker tracker(&coord, 2, [&](int64_t, int64_t it, auto reported) {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> lock(mu);
+    seen.push_back({it, reported});
+    EXPECT_LE(reported, now);
+  });
+  tracker.Start();
+  ASSERT_TRUE(tracker.Record({0, 0, 3}).ok());
+  const auto before_last = std::chrono::steady_clock::now();
+  ASSERT_TRUE(tracker.Record({1, 0, 3}).ok());
+  EXPECT_TRUE(Eventually([&] { return job.Complete() == 3; }));
+  EXPECT_TRUE(Eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return !seen.empty();
+  }));
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].first, 3);
+  EXPECT_GE(seen[0].second, before_last);
+}
+
 // After a shrink (agent/cluster/layout.h) only the epoch's members count: a host
 // that left the job holds nothing back, and its late reports change nothing.
 TEST(CompletionTest, OnlyTheEpochsMembersCount) {
