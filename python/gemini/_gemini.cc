@@ -93,9 +93,9 @@ PYBIND11_MODULE(_gemini, m) {
           [](AgentClient& c, const std::string& job, uint32_t rank, int64_t iteration) {
             return Unwrap(WithoutGil([&] { return c.Open(job, rank, iteration); }));
           },
-          // The shard points into the client's mapping of the slot: it keeps the
-          // client (and so the mapping) alive, e.g. for `Client(sock).open(...)`.
-          py::keep_alive<0, 1>(), py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
+          // The shard holds its own reference to the slot's mapping
+          // (store/client.h), so `Client(sock).open(...)` stays readable.
+          py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
       .def_static(
           "read_into",
           [](const OpenShard& s, uintptr_t dst, int threads) {

@@ -157,7 +157,6 @@ PYBIND11_MODULE(_gemini_cuda, m) {
             return GpuShard{
                 Unwrap(WithoutGil([&] { return s.client()->Open(job, rank, iteration); }))};
           },
-          py::keep_alive<0, 1>(),  // The shard points into the saver's mapping of the slot.
           py::arg("job"), py::arg("rank"), py::arg("iteration") = -1)
       .def(
           "restore",
