@@ -225,6 +225,20 @@ int RunInterleave(const InterleaveArgs& a) {
     std::cerr << "gemini bench interleave: needs root (network namespaces)\n";
     return 2;
   }
+  if (a.device == "cuda") {  // Fail here, not in every host's trainer log.
+    auto probe =
+        Subprocess::Start({DefaultPython(), "-c",
+                           "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)"},
+                          {}, false, "/dev/null");
+    auto code =
+        probe.ok() ? (*probe)->Wait(std::chrono::seconds(120)) : Result<int>(probe.status());
+    if (!code.ok() || *code != 0) {
+      std::cerr << "gemini bench interleave: --device cuda, but " << DefaultPython()
+                << " sees no CUDA device (torch.cuda.is_available() is false"
+                << (code.ok() ? "" : ": " + code.status().ToString()) << ")\n";
+      return 2;
+    }
+  }
   if (a.measure < 3 || a.iterations < a.warmup + a.measure + 2) {
     std::cerr << "gemini bench interleave: --iterations must be at least --warmup + --measure + "
                  "2, --measure at least 3\n";

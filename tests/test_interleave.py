@@ -34,3 +34,13 @@ def test_modes_keep_checkpoints_identical_and_interleave_uses_spans():
     assert agent["profiler"]["profile"]["ops"], "the DDP hook reported no allreduce"
     assert r["every_k"] >= 1 and r["idle_s_per_iter"] > 0
     assert r["modes"]["none"]["agent"]["mode"] == "none"
+
+
+def test_cuda_without_a_gpu_is_a_clear_error():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU (scripts/gpu-check --interleave runs it)")
+    out = subprocess.run([GEMINI, "bench", "interleave", "--device", "cuda"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert "sees no CUDA device" in out.stderr, out.stderr
