@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "agent/cluster/plan.h"
+#include "agent/run.h"
 #include "common/paths.h"
 #include "common/stop_signals.h"
 #include "common/subprocess.h"

@@ -13,9 +13,10 @@
 // (nothing executed is read from etcd). The agent runs the trainers with
 // torchrun's environment and recovers them as the job's plan says. The
 // launcher prints the job's timeline and exits with the job's status: 0 when
-// every trainer finished, 1 when the job failed, kFencedExit when this node
-// was declared lost while it ran (stalled past its lease: a replacement
-// serves its host id). SIGTERM or SIGINT stop the agent and its trainers.
+// every trainer finished, 1 when the job failed, kFencedExit (agent/run.h)
+// when this node was declared lost while it ran (stalled past its lease: a
+// replacement serves its host id). SIGTERM or SIGINT stop the agent and its
+// trainers.
 //
 // The flags are src/cli/launch_cmd.cc's; RunNode takes their values.
 #pragma once
@@ -29,10 +30,6 @@
 #include "launch/job.h"
 
 namespace gemini {
-
-// Exit code of an agent (and its node launcher) that stood down because its
-// host was declared lost while it ran.
-inline constexpr int kFencedExit = 3;
 
 struct NodeOptions {
   JobFlags job;
