@@ -1,4 +1,4 @@
-#include "cli/cluster_demo.h"
+#include "harness/cluster_demo.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,7 @@
 
 #include "common/subprocess.h"
 
-namespace gemini::cli {
+namespace gemini::harness {
 namespace {
 
 using nlohmann::json;
@@ -18,13 +18,8 @@ using nlohmann::json;
 // Runs `gemini launch`, echoing its timeline when `echo`; returns its report.
 Result<json> Launch(const ClusterDemoArgs& a, const std::string& inject, const std::string& report,
                     bool echo) {
-  std::vector<std::string> argv{SelfExe(),      "launch",     "--hosts",  std::to_string(a.hosts),
-                                "--redundancy", a.redundancy, "--report", report};
-  if (!inject.empty())
-    argv.insert(argv.end(), {"--inject", inject, "--standby-hosts", "1", "--show-placement"});
-  argv.insert(argv.end(), {"--", a.python, "-m", "gemini.demo_train", "--iterations",
-                           std::to_string(a.iterations)});
-  GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(argv, {}, true, report + ".stderr"));
+  GEMINI_ASSIGN_OR_RETURN(auto p, Subprocess::Start(ClusterDemoLaunchArgs(a, inject, report), {},
+                                                    true, report + ".stderr"));
   for (;;) {
     auto line = p->ReadLine(std::chrono::minutes(15));
     if (!line.ok()) break;
@@ -40,6 +35,17 @@ Result<json> Launch(const ClusterDemoArgs& a, const std::string& inject, const s
 }
 
 }  // namespace
+
+std::vector<std::string> ClusterDemoLaunchArgs(const ClusterDemoArgs& a, const std::string& inject,
+                                               const std::string& report) {
+  std::vector<std::string> argv{SelfExe(),      "launch",     "--hosts",  std::to_string(a.hosts),
+                                "--redundancy", a.redundancy, "--report", report};
+  if (!inject.empty())
+    argv.insert(argv.end(), {"--inject", inject, "--standby-hosts", "1", "--show-placement"});
+  argv.insert(argv.end(), {"--", a.python, "-m", "gemini.demo_train", "--iterations",
+                           std::to_string(a.iterations)});
+  return argv;
+}
 
 int RunClusterDemo(const ClusterDemoArgs& a) {
   FILE* out = a.json ? stderr : stdout;
@@ -96,4 +102,4 @@ int RunClusterDemo(const ClusterDemoArgs& a) {
   return same ? 0 : 1;
 }
 
-}  // namespace gemini::cli
+}  // namespace gemini::harness
