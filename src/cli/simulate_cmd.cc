@@ -1,5 +1,5 @@
 // `gemini simulate`: wasted time per failure and effective-training-time ratio
-// of Gemini, Strawman and HighFreq (src/sim), by Monte Carlo over failure
+// of Gemini, Strawman and HighFreq (src/sim: scenario.h), by Monte Carlo over failure
 // times or from a trace; or, with --figure / --plot, the data of a paper-figure
 // analog drawn by scripts/plot_figures.py (the Python beside `gemini`, with
 // matplotlib). Exit code 2 on invalid input, 1 on other errors.
@@ -18,9 +18,8 @@
 
 #include "cli/command.h"
 #include "common/paths.h"
-#include "sim/failure_sim.h"
 #include "sim/figures.h"
-#include "sim/wasted_time.h"
+#include "sim/scenario.h"
 
 extern char** environ;
 
@@ -31,12 +30,9 @@ namespace sim = gemini::sim;
 using nlohmann::json;
 
 struct SimulateArgs {
-  sim::ClusterModel model;
-  sim::MonteCarloOptions mc;
+  sim::ScenarioOptions scenario;  // Its model before BuildModel folds in the rest.
   std::string strategy = "mixed";
   double strawman_h = 3, persist_h = 3;
-  double instance_failure_rate = -1;  // per instance-day; < 0: use failures_per_day
-  std::string trace;
   bool json = false;
   std::string figure, plot, data, plot_script;
   std::string python = gemini::DefaultPython();
@@ -50,99 +46,12 @@ void Fail(const gemini::Status& st) {
 
 // The model with the strategy and the hour-valued options folded in.
 gemini::Result<sim::ClusterModel> BuildModel(const SimulateArgs& a) {
-  sim::ClusterModel m = a.model;
+  sim::ClusterModel m = a.scenario.model;
   GEMINI_ASSIGN_OR_RETURN(m.placement, gemini::ParsePlacementStrategy(a.strategy));
   m.strawman_interval_s = a.strawman_h * 3600;
   m.persist_interval_s = a.persist_h * 3600;
   GEMINI_RETURN_IF_ERROR(sim::ValidateModel(m));
   return m;
-}
-
-// ---- one scenario ----
-
-struct Scenario {
-  sim::ClusterModel model;
-  double failures_per_day = 0;
-  std::map<int, int> event_sizes;  // machines per failure event -> events
-  std::vector<sim::PolicySummary> summaries;
-};
-
-gemini::Result<Scenario> RunScenario(const SimulateArgs& a, const sim::ClusterModel& model) {
-  Scenario s;
-  s.model = model;
-  double horizon_s = a.mc.days * 86400;
-  if (!a.trace.empty()) {
-    GEMINI_ASSIGN_OR_RETURN(auto events, sim::LoadFailureTrace(a.trace, model.instances));
-    GEMINI_ASSIGN_OR_RETURN(s.summaries, sim::RunTrace(model, events, horizon_s));
-    s.failures_per_day = s.summaries[0].failures / a.mc.days;
-    for (const auto& e : events) {
-      if (e.time_s < horizon_s) ++s.event_sizes[static_cast<int>(e.machines.size())];
-    }
-    if (s.event_sizes.empty()) s.event_sizes[1] = 1;
-    return s;
-  }
-  s.event_sizes[a.mc.machines_per_failure] = 1;
-  sim::MonteCarloOptions mc = a.mc;
-  if (a.instance_failure_rate >= 0) mc.failures_per_day = a.instance_failure_rate * model.instances;
-  GEMINI_ASSIGN_OR_RETURN(s.summaries, sim::RunMonteCarlo(model, mc));
-  s.failures_per_day = mc.failures_per_day;
-  return s;
-}
-
-// Mean of f(k) over the scenario's failure events, k being an event's machine count.
-template <typename F>
-gemini::Result<double> MeanOverEvents(const Scenario& s, F f) {
-  double sum = 0, events = 0;
-  for (auto [k, count] : s.event_sizes) {
-    GEMINI_ASSIGN_OR_RETURN(double v, f(k));
-    sum += v * count;
-    events += count;
-  }
-  return sum / events;
-}
-
-gemini::Result<json> PolicyJson(const Scenario& s, const sim::PolicySummary& r) {
-  GEMINI_ASSIGN_OR_RETURN(sim::PolicyCosts costs, sim::CostsOf(s.model, r.policy));
-  GEMINI_ASSIGN_OR_RETURN(double waste, MeanOverEvents(s, [&](int k) {
-                            return sim::ExpectedWastePerFailure(s.model, r.policy, k);
-                          }));
-  json j = {{"policy", sim::PolicyName(r.policy)},
-            {"checkpoint_s", costs.primary.ckpt_s},
-            {"interval_s", costs.primary.interval_s},
-            {"recovery_s", costs.primary.recovery_s},
-            {"wasted_per_failure_s", waste},
-            {"effective_ratio_analytic", sim::AnalyticEffectiveRatio(s.failures_per_day, waste)},
-            {"effective_ratio", r.mean_ratio},
-            {"effective_ratio_stderr", r.stderr_ratio},
-            {"simulated_wasted_per_failure_s", r.mean_wasted_per_failure_s},
-            {"failures", r.failures}};
-  if (r.policy == sim::Policy::kGemini) {
-    GEMINI_ASSIGN_OR_RETURN(double p, MeanOverEvents(s, [&](int k) {
-                              return gemini::RecoveryProbability(
-                                  s.model.instances, s.model.replicas, s.model.placement, k);
-                            }));
-    j["memory_recovery_probability"] = p;
-    j["fallback_fraction"] = r.fallback_fraction;
-    j["persistent_recovery_s"] = costs.fallback.recovery_s;
-  }
-  return j;
-}
-
-gemini::Result<json> ScenarioJson(const SimulateArgs& a, const Scenario& s) {
-  json policies = json::array();
-  for (const auto& r : s.summaries) {
-    GEMINI_ASSIGN_OR_RETURN(json j, PolicyJson(s, r));
-    policies.push_back(j);
-  }
-  return json{{"model", sim::ModelToJson(s.model)},
-              {"checkpoint_bytes", sim::CheckpointBytes(s.model)},
-              {"failures_per_day", s.failures_per_day},
-              {"machines_per_failure", a.mc.machines_per_failure},
-              {"days", a.mc.days},
-              {"trials", a.trace.empty() ? a.mc.trials : 1},
-              {"seed", a.mc.seed},
-              {"trace", a.trace.empty() ? json(nullptr) : json(a.trace)},
-              {"policies", policies}};
 }
 
 void PrintHuman(const SimulateArgs& a, const json& j) {
@@ -153,12 +62,13 @@ void PrintHuman(const SimulateArgs& a, const json& j) {
             << " TB checkpoint), network " << m["network_gbps"].get<double>() << " Gbps, storage "
             << m["storage_gbps"].get<double>() << " Gbps, iteration "
             << m["iteration_s"].get<double>() << " s\n";
-  std::string each = a.trace.empty() ? std::to_string(a.mc.machines_per_failure) +
-                                           " machine(s) each; Monte Carlo " +
-                                           std::to_string(a.mc.trials) + " trials x "
-                                     : "machines as in trace " + a.trace + "; ";
-  std::cout << "failures: " << j["failures_per_day"].get<double>() << "/day, " << each << a.mc.days
-            << " days\n\n";
+  std::string each = a.scenario.trace.empty()
+                         ? std::to_string(a.scenario.mc.machines_per_failure) +
+                               " machine(s) each; Monte Carlo " +
+                               std::to_string(a.scenario.mc.trials) + " trials x "
+                         : "machines as in trace " + a.scenario.trace + "; ";
+  std::cout << "failures: " << j["failures_per_day"].get<double>() << "/day, " << each
+            << a.scenario.mc.days << " days\n\n";
   std::cout << std::left << std::setw(10) << "policy" << std::right << std::setw(10) << "ckpt s"
             << std::setw(12) << "interval s" << std::setw(12) << "recovery s" << std::setw(14)
             << "waste/fail s" << std::setw(12) << "analytic" << std::setw(20) << "simulated (± se)"
@@ -184,9 +94,11 @@ void PrintHuman(const SimulateArgs& a, const json& j) {
 }
 
 void RunScenarioCommand(const SimulateArgs& a, const sim::ClusterModel& model) {
-  auto s = RunScenario(a, model);
+  sim::ScenarioOptions o = a.scenario;
+  o.model = model;
+  auto s = sim::RunScenario(o);
   if (!s.ok()) return Fail(s.status());
-  auto j = ScenarioJson(a, *s);
+  auto j = sim::ScenarioJson(o, *s);
   if (!j.ok()) return Fail(j.status());
   if (a.json) {
     std::cout << j->dump(2) << "\n";
@@ -240,8 +152,9 @@ gemini::Result<std::string> WriteData(const SimulateArgs& a, const json& data) {
 }
 
 gemini::Status RunFigure(const SimulateArgs& a, const sim::ClusterModel& model) {
-  sim::FigureOptions opt{model, a.mc, a.max_machines};
-  if (a.instance_failure_rate >= 0) opt.instance_failure_rate = a.instance_failure_rate;
+  sim::FigureOptions opt{model, a.scenario.mc, a.max_machines};
+  if (a.scenario.instance_failure_rate >= 0)
+    opt.instance_failure_rate = a.scenario.instance_failure_rate;
   std::string figure = a.figure.empty() ? "effective-time" : a.figure;
   GEMINI_ASSIGN_OR_RETURN(json data, sim::FigureData(figure, opt));
   if (a.json) std::cout << data.dump(1) << "\n";
@@ -268,7 +181,7 @@ void Run(const SimulateArgs& a) {
 }
 
 void AddModelOptions(CLI::App* c, SimulateArgs& a) {
-  auto& m = a.model;
+  auto& m = a.scenario.model;
   c->add_option("--model-params", m.model_params, "Model parameters")->capture_default_str();
   c->add_option("--bytes-per-param", m.bytes_per_param, "Checkpoint bytes per parameter")
       ->capture_default_str();
@@ -297,17 +210,18 @@ void AddModelOptions(CLI::App* c, SimulateArgs& a) {
 }
 
 void AddFailureOptions(CLI::App* c, SimulateArgs& a) {
-  c->add_option("--failures-per-day", a.mc.failures_per_day, "Cluster-wide failure events per day")
+  c->add_option("--failures-per-day", a.scenario.mc.failures_per_day,
+                "Cluster-wide failure events per day")
       ->capture_default_str();
-  c->add_option("--instance-failure-rate", a.instance_failure_rate,
+  c->add_option("--instance-failure-rate", a.scenario.instance_failure_rate,
                 "Failures per instance per day (overrides --failures-per-day), e.g. 0.015");
-  c->add_option("--machines-per-failure", a.mc.machines_per_failure,
+  c->add_option("--machines-per-failure", a.scenario.mc.machines_per_failure,
                 "Machines taken down by each failure event")
       ->capture_default_str();
-  c->add_option("--days", a.mc.days, "Simulated days per trial")->capture_default_str();
-  c->add_option("--trials", a.mc.trials, "Monte Carlo trials")->capture_default_str();
-  c->add_option("--seed", a.mc.seed, "Random seed")->capture_default_str();
-  c->add_option("--trace", a.trace,
+  c->add_option("--days", a.scenario.mc.days, "Simulated days per trial")->capture_default_str();
+  c->add_option("--trials", a.scenario.mc.trials, "Monte Carlo trials")->capture_default_str();
+  c->add_option("--seed", a.scenario.mc.seed, "Random seed")->capture_default_str();
+  c->add_option("--trace", a.scenario.trace,
                 "Failure trace instead of Monte Carlo: lines '<seconds> <machine>...'");
 }
 
