@@ -7,7 +7,7 @@
 // a failed machine's host id, then runs as that host in launch mode.
 //
 // The flags are src/cli/agent_cmd.cc's; AgentArgs holds their values as
-// typed (the job's share, redundancy and interleaving, as launch/job.h's
+// typed (the job's share, redundancy and interleaving, as agent/settings.h's
 // RedundancyFlags and InterleaveFlags), MakeAgentOptions turns them into the
 // Agent's options and RunAgent runs it.
 #pragma once
@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/settings.h"
 #include "common/paths.h"
 #include "common/status.h"
 #include "coord/etcd_kv_store.h"
-#include "launch/job.h"
 
 namespace gemini {
 

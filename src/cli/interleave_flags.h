@@ -1,12 +1,12 @@
 // Command-line flags of traffic interleaving (agent/interleave/interleaver.h), shared by
 // `gemini agent` and `gemini launch`. Their values (InterleaveFlags,
-// ToInterleaveOptions) are launch/job.h's.
+// ToInterleaveOptions) are agent/settings.h's.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "launch/job.h"
+#include "agent/settings.h"
 
 namespace gemini::cli {
 

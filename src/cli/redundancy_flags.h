@@ -1,13 +1,13 @@
 // The --replicas / --redundancy pair shared by `gemini agent`, `launch`,
 // `demo` and `placement`: copies:M (full copies, --replicas M) or rs:K+F
 // (Reed–Solomon fragments, include/gemini/placement.h). The two exclude each other.
-// Their values (RedundancyFlags, ToRedundancy) are launch/job.h's.
+// Their values (RedundancyFlags, ToRedundancy) are agent/settings.h's.
 #pragma once
 
 #include <CLI/CLI.hpp>
 #include <string>
 
-#include "launch/job.h"
+#include "agent/settings.h"
 
 namespace gemini::cli {
 

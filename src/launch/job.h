@@ -4,10 +4,9 @@
 // agents and node launchers it starts. The flags themselves (CLI11) are
 // src/cli's (job_flags.h, redundancy_flags.h, interleave_flags.h).
 //
-//   RedundancyFlags  --replicas M | --redundancy SPEC  -> ToRedundancy
-//   InterleaveFlags  --interleave, --buffer, ...        -> ToInterleaveOptions
-//   JobFlags         every setting of a job            -> MakeJobConfig (the
-//                    job's config in etcd), JobFlagArgs (the flags again)
+//   JobFlags   every setting of a job -> MakeJobConfig (the job's config in
+//              etcd), JobFlagArgs (the flags again); its redundancy and
+//              interleaving are the agent's own settings (agent/settings.h)
 #pragma once
 
 #include <cstdint>
@@ -15,35 +14,12 @@
 #include <vector>
 
 #include "agent/cluster/plan.h"
-#include "agent/interleave/interleaver.h"
+#include "agent/settings.h"
 #include "common/status.h"
 #include "coord/etcd_kv_store.h"
 #include "gemini/placement.h"
 
 namespace gemini {
-
-// copies:M (full copies, --replicas M) or rs:K+F (Reed–Solomon fragments,
-// include/gemini/placement.h); the two flags exclude each other.
-struct RedundancyFlags {
-  int replicas = 0;        // 0: not given.
-  std::string redundancy;  // "": not given.
-};
-
-// What the flags ask for; `fallback` when neither was given.
-Result<Redundancy> ToRedundancy(const RedundancyFlags& f,
-                                Redundancy fallback = Redundancy::Copies(2));
-
-// Traffic interleaving (agent/interleave/interleaver.h).
-struct InterleaveFlags {
-  std::string mode = "interleave";
-  std::string buffer = "128MiB";
-  uint32_t sub_buffers = 4;
-  double mu = 0.9;
-  int warmup = 20;
-  int replication_nice = 10;
-};
-
-Result<InterleaveOptions> ToInterleaveOptions(const InterleaveFlags& f);
 
 // The job (what goes into its config in etcd) and how each node's agent runs.
 struct JobFlags {

@@ -7,15 +7,6 @@
 namespace gemini {
 namespace {
 
-TEST(Job, RedundancyFromEitherFlag) {
-  EXPECT_EQ(ToRedundancy({})->ToString(), "copies:2");
-  EXPECT_EQ(ToRedundancy({}, Redundancy::Copies(1))->ToString(), "copies:1");
-  EXPECT_EQ(ToRedundancy({.replicas = 3})->ToString(), "copies:3");
-  EXPECT_EQ(ToRedundancy({.redundancy = "rs:4+2"})->ToString(), "rs:4+2");
-  EXPECT_FALSE(ToRedundancy({.replicas = -1}).ok());
-  EXPECT_FALSE(ToRedundancy({.redundancy = "copies"}).ok());
-}
-
 TEST(Job, ConfigForTheHostsThatJoined) {
   JobFlags f;
   f.nproc = 2;
