@@ -3,14 +3,7 @@
 // times or from a trace; or, with --figure / --plot, the data of a paper-figure
 // analog drawn by scripts/plot_figures.py (the Python beside `gemini`, with
 // matplotlib). Exit code 2 on invalid input, 1 on other errors.
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -19,13 +12,11 @@
 #include "cli/command.h"
 #include "common/paths.h"
 #include "sim/figures.h"
+#include "sim/plot.h"
 #include "sim/scenario.h"
-
-extern char** environ;
 
 namespace {
 
-namespace fs = std::filesystem;
 namespace sim = gemini::sim;
 using nlohmann::json;
 
@@ -109,48 +100,6 @@ void RunScenarioCommand(const SimulateArgs& a, const sim::ClusterModel& model) {
 
 // ---- figures ----
 
-std::string FindPlotScript(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv("GEMINI_PLOT_SCRIPT")) return env;
-  auto found = gemini::SupportFile("plot_figures.py");
-  return found.ok() ? *found : "";
-}
-
-gemini::Status RunPlotter(const SimulateArgs& a, const std::string& data_path) {
-  std::string script = FindPlotScript(a.plot_script);
-  if (script.empty()) {
-    return gemini::NotFound("plot_figures.py not found (reinstall Gemini or pass --plot-script)");
-  }
-  std::vector<std::string> argv_s = {a.python, script, "--data", data_path, "--out", a.plot};
-  std::vector<char*> argv;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, a.python.c_str(), nullptr, nullptr, argv.data(), environ);
-  if (rc != 0) return gemini::ErrnoStatus("cannot start " + a.python, rc);
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) return gemini::ErrnoStatus("waitpid", errno);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return gemini::Internal("plot script " + script + " failed");
-  }
-  return gemini::Status::Ok();
-}
-
-gemini::Result<std::string> WriteData(const SimulateArgs& a, const json& data) {
-  std::string path = a.data;
-  if (path.empty()) {
-    char tmpl[] = "/tmp/gemini-figure-XXXXXX.json";
-    int fd = mkstemps(tmpl, 5);
-    if (fd < 0) return gemini::ErrnoStatus("mkstemps", errno);
-    close(fd);
-    path = tmpl;
-  }
-  std::ofstream out(path);
-  out << data.dump(1) << "\n";
-  if (!out) return gemini::Internal("cannot write " + path);
-  return path;
-}
-
 gemini::Status RunFigure(const SimulateArgs& a, const sim::ClusterModel& model) {
   sim::FigureOptions opt{model, a.scenario.mc, a.max_machines};
   if (a.scenario.instance_failure_rate >= 0)
@@ -159,9 +108,7 @@ gemini::Status RunFigure(const SimulateArgs& a, const sim::ClusterModel& model) 
   GEMINI_ASSIGN_OR_RETURN(json data, sim::FigureData(figure, opt));
   if (a.json) std::cout << data.dump(1) << "\n";
   if (a.plot.empty() && a.data.empty()) return gemini::Status::Ok();
-  GEMINI_ASSIGN_OR_RETURN(std::string path, WriteData(a, data));
-  gemini::Status st = a.plot.empty() ? gemini::Status::Ok() : RunPlotter(a, path);
-  if (a.data.empty()) std::remove(path.c_str());
+  gemini::Status st = sim::PlotFigure(data, {a.python, a.plot_script, a.plot, a.data});
   if (st.ok() && !a.json) {
     std::cout << "figure " << figure << ":" << (a.plot.empty() ? "" : " wrote " + a.plot)
               << (a.data.empty() ? "" : " data " + a.data) << "\n";
