@@ -331,6 +331,22 @@ Result<EtcdReading> ReadEtcd(const EtcdProcess& etcd) {
 
 // Everything the bench itself watches: plans (when each appeared) and
 // `complete` (when each iteration became complete).
+
+// The root's advance of `complete`: when every host's report was in at its
+// tracker, and when etcd took the compare-and-swap.
+struct Advance {
+  Clock::time_point reported, written;
+};
+
+// The value of the first key at or after (epoch, iteration).
+template <typename V>
+std::optional<V> AtOrAfter(const std::map<std::pair<int64_t, int64_t>, V>& m, int64_t epoch,
+                           int64_t iteration) {
+  auto it = m.lower_bound({epoch, iteration});
+  if (it == m.end()) return std::nullopt;
+  return it->second;
+}
+
 class Observer {
  public:
   explicit Observer(std::shared_ptr<KvStore> kv)
@@ -355,30 +371,19 @@ class Observer {
   // When `complete` first reached (epoch, iteration) or beyond.
   std::optional<Clock::time_point> CompleteAt(int64_t epoch, int64_t iteration) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = completes_.lower_bound({epoch, iteration}); it != completes_.end(); ++it)
-      return it->second;
-    return std::nullopt;
+    return AtOrAfter(completes_, epoch, iteration);
   }
   // The root's compare-and-swap of `complete` to (epoch, iteration) succeeded.
   // `reported`: when the root's tracker found every host's report in.
   void Advanced(int64_t epoch, int64_t iteration, Clock::time_point reported) {
     std::lock_guard<std::mutex> lock(mu_);
-    written_.emplace(std::make_pair(epoch, iteration), Clock::now());
-    reported_.emplace(std::make_pair(epoch, iteration), reported);
+    advances_.emplace(std::make_pair(epoch, iteration), Advance{reported, Clock::now()});
   }
-  // When the root had every host's report of (epoch, iteration) or beyond.
-  std::optional<Clock::time_point> ReportedAt(int64_t epoch, int64_t iteration) {
+  // The first advance to (epoch, iteration) or beyond: when the root had every
+  // host's report, and when etcd took the swap.
+  std::optional<Advance> AdvanceAt(int64_t epoch, int64_t iteration) {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = reported_.lower_bound({epoch, iteration}); it != reported_.end(); ++it)
-      return it->second;
-    return std::nullopt;
-  }
-  // When `complete` was first written at (epoch, iteration) or beyond.
-  std::optional<Clock::time_point> WrittenAt(int64_t epoch, int64_t iteration) {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = written_.lower_bound({epoch, iteration}); it != written_.end(); ++it)
-      return it->second;
-    return std::nullopt;
+    return AtOrAfter(advances_, epoch, iteration);
   }
   std::optional<Plan> Current() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -405,8 +410,7 @@ class Observer {
   std::mutex mu_;
   std::vector<SeenPlan> plans_;
   std::map<std::pair<int64_t, int64_t>, Clock::time_point> completes_;
-  std::map<std::pair<int64_t, int64_t>, Clock::time_point> written_;
-  std::map<std::pair<int64_t, int64_t>, Clock::time_point> reported_;
+  std::map<std::pair<int64_t, int64_t>, Advance> advances_;
 };
 
 class CoordinationBench {
@@ -629,17 +633,15 @@ class CoordinationBench {
     int64_t missing = 0;
     for (const auto& [it, at] : told) {
       if (it - told.begin()->first < warm) continue;
-      auto written = observer_->WrittenAt(epoch, it);
+      auto advance = observer_->AdvanceAt(epoch, it);
       auto seen = observer_->CompleteAt(epoch, it);
-      if (!written || !seen) {
+      if (!advance || !seen) {
         ++missing;
         continue;
       }
-      latency_ms.push_back(std::max(0.0, Seconds(*written - at) * 1e3));
-      if (auto reported = observer_->ReportedAt(epoch, it)) {
-        reports_ms.push_back(std::max(0.0, Seconds(*reported - at) * 1e3));
-        swap_ms.push_back(std::max(0.0, Seconds(*written - *reported) * 1e3));
-      }
+      latency_ms.push_back(std::max(0.0, Seconds(advance->written - at) * 1e3));
+      reports_ms.push_back(std::max(0.0, Seconds(advance->reported - at) * 1e3));
+      swap_ms.push_back(std::max(0.0, Seconds(advance->written - advance->reported) * 1e3));
       seen_ms.push_back(std::max(0.0, Seconds(*seen - at) * 1e3));
     }
     nlohmann::json j;

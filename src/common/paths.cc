@@ -31,6 +31,20 @@ std::string DefaultPython() {
   return "python3";
 }
 
+Result<std::string> FindOnPath(const std::string& name, const char* path) {
+  if (path == nullptr) path = std::getenv("PATH");
+  const std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  for (size_t start = 0; start <= dirs.size();) {
+    size_t end = dirs.find(':', start);
+    if (end == std::string::npos) end = dirs.size();
+    const std::string dir = dirs.substr(start, end - start);
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return NotFound("command not found on PATH: " + name);
+}
+
 Result<std::string> SupportFile(const std::string& name) {
   std::error_code ec;
   for (const fs::path& p : {BinDir().parent_path() / "share/gemini" / name,

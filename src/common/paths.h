@@ -23,6 +23,11 @@ std::string DefaultSocketPath();
 // a source build, else `python3` (searched on PATH).
 std::string DefaultPython();
 
+// The executable `name` in the directories of `path` (a PATH value; null:
+// $PATH, else /usr/local/bin:/usr/bin:/bin), as execvp would find it.
+// NotFound naming it when no directory has it.
+Result<std::string> FindOnPath(const std::string& name, const char* path = nullptr);
+
 // A support file shipped with Gemini (`cluster`, `plot_figures.py`, ...):
 // <prefix>/share/gemini/NAME when installed, <repo>/scripts/NAME in a source tree.
 Result<std::string> SupportFile(const std::string& name);

@@ -13,6 +13,8 @@
 #include <cstdlib>
 #include <thread>
 
+#include "common/paths.h"
+
 extern char** environ;
 
 namespace gemini {
@@ -26,19 +28,8 @@ Result<std::unique_ptr<Subprocess>> Subprocess::Start(const std::vector<std::str
   std::string program = argv[0];
   if (program.find('/') == std::string::npos) {
     auto it = env.find("PATH");
-    const char* path = it != env.end() ? it->second.c_str() : std::getenv("PATH");
-    std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
-    std::string found;
-    for (size_t start = 0; start <= dirs.size() && found.empty();) {
-      size_t end = dirs.find(':', start);
-      if (end == std::string::npos) end = dirs.size();
-      std::string dir = dirs.substr(start, end - start);
-      std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-      if (access(candidate.c_str(), X_OK) == 0) found = candidate;
-      start = end + 1;
-    }
-    if (found.empty()) return NotFound("command not found on PATH: " + program);
-    program = found;
+    GEMINI_ASSIGN_OR_RETURN(program,
+                            FindOnPath(program, it != env.end() ? it->second.c_str() : nullptr));
   }
   int pipe_fds[2] = {-1, -1};
   if (capture_stdout && pipe2(pipe_fds, O_CLOEXEC) != 0) return ErrnoStatus("pipe", errno);

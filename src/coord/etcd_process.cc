@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/paths.h"
 #include "coord/etcd_kv_store.h"
 
 namespace gemini {
@@ -64,17 +65,8 @@ Status EtcdProcess::AwaitReady() {
 
 std::string DefaultEtcdBinary() {
   if (const char* env = std::getenv("GEMINI_ETCD"); env != nullptr && *env != '\0') return env;
-  if (const char* path = std::getenv("PATH"); path != nullptr) {
-    std::string dirs = path;
-    for (size_t at = 0; at <= dirs.size();) {
-      size_t end = dirs.find(':', at);
-      if (end == std::string::npos) end = dirs.size();
-      std::string dir = dirs.substr(at, end - at);
-      if (!dir.empty() && ::access((dir + "/etcd").c_str(), X_OK) == 0) return dir + "/etcd";
-      at = end + 1;
-    }
-  }
-  return "/usr/bin/etcd";
+  auto found = FindOnPath("etcd");
+  return found.ok() ? *found : "/usr/bin/etcd";
 }
 
 Result<std::unique_ptr<EtcdProcess>> EtcdProcess::Start(EtcdProcessOptions options) {
